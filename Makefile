@@ -29,7 +29,7 @@ build:
 	$(GO) build -o $(BIN)/signgate ./cmd/signgate
 
 ## test: unit + integration tests (race detector) and the chart checks.
-test: chart-check
+test: chart-check verify-crds
 	$(GO) test -race -count=1 ./...
 
 lint: fmt vet staticcheck
@@ -59,6 +59,15 @@ fuzz:
 crds: $(STAMP)/controller-gen-$(CONTROLLER_GEN_VERSION)
 	$(BIN)/controller-gen object paths=./policy/v1alpha1/...
 	$(BIN)/controller-gen crd paths=./policy/v1alpha1/... output:crd:artifacts:config=charts/signgate/crds
+
+## verify-crds: fail when the deepcopy code or the CRDs are stale (regenerates into a temp dir and diffs).
+verify-crds: $(STAMP)/controller-gen-$(CONTROLLER_GEN_VERSION)
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	  $(BIN)/controller-gen object paths=./policy/v1alpha1/... output:object:dir=$$tmp \
+	    crd paths=./policy/v1alpha1/... output:crd:dir=$$tmp/crds && \
+	  diff -u policy/v1alpha1/zz_generated.deepcopy.go $$tmp/zz_generated.deepcopy.go && \
+	  diff -ru charts/signgate/crds $$tmp/crds && echo "crds up to date" || \
+	  { echo "generated files are stale: run make crds"; exit 1; }
 
 ## chart-check: helm lint + helm template of charts/signgate.
 chart-check: $(STAMP)/helm-$(HELM_VERSION)
