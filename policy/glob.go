@@ -264,3 +264,9 @@ func matchStar(pattern, name string) bool {
 	}
 	return pi == len(pattern)
 }
+
+// matchNames is Match on a repository already canonicalized and split on
+// "/", so one image can be tried against many globs cheaply.
+func (g Glob) matchNames(names []string) bool {
+	return len(g.segs) > 0 && matchSegments(g.segs, names)
+}

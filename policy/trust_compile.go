@@ -1,0 +1,241 @@
+package policy
+
+import (
+	"crypto"
+	"fmt"
+	"slices"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/signgate/signgate/policy/v1alpha1"
+)
+
+// Kinds of policy objects.
+const (
+	KindClusterImagePolicy = "ClusterImagePolicy"
+	KindImagePolicy        = "ImagePolicy"
+)
+
+// policyObject is one policy as a source loaded it, before compilation.
+type policyObject struct {
+	Kind       string // KindClusterImagePolicy or KindImagePolicy
+	Namespace  string // ImagePolicy only
+	Name       string
+	Generation int64
+	Spec       v1alpha1.ImagePolicySpec
+	Selector   *metav1.LabelSelector // ClusterImagePolicy only
+	DecodeErr  error                 // the object could not be decoded; Spec is unusable
+}
+
+// ID names the policy in messages: "ClusterImagePolicy corp",
+// "ImagePolicy team-a/ci".
+func (o *policyObject) ID() string {
+	if o.Kind == KindImagePolicy {
+		return fmt.Sprintf("%s %s/%s", o.Kind, o.Namespace, o.Name)
+	}
+	return o.Kind + " " + o.Name
+}
+
+// secretLookup returns the data of a Secret; an error means it could not be
+// read (missing, forbidden, unreachable).
+type secretLookup func(namespace, name string) (map[string][]byte, error)
+
+// compiler turns policy objects into a trustSet. Parsed keys are cached by
+// their PEM text from one compilation to the next, so an unrelated edit does
+// not re-parse every key. Not safe for concurrent use: each source compiles
+// from one goroutine.
+type compiler struct {
+	gateNamespace string // where ClusterImagePolicy secretRefs live
+	secrets       secretLookup
+	keys          map[string]crypto.PublicKey
+}
+
+// compileResult is the verdict on one object, for status and logs.
+type compileResult struct {
+	Object *policyObject
+	Err    *InvalidPolicyError // nil when valid
+}
+
+func (c *compiler) compile(objs []*policyObject) (*trustSet, []compileResult) {
+	used := make(map[string]crypto.PublicKey, len(c.keys))
+	t := &trustSet{byNamespace: map[string][]*compiledPolicy{}}
+	results := make([]compileResult, 0, len(objs))
+	for _, o := range objs {
+		p, err := c.compileOne(o, used)
+		results = append(results, compileResult{Object: o, Err: err})
+		if o.Kind == KindImagePolicy {
+			t.byNamespace[o.Namespace] = append(t.byNamespace[o.Namespace], p)
+		} else {
+			t.cluster = append(t.cluster, p)
+		}
+	}
+	sortPolicies(t.cluster)
+	for _, ps := range t.byNamespace {
+		sortPolicies(ps)
+	}
+	c.keys = used
+	return t, results
+}
+
+// compileOne compiles one policy. It always returns a policy: an invalid one
+// carries its error in req.Err and keeps the scope it can still determine.
+func (c *compiler) compileOne(o *policyObject, used map[string]crypto.PublicKey) (*compiledPolicy, *InvalidPolicyError) {
+	p := &compiledPolicy{req: Requirement{Policy: o.ID()}}
+	var problems []string
+	if o.Kind == KindClusterImagePolicy {
+		p.selector, problems = compileSelector(o)
+	}
+	if o.DecodeErr != nil {
+		// Nothing of the spec is trustworthy: cover every image in scope.
+		p.all = true
+		problems = append(problems, o.DecodeErr.Error())
+		return p, invalid(p, problems)
+	}
+	p.globs, p.all, problems = compileGlobs(o.Spec.Images, problems)
+	mode, err := ParseMode(string(o.Spec.Mode))
+	if err != nil {
+		problems = append(problems, err.Error())
+	}
+	p.req.Mode = mode
+	problems = c.compileVerdict(o, &p.req, used, problems)
+	if len(problems) > 0 {
+		return p, invalid(p, problems)
+	}
+	return p, nil
+}
+
+func invalid(p *compiledPolicy, problems []string) *InvalidPolicyError {
+	slices.Sort(problems)
+	err := &InvalidPolicyError{Policy: p.req.Policy, Problems: slices.Compact(problems)}
+	p.req = Requirement{Policy: p.req.Policy, Mode: ModeEnforce, Err: err}
+	return err
+}
+
+// compileSelector compiles a ClusterImagePolicy's namespaceSelector. A
+// selector that does not parse covers every namespace: the scope of a broken
+// policy errs on the side of denying.
+func compileSelector(o *policyObject) (labels.Selector, []string) {
+	if o.Selector == nil {
+		return labels.Everything(), nil
+	}
+	sel, err := metav1.LabelSelectorAsSelector(o.Selector)
+	if err != nil {
+		return labels.Everything(), []string{"namespaceSelector: " + err.Error()}
+	}
+	return sel, nil
+}
+
+// compileGlobs compiles the images. If any glob is invalid (or there is
+// none) the policy's scope is unknown, so it covers every image (all=true):
+// treating it as matching nothing would silently drop it.
+func compileGlobs(images []v1alpha1.ImageGlob, problems []string) (globs []Glob, all bool, _ []string) {
+	if len(images) == 0 {
+		return nil, true, append(problems, "images: at least one glob is required")
+	}
+	for i, img := range images {
+		g, err := CompileGlob(img.Glob)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("images[%d]: %v", i, err))
+			all = true
+			continue
+		}
+		globs = append(globs, g)
+	}
+	return globs, all, problems
+}
+
+// compileVerdict fills the static verdict or the authorities and threshold.
+func (c *compiler) compileVerdict(o *policyObject, req *Requirement, used map[string]crypto.PublicKey, problems []string) []string {
+	spec := &o.Spec
+	switch {
+	case spec.Static != nil && len(spec.Authorities) > 0:
+		return append(problems, "exactly one of authorities or static is required, both are set")
+	case spec.Static != nil:
+		if a := spec.Static.Action; a != v1alpha1.StaticPass && a != v1alpha1.StaticFail {
+			return append(problems, fmt.Sprintf("static.action %q: want pass or fail", a))
+		}
+		req.Static = string(spec.Static.Action)
+		return problems
+	case len(spec.Authorities) == 0:
+		return append(problems, "exactly one of authorities or static is required, neither is set")
+	}
+	req.Threshold = int(spec.Threshold)
+	if req.Threshold == 0 {
+		req.Threshold = 1
+	}
+	if req.Threshold < 0 || req.Threshold > len(spec.Authorities) {
+		problems = append(problems, fmt.Sprintf("threshold %d: want between 1 and the number of authorities (%d)", spec.Threshold, len(spec.Authorities)))
+	}
+	seen := make(map[string]bool, len(spec.Authorities))
+	for i, a := range spec.Authorities {
+		switch {
+		case a.Name == "":
+			problems = append(problems, fmt.Sprintf("authorities[%d]: name is required", i))
+		case seen[a.Name]:
+			problems = append(problems, fmt.Sprintf("authorities[%d]: duplicate name %q", i, a.Name))
+		}
+		seen[a.Name] = true
+		key, err := c.key(o, a.Key, used)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("authority %q: %v", a.Name, err))
+			continue
+		}
+		req.Authorities = append(req.Authorities, Authority{Name: a.Name, Key: key})
+	}
+	return problems
+}
+
+// key returns the parsed public key of an authority, from the cache when
+// its PEM was parsed before.
+func (c *compiler) key(o *policyObject, ks v1alpha1.KeySource, used map[string]crypto.PublicKey) (crypto.PublicKey, error) {
+	var data string
+	switch {
+	case ks.Data != "" && ks.SecretRef != nil:
+		return nil, fmt.Errorf("exactly one of key.data or key.secretRef is required, both are set")
+	case ks.Data != "":
+		data = ks.Data
+	case ks.SecretRef != nil:
+		d, err := c.secretKey(o, ks.SecretRef)
+		if err != nil {
+			return nil, err
+		}
+		data = d
+	default:
+		return nil, fmt.Errorf("exactly one of key.data or key.secretRef is required, neither is set")
+	}
+	if k, ok := used[data]; ok {
+		return k, nil
+	}
+	if k, ok := c.keys[data]; ok {
+		used[data] = k
+		return k, nil
+	}
+	k, err := parsePublicKey([]byte(data))
+	if err != nil {
+		return nil, fmt.Errorf("parse public key: %w", err)
+	}
+	used[data] = k
+	return k, nil
+}
+
+// secretKey reads a secretRef: an ImagePolicy's Secret lives in its own
+// namespace, a ClusterImagePolicy's in the gate's namespace.
+func (c *compiler) secretKey(o *policyObject, ref *v1alpha1.SecretKeyRef) (string, error) {
+	ns := o.Namespace
+	if o.Kind == KindClusterImagePolicy {
+		ns = c.gateNamespace
+	}
+	if c.secrets == nil {
+		return "", fmt.Errorf("read secret %s/%s: no secrets available", ns, ref.Name)
+	}
+	data, err := c.secrets(ns, ref.Name)
+	if err != nil {
+		return "", fmt.Errorf("read secret %s/%s: %w", ns, ref.Name, err)
+	}
+	v, ok := data[ref.Key]
+	if !ok {
+		return "", fmt.Errorf("secret %s/%s has no key %q", ns, ref.Name, ref.Key)
+	}
+	return string(v), nil
+}
