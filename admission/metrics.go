@@ -1,0 +1,96 @@
+package admission
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are signgate's Prometheus metrics (DESIGN.md §8), registered on a
+// registry the caller owns. It implements verifier.Observer, and a nil
+// *Metrics records nothing. Safe for concurrent use.
+type Metrics struct {
+	requests      *prometheus.CounterVec
+	duration      *prometheus.HistogramVec
+	cache         *prometheus.CounterVec
+	registry      *prometheus.CounterVec
+	verifications *prometheus.CounterVec
+	configReloads *prometheus.CounterVec
+}
+
+// NewMetrics creates the metrics and registers them on reg.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "signgate_admission_requests_total",
+			Help: "AdmissionReviews answered, by webhook, operation, kind and decision (allowed, denied, undecided, error, bad_request).",
+		}, []string{"webhook", "operation", "kind", "decision"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "signgate_admission_duration_seconds",
+			Help:    "Time to answer an AdmissionReview, from request to response.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"webhook"}),
+		cache: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "signgate_cache_requests_total",
+			Help: "Cache lookups by cache (verdict, tag) and result (hit, miss).",
+		}, []string{"cache", "result"}),
+		registry: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "signgate_registry_requests_total",
+			Help: "Registry HTTP requests by operation and status code (0: transport error).",
+		}, []string{"operation", "code"}),
+		verifications: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "signgate_verifications_total",
+			Help: "Signature verifications actually run (cache misses), by result (verified, not_verified, undecided).",
+		}, []string{"result"}),
+		configReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "signgate_config_reloads_total",
+			Help: "Configuration and policy reloads by result (success, failure).",
+		}, []string{"result"}),
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.cache, m.registry, m.verifications, m.configReloads} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// CacheRequest implements verifier.Observer.
+func (m *Metrics) CacheRequest(cache, result string) {
+	if m != nil {
+		m.cache.WithLabelValues(cache, result).Inc()
+	}
+}
+
+// RegistryRequest implements verifier.Observer.
+func (m *Metrics) RegistryRequest(operation string, code int) {
+	if m != nil {
+		m.registry.WithLabelValues(operation, strconv.Itoa(code)).Inc()
+	}
+}
+
+// Verification implements verifier.Observer.
+func (m *Metrics) Verification(result string) {
+	if m != nil {
+		m.verifications.WithLabelValues(result).Inc()
+	}
+}
+
+// ConfigReload counts a configuration or policy reload, result "success" or
+// "failure".
+func (m *Metrics) ConfigReload(result string) {
+	if m != nil {
+		m.configReloads.WithLabelValues(result).Inc()
+	}
+}
+
+func (m *Metrics) observeAdmission(webhook, operation, kind, decision string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.requests.WithLabelValues(webhook, operation, kind, decision).Inc()
+	if decision != "bad_request" {
+		m.duration.WithLabelValues(webhook).Observe(d.Seconds())
+	}
+}
