@@ -1,0 +1,334 @@
+package policy
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+	psapi "k8s.io/pod-security-admission/api"
+)
+
+// The apiVersion and kind a gate configuration file must declare.
+const (
+	ConfigAPIVersion = "signgate.dev/v1alpha1"
+	ConfigKind       = "GateConfiguration"
+)
+
+// UnmatchedAction says what happens to an image no trust policy matches.
+type UnmatchedAction string
+
+// The values of unmatchedImages.
+const (
+	UnmatchedDeny  UnmatchedAction = "deny"  // deny the request (default)
+	UnmatchedWarn  UnmatchedAction = "warn"  // admit with a warning
+	UnmatchedAllow UnmatchedAction = "allow" // admit silently
+)
+
+// Config is the gate configuration (DESIGN.md §7), the file given with
+// --config. Build one with ParseConfig or DefaultConfig: they apply defaults,
+// validate, and compile what the hot path needs (Pod Security defaults,
+// namespace selectors, networks). A Config is immutable once built and safe
+// for concurrent use; do not modify a Config that is in use.
+type Config struct {
+	APIVersion string `yaml:"apiVersion"` // must be ConfigAPIVersion
+	Kind       string `yaml:"kind"`       // must be ConfigKind
+
+	// UnmatchedImages applies to images no policy matches. Default deny.
+	UnmatchedImages UnmatchedAction `yaml:"unmatchedImages"`
+	// ExemptNamespaces are never evaluated at all (no pinning, no
+	// verification, no Pod Security). Default none; the gate adds its own
+	// namespace at run time (see Exempt).
+	ExemptNamespaces []string `yaml:"exemptNamespaces"`
+	// PodSecurity configures the Pod Security Standards evaluation.
+	PodSecurity PodSecurityConfig `yaml:"podSecurity"`
+	// HardeningChecks are the opt-in checks beyond Pod Security, in the
+	// order they run. Default none.
+	HardeningChecks []HardeningRule `yaml:"hardening"`
+	// Pinning configures the mutating webhook.
+	Pinning PinningConfig `yaml:"pinning"`
+	// Cache sizes the verifier's caches.
+	Cache CacheConfig `yaml:"cache"`
+	// Registry limits how the verifier talks to registries.
+	Registry RegistryConfig `yaml:"registry"`
+
+	psDefaults psapi.Policy // compiled from PodSecurity.Defaults
+}
+
+// PodSecurityConfig is the podSecurity section.
+type PodSecurityConfig struct {
+	// Defaults apply where a namespace has no pod-security.kubernetes.io
+	// labels. Default restricted/latest for enforce, warn and audit.
+	Defaults PodSecurityDefaults `yaml:"defaults"`
+	// Exemptions skip Pod Security (only) like PSA's exemptions do.
+	Exemptions PodSecurityExemptions `yaml:"exemptions"`
+	// Workloads says how violations in workload templates (Deployment,
+	// CronJob, …) are reported: ModeEnforce (default) denies them, ModeWarn
+	// admits them with a warning as PSA does. Pods are always enforced.
+	Workloads Mode `yaml:"workloads"`
+}
+
+// PodSecurityDefaults are levels ("privileged", "baseline", "restricted")
+// and versions ("latest", "v1.N"), keyed like the namespace labels.
+type PodSecurityDefaults struct {
+	Enforce        string `yaml:"enforce"`
+	EnforceVersion string `yaml:"enforce-version"`
+	Warn           string `yaml:"warn"`
+	WarnVersion    string `yaml:"warn-version"`
+	Audit          string `yaml:"audit"`
+	AuditVersion   string `yaml:"audit-version"`
+}
+
+// PodSecurityExemptions mirror PSA's: requests by these users, pods with
+// these runtime classes and pods in these namespaces skip Pod Security.
+type PodSecurityExemptions struct {
+	Usernames      []string `yaml:"usernames"`
+	RuntimeClasses []string `yaml:"runtimeClasses"`
+	Namespaces     []string `yaml:"namespaces"`
+}
+
+// PinningConfig is the pinning section.
+type PinningConfig struct {
+	// WorkloadTemplates pins images in workload templates too. Default
+	// false: pods are always pinned, templates only on request, because a
+	// pinned template drifts from what GitOps tools applied.
+	WorkloadTemplates bool `yaml:"workloadTemplates"`
+}
+
+// CacheConfig is the cache section. Every value must be positive.
+type CacheConfig struct {
+	MaxEntries int           `yaml:"maxEntries"` // verdict entries, default 10000
+	TTL        time.Duration `yaml:"ttl"`        // verified verdicts, default 10m
+	FailureTTL time.Duration `yaml:"failureTTL"` // definite failures, default 30s
+	TagTTL     time.Duration `yaml:"tagTTL"`     // tag→digest resolutions, default 15s
+}
+
+// RegistryConfig is the registry section.
+type RegistryConfig struct {
+	// Timeout bounds each registry operation, default 5s; always inside the
+	// admission deadline, so it must be below the webhook's 30s maximum.
+	Timeout time.Duration `yaml:"timeout"`
+	// MaxManifestBytes bounds manifest reads, default 4 MiB.
+	MaxManifestBytes int64 `yaml:"maxManifestBytes"`
+	// InsecureRegistries are host[:port] reachable over plain HTTP. Default none.
+	InsecureRegistries []string `yaml:"insecureRegistries"`
+	// AllowedHosts are host[:port] the gate may reach although they resolve
+	// into a blocked network (e.g. an in-cluster registry on a link-local
+	// address, or 127.0.0.1 in tests). Default none.
+	AllowedHosts []string `yaml:"allowedHosts"`
+	// BlockedNetworks, when set, replace the verifier's default blocked
+	// ranges (loopback, link-local, unspecified, multicast) with these CIDRs;
+	// an empty list blocks nothing. Absent (nil) keeps the default. See
+	// BlockedPrefixes for the parsed form.
+	BlockedNetworks []string `yaml:"blockedNetworks"`
+
+	blocked []netip.Prefix
+}
+
+// BlockedPrefixes returns BlockedNetworks parsed, or nil when the
+// configuration does not override the verifier's default.
+func (r *RegistryConfig) BlockedPrefixes() []netip.Prefix {
+	return r.blocked
+}
+
+// DefaultConfig returns the configuration used when no file is given: every
+// default of DESIGN.md §7 and no hardening checks.
+func DefaultConfig() *Config {
+	c := defaults()
+	c.APIVersion, c.Kind = ConfigAPIVersion, ConfigKind
+	if errs := c.validate(); len(errs) > 0 {
+		panic(fmt.Sprintf("policy: invalid default configuration: %v", errs)) // a bug, caught by tests
+	}
+	return c
+}
+
+// defaults returns an unvalidated Config holding every default but
+// apiVersion and kind, which a file must declare; ParseConfig decodes the
+// file over it so absent fields keep their default.
+func defaults() *Config {
+	return &Config{
+		UnmatchedImages: UnmatchedDeny,
+		PodSecurity: PodSecurityConfig{
+			Defaults: PodSecurityDefaults{
+				Enforce: string(psapi.LevelRestricted), EnforceVersion: psapi.VersionLatest,
+				Warn: string(psapi.LevelRestricted), WarnVersion: psapi.VersionLatest,
+				Audit: string(psapi.LevelRestricted), AuditVersion: psapi.VersionLatest,
+			},
+			Workloads: ModeEnforce,
+		},
+		Cache: CacheConfig{MaxEntries: 10000, TTL: 10 * time.Minute, FailureTTL: 30 * time.Second, TagTTL: 15 * time.Second},
+		Registry: RegistryConfig{
+			Timeout:          5 * time.Second,
+			MaxManifestBytes: 4 << 20,
+		},
+	}
+}
+
+// ParseConfig decodes a GateConfiguration strictly (unknown and duplicate
+// fields are errors), applies defaults to absent fields, and validates it.
+// Every problem is reported, one per line, as "line N: field.path: what is
+// allowed".
+func ParseConfig(data []byte) (*Config, error) {
+	root, err := parseNode(data)
+	if err != nil {
+		return nil, fmt.Errorf("parse %s: %w", ConfigKind, err)
+	}
+	c := defaults()
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil {
+		return nil, fmt.Errorf("parse %s: %w", ConfigKind, decodeError(root, err))
+	}
+	if errs := c.validate(); len(errs) > 0 {
+		return nil, fmt.Errorf("parse %s: %w", ConfigKind, errs.withLines(root))
+	}
+	return c, nil
+}
+
+// parseNode returns the document's root mapping, refusing empty input and
+// more than one document.
+func parseNode(data []byte) (*yaml.Node, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, errors.New("empty document: want apiVersion: " + ConfigAPIVersion + ", kind: " + ConfigKind)
+		}
+		return nil, err
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		line := extra.Line
+		if len(extra.Content) > 0 {
+			line = extra.Content[0].Line
+		}
+		return nil, fmt.Errorf("line %d: only one document is allowed", line)
+	}
+	root := &doc
+	if doc.Kind == yaml.DocumentNode && len(doc.Content) == 1 {
+		root = doc.Content[0]
+	}
+	if root.Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("line %d: want a mapping with apiVersion: %s, kind: %s", root.Line, ConfigAPIVersion, ConfigKind)
+	}
+	return root, nil
+}
+
+// Exempt reports whether namespace is never evaluated: it is listed in
+// exemptNamespaces or is one of also (the gate passes its own namespace).
+func (c *Config) Exempt(namespace string, also ...string) bool {
+	return slices.Contains(c.ExemptNamespaces, namespace) || slices.Contains(also, namespace)
+}
+
+// validate checks every field, applies per-element defaults and compiles
+// what the hot path uses. It returns every problem found.
+func (c *Config) validate() problems {
+	var errs problems
+	if c.APIVersion != ConfigAPIVersion {
+		errs.add(path{"apiVersion"}, "must be %s (got %q)", ConfigAPIVersion, c.APIVersion)
+	}
+	if c.Kind != ConfigKind {
+		errs.add(path{"kind"}, "must be %s (got %q)", ConfigKind, c.Kind)
+	}
+	switch c.UnmatchedImages {
+	case UnmatchedDeny, UnmatchedWarn, UnmatchedAllow:
+	default:
+		errs.add(path{"unmatchedImages"}, "must be one of deny, warn, allow (got %q)", c.UnmatchedImages)
+	}
+	errs.namespaces(path{"exemptNamespaces"}, c.ExemptNamespaces)
+	c.validatePodSecurity(&errs)
+	for i := range c.HardeningChecks {
+		c.HardeningChecks[i].compile(path{"hardening", i}, &errs)
+	}
+	c.Cache.validate(&errs)
+	c.Registry.validate(&errs)
+	return errs
+}
+
+func (c *Config) validatePodSecurity(errs *problems) {
+	p := path{"podSecurity"}
+	d := c.PodSecurity.Defaults
+	c.psDefaults.Enforce = parseLevelVersion(errs, p.to("defaults"), "enforce", d.Enforce, d.EnforceVersion)
+	c.psDefaults.Warn = parseLevelVersion(errs, p.to("defaults"), "warn", d.Warn, d.WarnVersion)
+	c.psDefaults.Audit = parseLevelVersion(errs, p.to("defaults"), "audit", d.Audit, d.AuditVersion)
+	ex := c.PodSecurity.Exemptions
+	errs.namespaces(p.to("exemptions", "namespaces"), ex.Namespaces)
+	errs.nonEmpty(p.to("exemptions", "usernames"), ex.Usernames)
+	errs.nonEmpty(p.to("exemptions", "runtimeClasses"), ex.RuntimeClasses)
+	if w := c.PodSecurity.Workloads; w != ModeEnforce && w != ModeWarn {
+		errs.add(p.to("workloads"), "must be one of enforce, warn (got %q)", w)
+	}
+}
+
+// parseLevelVersion parses one mode's default strictly: unlike namespace
+// labels, a bad configuration value is an error, not a fallback.
+func parseLevelVersion(errs *problems, p path, mode, level, version string) psapi.LevelVersion {
+	l, err := psapi.ParseLevel(level)
+	if err != nil {
+		errs.add(p.to(mode), "must be one of privileged, baseline, restricted (got %q)", level)
+	}
+	v, err := psapi.ParseVersion(version)
+	if err != nil {
+		errs.add(p.to(mode+"-version"), `must be "latest" or "v1.N" (got %q)`, version)
+	}
+	return psapi.LevelVersion{Level: l, Version: v}
+}
+
+func (cc *CacheConfig) validate(errs *problems) {
+	if cc.MaxEntries <= 0 {
+		errs.add(path{"cache", "maxEntries"}, "must be a positive number of entries (got %d)", cc.MaxEntries)
+	}
+	for _, d := range []struct {
+		field string
+		v     time.Duration
+	}{{"ttl", cc.TTL}, {"failureTTL", cc.FailureTTL}, {"tagTTL", cc.TagTTL}} {
+		if d.v <= 0 {
+			errs.add(path{"cache", d.field}, "must be a positive duration such as 30s (got %s)", d.v)
+		}
+	}
+}
+
+// maxRegistryTimeout is the longest an admission webhook may take.
+const maxRegistryTimeout = 30 * time.Second
+
+func (r *RegistryConfig) validate(errs *problems) {
+	if r.Timeout <= 0 || r.Timeout >= maxRegistryTimeout {
+		errs.add(path{"registry", "timeout"}, "must be a duration between 0s and 30s, the webhook deadline, such as 5s (got %s)", r.Timeout)
+	}
+	if r.MaxManifestBytes <= 0 {
+		errs.add(path{"registry", "maxManifestBytes"}, "must be a positive number of bytes (got %d)", r.MaxManifestBytes)
+	}
+	errs.hosts(path{"registry", "insecureRegistries"}, r.InsecureRegistries)
+	errs.hosts(path{"registry", "allowedHosts"}, r.AllowedHosts)
+	r.blocked = nil
+	if r.BlockedNetworks != nil {
+		r.blocked = make([]netip.Prefix, 0, len(r.BlockedNetworks))
+	}
+	for i, s := range r.BlockedNetworks {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			errs.add(path{"registry", "blockedNetworks", i}, "must be a CIDR such as 10.0.0.0/8 or fd00::/8 (got %q)", s)
+			continue
+		}
+		r.blocked = append(r.blocked, p.Masked())
+	}
+}
+
+// validHost accepts host or host:port as written in an image reference,
+// with no scheme, path or credentials.
+func validHost(s string) bool {
+	return s != "" && !strings.ContainsAny(s, "/@ \t") && strings.TrimSpace(s) == s
+}
+
+func (errs *problems) hosts(p path, hosts []string) {
+	for i, h := range hosts {
+		if !validHost(h) {
+			errs.add(p.to(i), "must be host or host:port without scheme or path, such as registry.local:5000 (got %q)", h)
+		}
+	}
+}
