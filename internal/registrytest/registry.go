@@ -1,0 +1,247 @@
+// Package registrytest runs an in-memory OCI registry for tests and signs
+// images in it with the cosign library.
+//
+// The registry is go-containerregistry's pkg/registry on an httptest server
+// bound to 127.0.0.1, behind an http.Handler that counts requests and
+// injects faults. Requests made by this package's own helpers (pushing,
+// signing) are neither counted nor faulted, so counts and faults concern
+// only the code under test.
+//
+//	reg := registrytest.New(t)
+//	d := reg.PushImage(t, "team/app", "v1")
+//	signer := registrytest.NewSigner(t)
+//	signer.Sign(t, d, registrytest.Classic)
+//	reg.ResetRequests()
+//	... verify reg.Host + "/team/app:v1" ...
+//	if got := reg.Requests(); got > 4 { ... }
+package registrytest
+
+import (
+	"context"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+)
+
+// setupHeader marks requests from this package's helpers.
+const setupHeader = "X-Registrytest-Setup"
+
+// Registry is a running in-memory registry. Safe for concurrent use.
+type Registry struct {
+	// Host is "127.0.0.1:PORT", the registry part of image references.
+	Host string
+
+	srv      *httptest.Server
+	requests atomic.Int64
+	mu       sync.Mutex
+	log      []string
+	fault    Fault
+}
+
+// Option configures New.
+type Option func(*config)
+
+type config struct{ referrers bool }
+
+// WithoutReferrersAPI turns off the OCI 1.1 referrers endpoint (it then
+// answers 404, like distribution 2.8), so bundles are found through the
+// referrers fallback tag sha256-<hex>. Default: the API is on.
+func WithoutReferrersAPI() Option { return func(c *config) { c.referrers = false } }
+
+// New starts a registry and stops it when the test ends.
+func New(t testing.TB, opts ...Option) *Registry {
+	t.Helper()
+	c := config{referrers: true}
+	for _, o := range opts {
+		o(&c)
+	}
+	r := &Registry{}
+	inner := registry.New(
+		registry.Logger(log.New(io.Discard, "", 0)),
+		registry.WithReferrersSupport(c.referrers),
+	)
+	r.srv = httptest.NewServer(r.wrap(inner))
+	t.Cleanup(r.srv.Close)
+	r.Host = strings.TrimPrefix(r.srv.URL, "http://")
+	return r
+}
+
+// Fault decides what happens to one counted request: it may write a
+// response itself and return true, or return false to let the registry
+// answer. It runs before the registry sees the request.
+type Fault func(w http.ResponseWriter, req *http.Request) (handled bool)
+
+// SetFault installs f for the following requests; nil removes it.
+func (r *Registry) SetFault(f Fault) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.fault = f
+}
+
+// FailN answers the next n requests with status code (n < 0: all of them),
+// then lets requests through.
+func FailN(code, n int) Fault {
+	var left atomic.Int64
+	left.Store(int64(n))
+	return func(w http.ResponseWriter, _ *http.Request) bool {
+		if n >= 0 && left.Add(-1) < 0 {
+			return false
+		}
+		http.Error(w, http.StatusText(code), code)
+		return true
+	}
+}
+
+// Delay holds every request for d (or until the client gives up), then
+// lets the registry answer.
+func Delay(d time.Duration) Fault {
+	return func(_ http.ResponseWriter, req *http.Request) bool {
+		select {
+		case <-time.After(d):
+		case <-req.Context().Done():
+		}
+		return false
+	}
+}
+
+func (r *Registry) wrap(inner http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.Header.Get(setupHeader) != "" {
+			inner.ServeHTTP(w, req)
+			return
+		}
+		r.requests.Add(1)
+		r.mu.Lock()
+		r.log = append(r.log, req.Method+" "+req.URL.Path)
+		f := r.fault
+		r.mu.Unlock()
+		if f != nil && f(w, req) {
+			return
+		}
+		inner.ServeHTTP(w, req)
+	})
+}
+
+// Requests returns how many requests the code under test made since New or
+// the last ResetRequests.
+func (r *Registry) Requests() int64 { return r.requests.Load() }
+
+// RequestLog returns "METHOD /path" for each counted request, in order.
+func (r *Registry) RequestLog() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.log...)
+}
+
+// ResetRequests zeroes the count and the log.
+func (r *Registry) ResetRequests() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.requests.Store(0)
+	r.log = nil
+}
+
+// Repo returns the repository path in this registry, e.g. "team/app" →
+// 127.0.0.1:PORT/team/app.
+func (r *Registry) Repo(t testing.TB, path string) name.Repository {
+	t.Helper()
+	repo, err := name.NewRepository(r.Host+"/"+path, name.Insecure)
+	if err != nil {
+		t.Fatalf("registrytest: repository %q: %v", path, err)
+	}
+	return repo
+}
+
+// PushImage pushes a random single-platform image to repo and tags it
+// with tag (no tag when empty). It returns the image digest.
+func (r *Registry) PushImage(t testing.TB, repo, tag string) name.Digest {
+	t.Helper()
+	img, err := random.Image(256, 1)
+	if err != nil {
+		t.Fatalf("registrytest: random image: %v", err)
+	}
+	return r.push(t, repo, tag, img)
+}
+
+// PushIndex pushes a random image index with n platform images (n >= 1)
+// to repo and tags it. It returns the index digest and the child digests.
+func (r *Registry) PushIndex(t testing.TB, repo, tag string, n int) (name.Digest, []name.Digest) {
+	t.Helper()
+	idx, err := random.Index(256, 1, int64(n))
+	if err != nil {
+		t.Fatalf("registrytest: random index: %v", err)
+	}
+	d := r.push(t, repo, tag, idx)
+	im, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatalf("registrytest: index manifest: %v", err)
+	}
+	var children []name.Digest
+	for _, m := range im.Manifests {
+		children = append(children, r.Repo(t, repo).Digest(m.Digest.String()))
+	}
+	return d, children
+}
+
+type taggable interface {
+	remote.Taggable
+	Digest() (v1.Hash, error)
+}
+
+func (r *Registry) push(t testing.TB, repo, tag string, obj taggable) name.Digest {
+	t.Helper()
+	h, err := obj.Digest()
+	if err != nil {
+		t.Fatalf("registrytest: digest: %v", err)
+	}
+	d := r.Repo(t, repo).Digest(h.String())
+	var ref name.Reference = d
+	if tag != "" {
+		ref = r.Repo(t, repo).Tag(tag)
+	}
+	if err := remote.Push(ref, obj, r.RemoteOptions()...); err != nil {
+		t.Fatalf("registrytest: push %s: %v", ref, err)
+	}
+	return d
+}
+
+// Tag points tag at digest d (which must exist in the same repository).
+func (r *Registry) Tag(t testing.TB, d name.Digest, tag string) {
+	t.Helper()
+	desc, err := remote.Get(d, r.RemoteOptions()...)
+	if err != nil {
+		t.Fatalf("registrytest: get %s: %v", d, err)
+	}
+	if err := remote.Tag(d.Context().Tag(tag), desc, r.RemoteOptions()...); err != nil {
+		t.Fatalf("registrytest: tag %s: %v", tag, err)
+	}
+}
+
+// RemoteOptions are go-containerregistry options for setup requests: they
+// bypass counting and faults.
+func (r *Registry) RemoteOptions() []remote.Option {
+	return []remote.Option{
+		remote.WithTransport(setupTransport{http.DefaultTransport}),
+		remote.WithContext(context.Background()),
+	}
+}
+
+type setupTransport struct{ base http.RoundTripper }
+
+func (s setupTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	req = req.Clone(req.Context())
+	req.Header.Set(setupHeader, "1")
+	return s.base.RoundTrip(req)
+}

@@ -1,0 +1,176 @@
+package registrytest
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/base64"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	intotov1 "github.com/in-toto/attestation/go/v1"
+	cbundle "github.com/sigstore/cosign/v2/pkg/cosign/bundle"
+	"github.com/sigstore/cosign/v2/pkg/oci/mutate"
+	ociremote "github.com/sigstore/cosign/v2/pkg/oci/remote"
+	"github.com/sigstore/cosign/v2/pkg/oci/static"
+	"github.com/sigstore/cosign/v2/pkg/types"
+	"github.com/sigstore/sigstore/pkg/cryptoutils"
+	"github.com/sigstore/sigstore/pkg/signature"
+	"github.com/sigstore/sigstore/pkg/signature/dsse"
+	sigpayload "github.com/sigstore/sigstore/pkg/signature/payload"
+	"google.golang.org/protobuf/encoding/protojson"
+)
+
+// Layout is where a signature is stored.
+type Layout int
+
+const (
+	// Classic is cosign's sha256-<hex>.sig tag holding simple-signing
+	// payloads (`cosign sign --key`).
+	Classic Layout = iota
+	// Bundle is a sigstore bundle (DSSE in-toto statement with cosign's
+	// sign predicate) attached as an OCI referrer, as written by
+	// `cosign sign --key --new-bundle-format --tlog-upload=false`. Without
+	// a referrers API it lands in the fallback tag sha256-<hex>.
+	Bundle
+)
+
+func (l Layout) String() string {
+	if l == Bundle {
+		return "bundle"
+	}
+	return "classic"
+}
+
+// Signer is a cosign key pair.
+type Signer struct {
+	// Public is the public key; PublicPEM its PKIX PEM encoding (what
+	// `cosign generate-key-pair` writes to cosign.pub).
+	Public    crypto.PublicKey
+	PublicPEM []byte
+
+	sv signature.SignerVerifier
+}
+
+// NewSigner generates an ECDSA P-256 key pair, cosign's default.
+func NewSigner(t testing.TB) *Signer {
+	t.Helper()
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatalf("registrytest: generate key: %v", err)
+	}
+	return NewSignerFromKey(t, priv)
+}
+
+// NewSignerFromKey wraps an existing private key (ECDSA, RSA or Ed25519);
+// signatures use SHA-256 where the algorithm takes a hash.
+func NewSignerFromKey(t testing.TB, priv crypto.Signer) *Signer {
+	t.Helper()
+	sv, err := signature.LoadSignerVerifier(priv, crypto.SHA256)
+	if err != nil {
+		t.Fatalf("registrytest: load signer: %v", err)
+	}
+	pemBytes, err := cryptoutils.MarshalPublicKeyToPEM(priv.Public())
+	if err != nil {
+		t.Fatalf("registrytest: marshal public key: %v", err)
+	}
+	return &Signer{Public: priv.Public(), PublicPEM: pemBytes, sv: sv}
+}
+
+// WritePublicKey writes PublicPEM to a file in dir and returns its path.
+func (s *Signer) WritePublicKey(t testing.TB, dir string) string {
+	t.Helper()
+	f, err := os.CreateTemp(dir, "cosign-*.pub")
+	if err != nil {
+		t.Fatalf("registrytest: %v", err)
+	}
+	defer f.Close()
+	if _, err := f.Write(s.PublicPEM); err != nil {
+		t.Fatalf("registrytest: %v", err)
+	}
+	return filepath.Clean(f.Name())
+}
+
+// Sign signs d and stores the signature next to it in layout. d must come
+// from this registry (e.g. PushImage). Signatures accumulate: signing twice
+// with two keys gives two signatures.
+func (r *Registry) Sign(t testing.TB, s *Signer, d name.Digest, layout Layout) {
+	t.Helper()
+	r.SignClaim(t, s, d, d, layout)
+}
+
+// SignClaim stores, next to d, a signature whose payload names claimed
+// instead: a valid signature over the wrong image, which a verifier must
+// reject for d.
+func (r *Registry) SignClaim(t testing.TB, s *Signer, d, claimed name.Digest, layout Layout) {
+	t.Helper()
+	var err error
+	if layout == Bundle {
+		err = r.signBundle(s, d, claimed)
+	} else {
+		err = r.signClassic(s, d, claimed)
+	}
+	if err != nil {
+		t.Fatalf("registrytest: sign %s (%s): %v", d, layout, err)
+	}
+}
+
+func (r *Registry) ociOptions() ociremote.Option {
+	return ociremote.WithRemoteOptions(r.RemoteOptions()...)
+}
+
+// signClassic mirrors cosign's signDigest: simple-signing payload, base64
+// signature, appended to the sha256-<hex>.sig image.
+func (r *Registry) signClassic(s *Signer, d, claimed name.Digest) error {
+	payload, err := (&sigpayload.Cosign{Image: claimed}).MarshalJSON()
+	if err != nil {
+		return err
+	}
+	raw, err := s.sv.SignMessage(bytes.NewReader(payload))
+	if err != nil {
+		return err
+	}
+	sig, err := static.NewSignature(payload, base64.StdEncoding.EncodeToString(raw))
+	if err != nil {
+		return err
+	}
+	se, err := ociremote.SignedEntity(d, r.ociOptions())
+	if err != nil {
+		return err
+	}
+	se, err = mutate.AttachSignatureToEntity(se, sig)
+	if err != nil {
+		return err
+	}
+	return ociremote.WriteSignatures(d.Repository, se, r.ociOptions())
+}
+
+// signBundle mirrors cosign's signDigestBundle for a key without a
+// transparency log: in-toto statement about claimed, DSSE-signed, wrapped
+// in a v0.3 bundle and written as a referrer of d.
+func (r *Registry) signBundle(s *Signer, d, claimed name.Digest) error {
+	alg, hexDigest, _ := strings.Cut(claimed.DigestStr(), ":")
+	statement := &intotov1.Statement{
+		Type:          intotov1.StatementTypeUri,
+		Subject:       []*intotov1.ResourceDescriptor{{Digest: map[string]string{alg: hexDigest}}},
+		PredicateType: types.CosignSignPredicateType,
+	}
+	payload, err := protojson.Marshal(statement)
+	if err != nil {
+		return err
+	}
+	envelope, err := dsse.WrapSigner(s.sv, types.IntotoPayloadType).SignMessage(bytes.NewReader(payload))
+	if err != nil {
+		return err
+	}
+	b, err := cbundle.MakeNewBundle(s.Public, nil, payload, envelope, s.PublicPEM, nil)
+	if err != nil {
+		return err
+	}
+	return ociremote.WriteAttestationNewBundleFormat(d, b, types.CosignSignPredicateType, r.ociOptions())
+}

@@ -1,0 +1,228 @@
+package verifier
+
+import (
+	"context"
+	"crypto"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/hashicorp/golang-lru/v2/expirable"
+	"golang.org/x/sync/singleflight"
+)
+
+// verdictCache holds definite answers: verified for Options.TTL, not
+// verified for Options.FailureTTL. Undecided answers are never stored.
+// A nil *verdictCache stores nothing.
+type verdictCache struct {
+	lru          *expirable.LRU[string, verdict]
+	ttl, failTTL time.Duration
+}
+
+type verdict struct {
+	verified []string
+	err      *NotVerifiedError
+	expires  time.Time
+}
+
+func newVerdictCache(o Options) *verdictCache {
+	if o.CacheSize < 0 {
+		return nil
+	}
+	return &verdictCache{
+		lru:     expirable.NewLRU[string, verdict](o.CacheSize, nil, max(o.TTL, o.FailureTTL)),
+		ttl:     o.TTL,
+		failTTL: o.FailureTTL,
+	}
+}
+
+// verdictKey is the one place a cache key is built: canonical repository
+// and digest plus the authority-set fingerprint.
+func verdictKey(d name.Digest, fingerprint string) string {
+	return d.String() + "#" + fingerprint
+}
+
+func (c *verdictCache) get(key string) (verdict, bool) {
+	if c == nil {
+		return verdict{}, false
+	}
+	v, ok := c.lru.Get(key)
+	if !ok {
+		return verdict{}, false
+	}
+	if time.Now().After(v.expires) {
+		c.lru.Remove(key)
+		return verdict{}, false
+	}
+	return v, true
+}
+
+func (c *verdictCache) put(key string, verified []string, err error) {
+	if c == nil {
+		return
+	}
+	var nv *NotVerifiedError
+	switch {
+	case err == nil:
+		c.lru.Add(key, verdict{verified: verified, expires: time.Now().Add(c.ttl)})
+	case asNotVerified(err, &nv) && c.failTTL > 0:
+		c.lru.Add(key, verdict{err: nv, expires: time.Now().Add(c.failTTL)})
+	}
+}
+
+// tagCache maps canonical tags to digests for Options.TagTTL. A nil
+// *tagCache stores nothing.
+type tagCache struct {
+	lru *expirable.LRU[string, name.Digest]
+}
+
+func newTagCache(o Options) *tagCache {
+	if o.TagTTL < 0 {
+		return nil
+	}
+	size := o.CacheSize
+	if size <= 0 {
+		size = DefaultCacheSize
+	}
+	return &tagCache{lru: expirable.NewLRU[string, name.Digest](size, nil, o.TagTTL)}
+}
+
+func (c *tagCache) get(key string) (name.Digest, bool) {
+	if c == nil {
+		return name.Digest{}, false
+	}
+	return c.lru.Get(key)
+}
+
+func (c *tagCache) put(key string, d name.Digest) {
+	if c != nil {
+		c.lru.Add(key, d)
+	}
+}
+
+// keyIDCache memoizes the PKIX encoding of key objects so that computing a
+// fingerprint on every Verify call stays cheap. Entries hold the key object
+// itself, so a pointer cannot be reused by another key while cached.
+type keyIDCache struct {
+	lru *expirable.LRU[any, string]
+}
+
+func newKeyIDCache() *keyIDCache {
+	return &keyIDCache{lru: expirable.NewLRU[any, string](4096, nil, 0)}
+}
+
+func (c *keyIDCache) id(key crypto.PublicKey) string {
+	var k any = key
+	if ed, ok := key.(ed25519.PublicKey); ok {
+		k = string(ed) // slices are not comparable
+	}
+	if id, ok := c.lru.Get(k); ok {
+		return id
+	}
+	id := keyID(key)
+	c.lru.Add(k, id)
+	return id
+}
+
+// fingerprint is AuthoritySet.Fingerprint with memoized key encodings.
+func (v *Verifier) fingerprint(s AuthoritySet) string {
+	return fingerprint(s, v.keyIDs.id)
+}
+
+func fingerprint(s AuthoritySet, id func(crypto.PublicKey) string) string {
+	keys := make([]string, 0, len(s.Authorities))
+	for _, a := range s.Authorities {
+		keys = append(keys, id(a.Key))
+	}
+	slices.Sort(keys)
+	keys = slices.Compact(keys)
+	h := sha256.New()
+	var n [8]byte
+	binary.BigEndian.PutUint64(n[:], uint64(s.threshold()))
+	h.Write(n[:])
+	for _, k := range keys {
+		binary.BigEndian.PutUint64(n[:], uint64(len(k)))
+		h.Write(n[:])
+		h.Write([]byte(k))
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// flightGroup shares one run of fn among concurrent callers of the same
+// key. The run uses a context detached from any single caller, with its
+// own deadline, and is cancelled only when every waiting caller has gone.
+type flightGroup struct {
+	g     singleflight.Group
+	mu    sync.Mutex
+	calls map[string]*flightCall
+}
+
+type flightCall struct {
+	ctx     context.Context
+	cancel  context.CancelFunc
+	waiters int
+}
+
+// do runs fn once per key at a time and returns its result, or ctx's error
+// if the caller gives up first.
+func (f *flightGroup) do(ctx context.Context, key string, timeout time.Duration, fn func(context.Context) (any, error)) (any, error) {
+	c := f.join(ctx, key, timeout)
+	ch := f.g.DoChan(key, func() (any, error) {
+		defer f.finish(key, c)
+		return fn(c.ctx)
+	})
+	select {
+	case r := <-ch:
+		f.leave(key, c)
+		return r.Val, r.Err
+	case <-ctx.Done():
+		f.leave(key, c)
+		return nil, ctx.Err()
+	}
+}
+
+func (f *flightGroup) join(ctx context.Context, key string, timeout time.Duration) *flightCall {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.calls == nil {
+		f.calls = make(map[string]*flightCall)
+	}
+	c := f.calls[key]
+	if c == nil {
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+		c = &flightCall{ctx: wctx, cancel: cancel}
+		f.calls[key] = c
+	}
+	c.waiters++
+	return c
+}
+
+// finish runs when the shared work returns: later callers start afresh.
+func (f *flightGroup) finish(key string, c *flightCall) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.calls[key] == c {
+		delete(f.calls, key)
+	}
+}
+
+// leave cancels the shared work when its last waiter has gone, and makes
+// sure a later caller does not join the cancelled run.
+func (f *flightGroup) leave(key string, c *flightCall) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c.waiters--
+	if c.waiters > 0 {
+		return
+	}
+	c.cancel()
+	if f.calls[key] == c {
+		delete(f.calls, key)
+		f.g.Forget(key)
+	}
+}

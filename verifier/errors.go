@@ -1,0 +1,97 @@
+package verifier
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"syscall"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+)
+
+// NotVerifiedError is a definite answer: the digest does not carry enough
+// valid signatures from the authority set (no signatures, none valid for
+// these keys, a payload naming another digest, or too few authorities).
+// It is cached for Options.FailureTTL.
+type NotVerifiedError struct {
+	Digest  name.Digest
+	Reason  string   // short, e.g. "no signatures found"
+	Details []string // one line per rejected signature, sorted
+}
+
+func (e *NotVerifiedError) Error() string {
+	msg := fmt.Sprintf("verify %s: %s", e.Digest, e.Reason)
+	if len(e.Details) > 0 {
+		msg += " (" + strings.Join(e.Details, "; ") + ")"
+	}
+	return msg
+}
+
+// clone returns a copy callers may keep and modify without touching the
+// cached value.
+func (e *NotVerifiedError) clone() *NotVerifiedError {
+	c := *e
+	c.Details = append([]string(nil), e.Details...)
+	return &c
+}
+
+// UndecidedError is a transient failure: timeout, connection refused,
+// 5xx, 429. The answer is unknown; callers fail closed and retry. It is
+// never cached.
+type UndecidedError struct {
+	Op  string // "resolve" | "verify"
+	Ref string
+	Err error
+}
+
+func (e *UndecidedError) Error() string {
+	return fmt.Sprintf("%s %s: undecided, registry trouble (retry later): %v", e.Op, e.Ref, e.Err)
+}
+
+func (e *UndecidedError) Unwrap() error { return e.Err }
+
+// IsUndecided reports whether err (or anything it wraps) is an
+// *UndecidedError.
+func IsUndecided(err error) bool {
+	var u *UndecidedError
+	return errors.As(err, &u)
+}
+
+// transient reports whether err is registry trouble worth retrying:
+// deadlines, refused or reset connections, 5xx and 429. Failures of our
+// own rules (blocked address, oversized body, digest mismatch) and 4xx
+// answers are definite.
+func transient(err error) bool {
+	switch {
+	case err == nil:
+		return false
+	case errors.Is(err, errBlocked), errors.Is(err, errTooLarge),
+		errors.Is(err, errDigestMismatch), errors.Is(err, errTooManyHops):
+		return false
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return true
+	}
+	var te *transport.Error
+	if errors.As(err, &te) {
+		return te.StatusCode >= 500 || te.StatusCode == http.StatusTooManyRequests ||
+			te.StatusCode == http.StatusRequestTimeout
+	}
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET)
+}
+
+// notFound reports whether err is a registry 404.
+func notFound(err error) bool {
+	var te *transport.Error
+	return errors.As(err, &te) && te.StatusCode == http.StatusNotFound
+}
+
+func asNotVerified(err error, target **NotVerifiedError) bool {
+	return errors.As(err, target)
+}

@@ -1,0 +1,164 @@
+package verifier
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+)
+
+// Defaults for Options fields left zero.
+const (
+	DefaultTimeout          = 5 * time.Second
+	DefaultMaxManifestBytes = 4 << 20 // 4 MiB: larger than any real manifest or index
+	DefaultMaxPayloadBytes  = 1 << 20 // 1 MiB: a cosign payload or bundle is a few KiB
+	DefaultMaxSignatures    = 100
+	DefaultCacheSize        = 10000
+	DefaultTTL              = 10 * time.Minute
+	DefaultFailureTTL       = 30 * time.Second
+	DefaultTagTTL           = 15 * time.Second
+	maxRedirects            = 3
+)
+
+// DefaultBlockedNetworks are the address ranges a registry host may not
+// resolve to unless it is listed in Options.AllowedHosts: loopback,
+// link-local (which includes the 169.254.169.254 metadata service),
+// unspecified and multicast. They stop image strings from turning the gate
+// into a proxy for internal endpoints.
+func DefaultBlockedNetworks() []netip.Prefix {
+	return []netip.Prefix{
+		netip.MustParsePrefix("127.0.0.0/8"),
+		netip.MustParsePrefix("::1/128"),
+		netip.MustParsePrefix("169.254.0.0/16"),
+		netip.MustParsePrefix("fe80::/10"),
+		netip.MustParsePrefix("0.0.0.0/8"),
+		netip.MustParsePrefix("::/128"),
+		netip.MustParsePrefix("224.0.0.0/4"),
+		netip.MustParsePrefix("ff00::/8"),
+	}
+}
+
+// Observer receives metrics events. Implementations must be safe for
+// concurrent use and fast; a nil Observer records nothing.
+type Observer interface {
+	// CacheRequest: cache "verdict"|"tag", result "hit"|"miss".
+	CacheRequest(cache, result string)
+	// RegistryRequest: operation "ping"|"token"|"manifest"|"blob"|
+	// "referrers"|"tags"|"other"; code 0 means a transport error.
+	RegistryRequest(operation string, code int)
+	// Verification: "verified"|"not_verified"|"undecided", once per
+	// verification actually run (not per cache hit).
+	Verification(result string)
+}
+
+// Options are the optional settings of a Verifier. The zero value is usable:
+// every field states its default.
+type Options struct {
+	// Keychain resolves registry credentials. Default authn.Anonymous.
+	Keychain authn.Keychain
+	// Timeout bounds each Resolve and each verification, always inside the
+	// caller's deadline. Default 5s.
+	Timeout time.Duration
+	// InsecureRegistries are host[:port] reached over plain HTTP. Every
+	// other registry is reached over HTTPS only. Default none.
+	InsecureRegistries []string
+	// AllowedHosts are host[:port] allowed although they resolve into
+	// BlockedNetworks (e.g. a registry on 127.0.0.1 in tests). Default none.
+	AllowedHosts []string
+	// BlockedNetworks are refused at dial time. Default
+	// DefaultBlockedNetworks(); set a non-nil empty slice to block nothing.
+	BlockedNetworks []netip.Prefix
+	// MaxManifestBytes caps manifest, index and referrers bodies.
+	// Default 4 MiB.
+	MaxManifestBytes int64
+	// MaxPayloadBytes caps a signature payload or bundle blob. Default 1 MiB.
+	MaxPayloadBytes int64
+	// MaxSignatures is how many signatures per layout are considered; more
+	// are ignored. Default 100.
+	MaxSignatures int
+	// CacheSize is the number of verdicts kept. Default 10000; <0 disables
+	// the verdict cache.
+	CacheSize int
+	// TTL is how long a verified verdict is kept. Default 10m.
+	TTL time.Duration
+	// FailureTTL is how long a definite "not verified" is kept. Default 30s.
+	FailureTTL time.Duration
+	// TagTTL is how long a tag→digest resolution is kept. Default 15s; <0
+	// disables the tag cache.
+	TagTTL time.Duration
+	// Transport is the base round tripper. Default: a clone of
+	// http.DefaultTransport whose dialer refuses BlockedNetworks. When set,
+	// the caller's transport is used as is for dialing (the network guard
+	// is then the caller's job); the HTTPS-only, redirect and body-size
+	// rules still apply.
+	Transport http.RoundTripper
+	// Observer receives metrics events. Default none.
+	Observer Observer
+}
+
+// withDefaults returns a copy with defaults filled in, or an error for a
+// combination that cannot work. It is called once, in New.
+func (o Options) withDefaults() (Options, error) {
+	if o.Keychain == nil {
+		o.Keychain = authn.NewMultiKeychain() // anonymous
+	}
+	if o.Timeout == 0 {
+		o.Timeout = DefaultTimeout
+	}
+	if o.BlockedNetworks == nil {
+		o.BlockedNetworks = DefaultBlockedNetworks()
+	}
+	if o.MaxManifestBytes == 0 {
+		o.MaxManifestBytes = DefaultMaxManifestBytes
+	}
+	if o.MaxPayloadBytes == 0 {
+		o.MaxPayloadBytes = DefaultMaxPayloadBytes
+	}
+	if o.MaxSignatures == 0 {
+		o.MaxSignatures = DefaultMaxSignatures
+	}
+	if o.CacheSize == 0 {
+		o.CacheSize = DefaultCacheSize
+	}
+	if o.TTL == 0 {
+		o.TTL = DefaultTTL
+	}
+	if o.FailureTTL == 0 {
+		o.FailureTTL = DefaultFailureTTL
+	}
+	if o.TagTTL == 0 {
+		o.TagTTL = DefaultTagTTL
+	}
+	if o.Observer == nil {
+		o.Observer = nopObserver{}
+	}
+	var errs []error
+	if o.Timeout < 0 {
+		errs = append(errs, fmt.Errorf("timeout %s is negative", o.Timeout))
+	}
+	if o.MaxManifestBytes < 0 || o.MaxPayloadBytes < 0 || o.MaxSignatures < 0 {
+		errs = append(errs, errors.New("size limits must not be negative"))
+	}
+	if o.TTL < 0 || o.FailureTTL < 0 {
+		errs = append(errs, errors.New("cache TTLs must not be negative"))
+	}
+	for _, h := range append(append([]string(nil), o.InsecureRegistries...), o.AllowedHosts...) {
+		if h == "" || strings.ContainsAny(h, "/ @") {
+			errs = append(errs, fmt.Errorf("host %q: want host or host:port", h))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return o, fmt.Errorf("verifier options: %w", err)
+	}
+	return o, nil
+}
+
+type nopObserver struct{}
+
+func (nopObserver) CacheRequest(string, string) {}
+func (nopObserver) RegistryRequest(string, int) {}
+func (nopObserver) Verification(string)         {}

@@ -1,0 +1,66 @@
+package verifier
+
+import (
+	"context"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+)
+
+// Verifier resolves tags and verifies digests against registries, with a
+// verdict cache and a tag cache. Safe for concurrent use; create one per
+// process and share it, since its transport, registry tokens and caches
+// are what make repeated calls cheap.
+//
+// Each cache runs one background goroutine (from hashicorp/golang-lru's
+// expirable LRU) for the lifetime of the process.
+type Verifier struct {
+	opts     Options
+	puller   *remote.Puller
+	insecure map[string]bool
+	verdicts *verdictCache
+	tags     *tagCache
+	keyIDs   *keyIDCache
+	flights  flightGroup // verdicts
+	resolves flightGroup // tag resolutions
+}
+
+// New returns a Verifier; opts are checked once here.
+func New(opts Options) (*Verifier, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	p, err := newPuller(o)
+	if err != nil {
+		return nil, err
+	}
+	return &Verifier{
+		opts:     o,
+		puller:   p,
+		insecure: hostSet(o.InsecureRegistries),
+		verdicts: newVerdictCache(o),
+		tags:     newTagCache(o),
+		keyIDs:   newKeyIDCache(),
+	}, nil
+}
+
+// remoteOptions point go-containerregistry calls at the shared puller.
+func (v *Verifier) remoteOptions(ctx context.Context) []remote.Option {
+	return []remote.Option{remote.Reuse(v.puller), remote.WithContext(ctx)}
+}
+
+// nameOptions mark registries listed as insecure, so the registry client
+// may use plain HTTP for them (and only them).
+func (v *Verifier) nameOptions(ref name.Reference) []name.Option {
+	if v.insecure[strings.ToLower(ref.Context().RegistryStr())] {
+		return []name.Option{name.Insecure}
+	}
+	return nil
+}
+
+// remoteDigest is d as the registry client should see it.
+func (v *Verifier) remoteDigest(d name.Digest) (name.Digest, error) {
+	return name.NewDigest(d.String(), v.nameOptions(d)...)
+}

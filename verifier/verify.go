@@ -1,0 +1,411 @@
+package verifier
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/sigstore/cosign/v2/pkg/cosign"
+	"github.com/sigstore/cosign/v2/pkg/oci"
+	ociremote "github.com/sigstore/cosign/v2/pkg/oci/remote"
+	"github.com/sigstore/cosign/v2/pkg/oci/static"
+	"github.com/sigstore/cosign/v2/pkg/types"
+	sgbundle "github.com/sigstore/sigstore-go/pkg/bundle"
+	"github.com/sigstore/sigstore-go/pkg/root"
+	"github.com/sigstore/sigstore-go/pkg/verify"
+	"github.com/sigstore/sigstore/pkg/signature"
+)
+
+// bundleMediaTypePrefix marks sigstore bundles among an image's referrers.
+const (
+	bundleMediaTypePrefix = "application/vnd.dev.sigstore.bundle"
+	emptyConfigMediaType  = "application/vnd.oci.empty.v1+json"
+)
+
+var errNoVerifier = errors.New("no verifier for this key")
+
+// maxDetails bounds the per-signature lines kept in a NotVerifiedError.
+const maxDetails = 10
+
+// Result is a successful verification.
+type Result struct {
+	Digest   name.Digest
+	Verified []string // names of the authorities whose keys verified, sorted
+	Cached   bool     // served from the verdict cache
+}
+
+// Verify checks that at least the set's threshold of distinct authorities
+// signed d, in either cosign layout: the classic sha256-<hex>.sig tag, and
+// sigstore bundles attached as OCI referrers (or the referrers fallback
+// tag). Every signature must name d itself (claim check); a signature over
+// another digest never counts.
+//
+// Definite answers are cached under (canonical repository, digest,
+// set.Fingerprint()); concurrent calls for one key share one verification,
+// which runs on its own deadline (Options.Timeout) so that one impatient
+// caller cannot fail the others.
+//
+// Errors: *NotVerifiedError (definite) or *UndecidedError (transient).
+func (v *Verifier) Verify(ctx context.Context, d name.Digest, set AuthoritySet) (Result, error) {
+	d, err := canonicalDigest(d)
+	if err != nil {
+		return Result{}, fmt.Errorf("verify %s: %w", d, err)
+	}
+	if err := set.validate(); err != nil {
+		return Result{}, &NotVerifiedError{Digest: d, Reason: "invalid authority set: " + err.Error()}
+	}
+	key := verdictKey(d, v.fingerprint(set))
+	if vd, ok := v.verdicts.get(key); ok {
+		v.opts.Observer.CacheRequest("verdict", "hit")
+		if vd.err != nil {
+			return Result{}, vd.err.clone()
+		}
+		return Result{Digest: d, Verified: slices.Clone(vd.verified), Cached: true}, nil
+	}
+	v.opts.Observer.CacheRequest("verdict", "miss")
+	val, err := v.flights.do(ctx, key, v.opts.Timeout, func(ctx context.Context) (any, error) {
+		verified, err := v.verify(ctx, d, set)
+		v.verdicts.put(key, verified, err)
+		v.opts.Observer.Verification(outcome(err))
+		return verified, err
+	})
+	var nv *NotVerifiedError
+	switch {
+	case errors.As(err, &nv):
+		return Result{}, nv.clone()
+	case err != nil && !IsUndecided(err):
+		return Result{}, &UndecidedError{Op: "verify", Ref: d.String(), Err: err}
+	case err != nil:
+		return Result{}, err
+	}
+	return Result{Digest: d, Verified: slices.Clone(val.([]string))}, nil
+}
+
+func outcome(err error) string {
+	switch {
+	case err == nil:
+		return "verified"
+	case IsUndecided(err):
+		return "undecided"
+	default:
+		return "not_verified"
+	}
+}
+
+// verify does the registry work for one digest: classic signatures first,
+// bundles only when those do not reach the threshold (the common case then
+// costs a manifest and one blob per signature).
+func (v *Verifier) verify(ctx context.Context, d name.Digest, set AuthoritySet) ([]string, error) {
+	rd, err := v.remoteDigest(d)
+	if err != nil {
+		return nil, &NotVerifiedError{Digest: d, Reason: err.Error()}
+	}
+	h, err := v1.NewHash(d.DigestStr())
+	if err != nil {
+		return nil, &NotVerifiedError{Digest: d, Reason: err.Error()}
+	}
+	t, err := newTally(set)
+	if err != nil {
+		return nil, &NotVerifiedError{Digest: d, Reason: err.Error()}
+	}
+	v.verifyClassic(ctx, rd, h, t)
+	if !t.done() {
+		v.verifyBundles(ctx, rd, h, t)
+	}
+	return t.result(d)
+}
+
+// verifyClassic checks the signatures in the sha256-<hex>.sig tag.
+func (v *Verifier) verifyClassic(ctx context.Context, d name.Digest, h v1.Hash, t *tally) {
+	tag := d.Context().Tag(strings.Replace(d.DigestStr(), ":", "-", 1) + ".sig")
+	sigs, err := ociremote.Signatures(tag, ociremote.WithRemoteOptions(v.remoteOptions(ctx)...))
+	if err != nil {
+		t.fail("signature tag "+tag.TagStr(), err)
+		return
+	}
+	list, err := sigs.Get()
+	if err != nil {
+		t.fail("signature tag "+tag.TagStr(), err)
+		return
+	}
+	for i, sig := range capped(list, v.opts.MaxSignatures, t) {
+		if t.done() {
+			return
+		}
+		v.checkClassic(ctx, fmt.Sprintf("signature %d in %s", i, tag.TagStr()), sig, h, t)
+	}
+}
+
+func (v *Verifier) checkClassic(ctx context.Context, what string, sig oci.Signature, h v1.Hash, t *tally) {
+	s, err := static.Copy(sig) // fetches the payload once, capped by the transport
+	if err != nil {
+		t.fail(what, err)
+		return
+	}
+	t.signatures++
+	var firstErr error
+	for _, a := range t.pending() {
+		err := errNoVerifier
+		for _, sv := range a.verifiers {
+			// Key authorities are offline keys that the cluster operator
+			// trusts directly, so no transparency-log entry is required
+			// (IgnoreTlog): the signature and the claim are checked against
+			// the key alone, and signgate talks to nothing but the registry.
+			co := &cosign.CheckOpts{
+				SigVerifier:   sv,
+				IgnoreTlog:    true,
+				IgnoreSCT:     true,
+				ClaimVerifier: cosign.SimpleClaimVerifier,
+			}
+			if _, err = cosign.VerifyImageSignature(ctx, s, h, co); err == nil {
+				break
+			}
+		}
+		if err == nil {
+			t.verified(a)
+		} else if firstErr == nil {
+			firstErr = err
+		}
+	}
+	if firstErr != nil {
+		t.reject(what, firstErr)
+	}
+}
+
+// verifyBundles checks sigstore bundles found through the referrers API
+// (go-containerregistry falls back to the sha256-<hex> tag when the
+// registry has no referrers API).
+func (v *Verifier) verifyBundles(ctx context.Context, d name.Digest, h v1.Hash, t *tally) {
+	idx, err := remote.Referrers(d, v.remoteOptions(ctx)...)
+	if err != nil {
+		t.fail("referrers", err)
+		return
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		t.fail("referrers", err)
+		return
+	}
+	var descs []v1.Descriptor
+	for _, desc := range im.Manifests {
+		if maybeBundle(desc.ArtifactType) {
+			descs = append(descs, desc)
+		}
+	}
+	digest, err := hex.DecodeString(h.Hex)
+	if err != nil {
+		t.fail("digest", err)
+		return
+	}
+	for _, desc := range capped(descs, v.opts.MaxSignatures, t) {
+		if t.done() {
+			return
+		}
+		what := "bundle " + desc.Digest.String()
+		b, err := ociremote.Bundle(d.Context().Digest(desc.Digest.String()), ociremote.WithRemoteOptions(v.remoteOptions(ctx)...))
+		if err != nil {
+			t.fail(what, err)
+			continue
+		}
+		v.checkBundle(ctx, what, b, h.Algorithm, digest, t)
+	}
+}
+
+// maybeBundle skips referrers that clearly are something else (an SBOM, a
+// Notation signature). Registries that derive artifactType from the config
+// media type (go-containerregistry's, some others) report cosign bundles
+// as the empty config type, so that one is kept too.
+func maybeBundle(artifactType string) bool {
+	switch {
+	case artifactType == "", artifactType == emptyConfigMediaType:
+		return true
+	default:
+		return strings.HasPrefix(artifactType, bundleMediaTypePrefix)
+	}
+}
+
+func (v *Verifier) checkBundle(ctx context.Context, what string, b *sgbundle.Bundle, alg string, digest []byte, t *tally) {
+	t.signatures++
+	var firstErr error
+	for _, a := range t.pending() {
+		err := errNoVerifier
+		for _, sv := range a.verifiers {
+			if err = verifyBundle(ctx, b, sv, alg, digest); err == nil {
+				break
+			}
+		}
+		if err == nil {
+			t.verified(a)
+		} else if firstErr == nil {
+			firstErr = err
+		}
+	}
+	if firstErr != nil {
+		t.reject(what, firstErr)
+	}
+}
+
+// verifyBundle checks one bundle against one key with cosign's bundle
+// verifier. There is no trusted root: the key is the trusted material,
+// with no validity window, and — as for classic signatures — no
+// transparency log or timestamp is required for a key authority
+// (IgnoreTlog gives WithNoObserverTimestamps). The artifact policy is the
+// claim check: the in-toto subject must be the digest being verified, and
+// the predicate must be cosign's signature predicate (a signed SBOM or
+// other attestation about the image is not a signature).
+func verifyBundle(ctx context.Context, b *sgbundle.Bundle, sv signature.Verifier, alg string, digest []byte) error {
+	key := root.NewExpiringKey(sv, time.Time{}, time.Time{})
+	material := root.NewTrustedPublicKeyMaterial(func(string) (root.TimeConstrainedVerifier, error) {
+		return key, nil
+	})
+	co := &cosign.CheckOpts{
+		SigVerifier:     sv,
+		TrustedMaterial: material,
+		IgnoreTlog:      true,
+		IgnoreSCT:       true,
+		NewBundleFormat: true,
+	}
+	res, err := cosign.VerifyNewBundle(ctx, co, verify.WithArtifactDigest(alg, digest), b)
+	if err != nil {
+		return err
+	}
+	if res.Statement == nil || res.Statement.GetPredicateType() != types.CosignSignPredicateType {
+		return fmt.Errorf("bundle is not a cosign signature (predicate type %q)", res.Statement.GetPredicateType())
+	}
+	return nil
+}
+
+// capped keeps at most Options.MaxSignatures items and notes the rest.
+func capped[T any](items []T, limit int, t *tally) []T {
+	if len(items) <= limit {
+		return items
+	}
+	t.reject("limit", fmt.Errorf("%d signatures beyond the first %d were ignored", len(items)-limit, limit))
+	return items[:limit]
+}
+
+// keyAuthority is one distinct key with every name it was given.
+type keyAuthority struct {
+	id        string
+	names     []string
+	verifiers []signature.Verifier
+}
+
+// tally collects what one verification found.
+type tally struct {
+	threshold  int
+	keys       []*keyAuthority
+	ok         map[string]bool
+	signatures int
+	details    []string
+	trouble    error // first transient failure
+}
+
+func newTally(set AuthoritySet) (*tally, error) {
+	t := &tally{threshold: set.threshold(), ok: make(map[string]bool)}
+	byID := make(map[string]*keyAuthority)
+	for _, a := range set.Authorities {
+		id := keyID(a.Key)
+		if k := byID[id]; k != nil {
+			k.names = append(k.names, a.Name)
+			continue
+		}
+		vs, err := verifiers(a.Key)
+		if err != nil {
+			return nil, fmt.Errorf("authority %q: %w", a.Name, err)
+		}
+		k := &keyAuthority{id: id, names: []string{a.Name}, verifiers: vs}
+		byID[id] = k
+		t.keys = append(t.keys, k)
+	}
+	return t, nil
+}
+
+// verifiers loads signature verifiers for a key: SHA-256 as cosign signs by
+// default, plus SHA-384 for P-384 keys.
+func verifiers(key crypto.PublicKey) ([]signature.Verifier, error) {
+	hashes := []crypto.Hash{crypto.SHA256}
+	if k, ok := key.(*ecdsa.PublicKey); ok && k.Curve == elliptic.P384() {
+		hashes = append(hashes, crypto.SHA384)
+	}
+	var vs []signature.Verifier
+	for _, h := range hashes {
+		sv, err := signature.LoadVerifier(key, h)
+		if err != nil {
+			return nil, err
+		}
+		vs = append(vs, sv)
+	}
+	return vs, nil
+}
+
+func (t *tally) done() bool { return len(t.ok) >= t.threshold }
+
+func (t *tally) pending() []*keyAuthority {
+	var p []*keyAuthority
+	for _, k := range t.keys {
+		if !t.ok[k.id] {
+			p = append(p, k)
+		}
+	}
+	return p
+}
+
+func (t *tally) verified(k *keyAuthority) { t.ok[k.id] = true }
+
+// reject records why a signature did not count.
+func (t *tally) reject(what string, err error) {
+	t.details = append(t.details, what+": "+err.Error())
+}
+
+// fail records a fetch failure: transient ones make the answer undecided
+// unless the threshold is reached anyway.
+func (t *tally) fail(what string, err error) {
+	if transient(err) {
+		if t.trouble == nil {
+			t.trouble = fmt.Errorf("%s: %w", what, err)
+		}
+		return
+	}
+	t.reject(what, err)
+}
+
+func (t *tally) result(d name.Digest) ([]string, error) {
+	if t.done() {
+		var names []string
+		for _, k := range t.keys {
+			if t.ok[k.id] {
+				names = append(names, k.names...)
+			}
+		}
+		slices.Sort(names)
+		return slices.Compact(names), nil
+	}
+	if t.trouble != nil {
+		return nil, &UndecidedError{Op: "verify", Ref: d.String(), Err: t.trouble}
+	}
+	slices.Sort(t.details)
+	if len(t.details) > maxDetails {
+		t.details = append(t.details[:maxDetails], fmt.Sprintf("and %d more", len(t.details)-maxDetails))
+	}
+	nv := &NotVerifiedError{Digest: d, Details: t.details}
+	switch {
+	case t.signatures == 0:
+		nv.Reason = "no signatures found"
+	case len(t.ok) == 0:
+		nv.Reason = "no valid signature from a trusted key"
+	default:
+		nv.Reason = fmt.Sprintf("only %d of the %d required authorities verified", len(t.ok), t.threshold)
+	}
+	return nil, nv
+}

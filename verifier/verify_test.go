@@ -1,0 +1,410 @@
+package verifier_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/signgate/signgate/internal/registrytest"
+	"github.com/signgate/signgate/verifier"
+)
+
+// newVerifier returns a Verifier allowed to reach reg over plain HTTP.
+func newVerifier(t testing.TB, reg *registrytest.Registry, opts verifier.Options) *verifier.Verifier {
+	t.Helper()
+	opts.InsecureRegistries = append(opts.InsecureRegistries, reg.Host)
+	opts.AllowedHosts = append(opts.AllowedHosts, reg.Host)
+	v, err := verifier.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func authority(name string, s *registrytest.Signer) verifier.Authority {
+	return verifier.Authority{Name: name, Key: s.Public}
+}
+
+// outcome summarises a Verify answer for comparison.
+func outcome(res verifier.Result, err error) string {
+	var nv *verifier.NotVerifiedError
+	switch {
+	case err == nil:
+		return "verified"
+	case errors.As(err, &nv):
+		return "not verified: " + nv.Reason
+	case verifier.IsUndecided(err):
+		return "undecided"
+	default:
+		return "error: " + err.Error()
+	}
+}
+
+func TestVerify(t *testing.T) {
+	t.Parallel()
+	alice, bob, carol := registrytest.NewSigner(t), registrytest.NewSigner(t), registrytest.NewSigner(t)
+	layouts := []registrytest.Layout{registrytest.Classic, registrytest.Bundle}
+	type signing struct {
+		signer *registrytest.Signer
+		other  bool // payload names another digest
+	}
+	tests := []struct {
+		name         string
+		noReferrers  bool
+		signed       []signing
+		set          verifier.AuthoritySet
+		want         string
+		wantVerified []string
+	}{
+		{
+			name:         "valid signature",
+			signed:       []signing{{signer: alice}},
+			set:          verifier.AuthoritySet{Authorities: []verifier.Authority{authority("alice", alice)}},
+			want:         "verified",
+			wantVerified: []string{"alice"},
+		},
+		{
+			name:         "valid signature, registry without referrers API",
+			noReferrers:  true,
+			signed:       []signing{{signer: alice}},
+			set:          verifier.AuthoritySet{Authorities: []verifier.Authority{authority("alice", alice)}},
+			want:         "verified",
+			wantVerified: []string{"alice"},
+		},
+		{
+			name:   "wrong key",
+			signed: []signing{{signer: alice}},
+			set:    verifier.AuthoritySet{Authorities: []verifier.Authority{authority("bob", bob)}},
+			want:   "not verified: no valid signature from a trusted key",
+		},
+		{
+			name: "no signature",
+			set:  verifier.AuthoritySet{Authorities: []verifier.Authority{authority("alice", alice)}},
+			want: "not verified: no signatures found",
+		},
+		{
+			name:   "payload names another digest",
+			signed: []signing{{signer: alice, other: true}},
+			set:    verifier.AuthoritySet{Authorities: []verifier.Authority{authority("alice", alice)}},
+			want:   "not verified: no valid signature from a trusted key",
+		},
+		{
+			name:   "threshold 2 of 3, two signed",
+			signed: []signing{{signer: alice}, {signer: carol}},
+			set: verifier.AuthoritySet{Threshold: 2, Authorities: []verifier.Authority{
+				authority("alice", alice), authority("bob", bob), authority("carol", carol)}},
+			want:         "verified",
+			wantVerified: []string{"alice", "carol"},
+		},
+		{
+			name:   "threshold 2 of 3, one signed",
+			signed: []signing{{signer: bob}},
+			set: verifier.AuthoritySet{Threshold: 2, Authorities: []verifier.Authority{
+				authority("alice", alice), authority("bob", bob), authority("carol", carol)}},
+			want: "not verified: only 1 of the 2 required authorities verified",
+		},
+		{
+			name:   "threshold 2 counts distinct keys, not names",
+			signed: []signing{{signer: alice}, {signer: bob}},
+			set: verifier.AuthoritySet{Threshold: 2, Authorities: []verifier.Authority{
+				authority("alice", alice), authority("alice-again", alice)}},
+			want: "not verified: invalid authority set: threshold 2 is more than the 1 distinct keys",
+		},
+		{
+			name:   "threshold 2, one valid and one over another digest",
+			signed: []signing{{signer: alice}, {signer: bob, other: true}},
+			set: verifier.AuthoritySet{Threshold: 2, Authorities: []verifier.Authority{
+				authority("alice", alice), authority("bob", bob)}},
+			want: "not verified: only 1 of the 2 required authorities verified",
+		},
+	}
+	for _, layout := range layouts {
+		for _, tc := range tests {
+			t.Run(layout.String()+"/"+tc.name, func(t *testing.T) {
+				t.Parallel()
+				var opts []registrytest.Option
+				if tc.noReferrers {
+					opts = append(opts, registrytest.WithoutReferrersAPI())
+				}
+				reg := registrytest.New(t, opts...)
+				d := reg.PushImage(t, "team/app", "v1")
+				other := reg.PushImage(t, "team/app", "")
+				for _, s := range tc.signed {
+					claimed := d
+					if s.other {
+						claimed = other
+					}
+					reg.SignClaim(t, s.signer, d, claimed, layout)
+				}
+				v := newVerifier(t, reg, verifier.Options{})
+				res, err := v.Verify(t.Context(), d, tc.set)
+				if diff := cmp.Diff(tc.want, outcome(res, err)); diff != "" {
+					t.Fatalf("outcome (-want +got):\n%s\nerr: %v", diff, err)
+				}
+				if diff := cmp.Diff(tc.wantVerified, res.Verified); diff != "" {
+					t.Errorf("verified authorities (-want +got):\n%s", diff)
+				}
+			})
+		}
+	}
+}
+
+// TestVerifyMixedLayouts: one authority signs classic, another a bundle;
+// together they meet a threshold of 2.
+func TestVerifyMixedLayouts(t *testing.T) {
+	t.Parallel()
+	alice, bob := registrytest.NewSigner(t), registrytest.NewSigner(t)
+	reg := registrytest.New(t)
+	d := reg.PushImage(t, "team/app", "v1")
+	reg.Sign(t, alice, d, registrytest.Classic)
+	reg.Sign(t, bob, d, registrytest.Bundle)
+	v := newVerifier(t, reg, verifier.Options{})
+	res, err := v.Verify(t.Context(), d, verifier.AuthoritySet{Threshold: 2, Authorities: []verifier.Authority{
+		authority("alice", alice), authority("bob", bob)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"alice", "bob"}, res.Verified); diff != "" {
+		t.Errorf("verified (-want +got):\n%s", diff)
+	}
+}
+
+func TestVerifyIndexAndPlatformManifest(t *testing.T) {
+	t.Parallel()
+	alice := registrytest.NewSigner(t)
+	set := verifier.AuthoritySet{Authorities: []verifier.Authority{authority("alice", alice)}}
+	reg := registrytest.New(t)
+	idx, children := reg.PushIndex(t, "team/multi", "v1", 2)
+	reg.Sign(t, alice, idx, registrytest.Classic)
+	v := newVerifier(t, reg, verifier.Options{})
+
+	ref, err := verifier.ParseReference(reg.Host + "/team/multi:v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := v.Resolve(t.Context(), ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.String() != idx.String() {
+		t.Fatalf("Resolve = %s, want the index digest %s", got, idx)
+	}
+	tests := []struct {
+		name string
+		d    name.Digest
+		want string
+	}{
+		{"signed index", idx, "verified"},
+		{"platform child of a signed index", children[0], "not verified: no signatures found"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := v.Verify(t.Context(), tc.d, set)
+			if diff := cmp.Diff(tc.want, outcome(res, err)); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestVerifyTransientNotCached(t *testing.T) {
+	t.Parallel()
+	for _, code := range []int{http.StatusServiceUnavailable, http.StatusTooManyRequests, http.StatusInternalServerError} {
+		t.Run(http.StatusText(code), func(t *testing.T) {
+			t.Parallel()
+			alice := registrytest.NewSigner(t)
+			set := verifier.AuthoritySet{Authorities: []verifier.Authority{authority("alice", alice)}}
+			reg := registrytest.New(t)
+			d := reg.PushImage(t, "team/app", "v1")
+			reg.Sign(t, alice, d, registrytest.Classic)
+			v := newVerifier(t, reg, verifier.Options{})
+
+			reg.SetFault(registrytest.FailN(code, -1))
+			if got := outcome(v.Verify(t.Context(), d, set)); got != "undecided" {
+				t.Fatalf("during outage: %s, want undecided", got)
+			}
+			reg.SetFault(nil)
+			res, err := v.Verify(t.Context(), d, set)
+			if got := outcome(res, err); got != "verified" || res.Cached {
+				t.Fatalf("after recovery: %s (cached %v), want a fresh verified answer; err %v", got, res.Cached, err)
+			}
+		})
+	}
+}
+
+func TestVerifySlowRegistryUndecidedInTime(t *testing.T) {
+	t.Parallel()
+	alice := registrytest.NewSigner(t)
+	set := verifier.AuthoritySet{Authorities: []verifier.Authority{authority("alice", alice)}}
+	reg := registrytest.New(t)
+	d := reg.PushImage(t, "team/app", "v1")
+	reg.Sign(t, alice, d, registrytest.Classic)
+	reg.SetFault(registrytest.Delay(10 * time.Second))
+
+	tests := []struct {
+		name     string
+		timeout  time.Duration // Options.Timeout
+		deadline time.Duration // caller's
+	}{
+		{"options timeout", 200 * time.Millisecond, time.Minute},
+		{"caller deadline", time.Minute, 200 * time.Millisecond},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			v := newVerifier(t, reg, verifier.Options{Timeout: tc.timeout})
+			ctx, cancel := context.WithTimeout(t.Context(), tc.deadline)
+			defer cancel()
+			start := time.Now()
+			_, err := v.Verify(ctx, d, set)
+			if !verifier.IsUndecided(err) {
+				t.Fatalf("err = %v, want undecided", err)
+			}
+			if el := time.Since(start); el > 2*time.Second {
+				t.Fatalf("took %s, want about 200ms", el)
+			}
+		})
+	}
+}
+
+func TestVerifyConcurrentShareOneVerification(t *testing.T) {
+	t.Parallel()
+	alice := registrytest.NewSigner(t)
+	set := verifier.AuthoritySet{Authorities: []verifier.Authority{authority("alice", alice)}}
+	reg := registrytest.New(t)
+	d := reg.PushImage(t, "team/app", "v1")
+	reg.Sign(t, alice, d, registrytest.Classic)
+	v := newVerifier(t, reg, verifier.Options{})
+
+	// Warm the connection and token, so the count is the verification only.
+	if _, err := v.Verify(t.Context(), reg.PushImage(t, "team/app", ""), set); err == nil {
+		t.Fatal("unsigned image verified")
+	}
+	reg.ResetRequests()
+	// Hold requests briefly so all callers arrive while one is in flight.
+	reg.SetFault(registrytest.Delay(100 * time.Millisecond))
+	var wg sync.WaitGroup
+	errs := make(chan error, 100)
+	for range 100 {
+		wg.Go(func() {
+			_, err := v.Verify(t.Context(), d, set)
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// One verification: the .sig manifest and its one payload blob.
+	if got := reg.Requests(); got != 2 {
+		t.Errorf("registry requests = %d, want 2 (one verification); log: %v", got, reg.RequestLog())
+	}
+
+	reg.SetFault(nil)
+	reg.ResetRequests()
+	res, err := v.Verify(t.Context(), d, set)
+	if err != nil || !res.Cached {
+		t.Fatalf("second call: cached=%v err=%v, want cached", res.Cached, err)
+	}
+	if got := reg.Requests(); got != 0 {
+		t.Errorf("second call made %d registry requests, want 0: %v", got, reg.RequestLog())
+	}
+}
+
+// TestVerifyCallerLeavingDoesNotFailOthers: the shared verification
+// continues when one waiter gives up.
+func TestVerifyCallerLeavingDoesNotFailOthers(t *testing.T) {
+	t.Parallel()
+	alice := registrytest.NewSigner(t)
+	set := verifier.AuthoritySet{Authorities: []verifier.Authority{authority("alice", alice)}}
+	reg := registrytest.New(t)
+	d := reg.PushImage(t, "team/app", "v1")
+	reg.Sign(t, alice, d, registrytest.Classic)
+	reg.SetFault(registrytest.Delay(300 * time.Millisecond))
+	v := newVerifier(t, reg, verifier.Options{})
+
+	impatient, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	var wg sync.WaitGroup
+	var patientErr, impatientErr error
+	wg.Go(func() { _, impatientErr = v.Verify(impatient, d, set) })
+	wg.Go(func() { _, patientErr = v.Verify(t.Context(), d, set) })
+	wg.Wait()
+	if !verifier.IsUndecided(impatientErr) {
+		t.Errorf("impatient caller: %v, want undecided", impatientErr)
+	}
+	if patientErr != nil {
+		t.Errorf("patient caller: %v, want verified", patientErr)
+	}
+}
+
+func TestVerifyCacheKeyFollowsAuthorities(t *testing.T) {
+	t.Parallel()
+	alice, bob := registrytest.NewSigner(t), registrytest.NewSigner(t)
+	reg := registrytest.New(t)
+	d := reg.PushImage(t, "team/app", "v1")
+	reg.Sign(t, alice, d, registrytest.Classic)
+	v := newVerifier(t, reg, verifier.Options{})
+
+	aliceSet := verifier.AuthoritySet{Authorities: []verifier.Authority{authority("alice", alice)}}
+	if _, err := v.Verify(t.Context(), d, aliceSet); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name       string
+		set        verifier.AuthoritySet
+		wantCached bool
+		want       string
+	}{
+		{"same key, other name (another namespace)", verifier.AuthoritySet{Authorities: []verifier.Authority{authority("ci", alice)}}, true, "verified"},
+		{"other key", verifier.AuthoritySet{Authorities: []verifier.Authority{authority("alice", bob)}}, false, "not verified: no valid signature from a trusted key"},
+		{"key added", verifier.AuthoritySet{Authorities: []verifier.Authority{authority("alice", alice), authority("bob", bob)}}, false, "verified"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			reg.ResetRequests()
+			res, err := v.Verify(t.Context(), d, tc.set)
+			if got := outcome(res, err); got != tc.want {
+				t.Fatalf("outcome %q, want %q", got, tc.want)
+			}
+			if (reg.Requests() == 0) != tc.wantCached {
+				t.Errorf("served from cache = %v, want %v (requests %v)", reg.Requests() == 0, tc.wantCached, reg.RequestLog())
+			}
+		})
+	}
+}
+
+func TestFingerprint(t *testing.T) {
+	t.Parallel()
+	alice, bob := registrytest.NewSigner(t), registrytest.NewSigner(t)
+	base := verifier.AuthoritySet{Authorities: []verifier.Authority{authority("a", alice), authority("b", bob)}}
+	tests := []struct {
+		name string
+		set  verifier.AuthoritySet
+		same bool
+	}{
+		{"other order", verifier.AuthoritySet{Authorities: []verifier.Authority{authority("b", bob), authority("a", alice)}}, true},
+		{"other names", verifier.AuthoritySet{Authorities: []verifier.Authority{authority("x", alice), authority("y", bob)}}, true},
+		{"threshold 0 is 1", verifier.AuthoritySet{Threshold: 1, Authorities: base.Authorities}, true},
+		{"duplicate key", verifier.AuthoritySet{Authorities: append(slices.Clone(base.Authorities), authority("c", alice))}, true},
+		{"key removed", verifier.AuthoritySet{Authorities: base.Authorities[:1]}, false},
+		{"key replaced", verifier.AuthoritySet{Authorities: []verifier.Authority{authority("a", alice), authority("b", registrytest.NewSigner(t))}}, false},
+		{"threshold changed", verifier.AuthoritySet{Threshold: 2, Authorities: base.Authorities}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.set.Fingerprint() == base.Fingerprint(); got != tc.same {
+				t.Errorf("same fingerprint = %v, want %v", got, tc.same)
+			}
+		})
+	}
+}
