@@ -1,0 +1,281 @@
+//go:build load
+
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+)
+
+// report collects a run's measurements and writes them as Markdown.
+type report struct {
+	opts                  options
+	start, end            time.Time
+	loadBefore, loadAfter string
+	rows                  []row
+	cold                  []coldTrial
+	scaleUp               []scaleUpResult
+	memory                []memInfo
+
+	profileNote         string
+	profileReviews      uint64
+	profileCPU          string
+	profileAllocs       string
+	profileAllocObjects string
+}
+
+type row struct {
+	Section string
+	Round   int
+	result
+}
+
+func (r *report) add(section string, round int, res result) {
+	r.rows = append(r.rows, row{Section: section, Round: round, result: res})
+}
+
+func (r *report) find(section string, round int, server, workload string, saturation bool) (result, bool) {
+	for _, x := range r.rows {
+		if x.Section == section && x.Round == round && x.Server == server && x.Workload == workload && (x.Shape.Rate == 0) == saturation {
+			return x.result, true
+		}
+	}
+	return result{}, false
+}
+
+func (r *report) write(w io.Writer) error {
+	p := func(format string, args ...any) { fmt.Fprintf(w, format+"\n", args...) }
+	p("## Run of %s", r.start.UTC().Format("2006-01-02 15:04 MST"))
+	p("")
+	p("- machine: %d CPUs (%s), %s, Go %s", runtime.NumCPU(), cpuModel(), runtime.GOOS+"/"+runtime.GOARCH, strings.TrimPrefix(runtime.Version(), "go"))
+	p("- load average (1/5/15 min) before: %s, after: %s; run took %s", r.loadBefore, r.loadAfter, r.end.Sub(r.start).Round(time.Second))
+	p("- command: `go run -tags load ./e2e/load %s`", strings.Join(os.Args[1:], " "))
+	p("- generator: vegeta v12.13.0 as a library, HTTPS/1.1 keep-alive, %d workers for saturation; each measured attack %s after a %s warm-up", r.opts.Workers, r.opts.Duration, r.opts.Warmup)
+	p("")
+	r.writeCompare(p)
+	r.writeRows(p, "mutate", "Mutating webhook, tags cached")
+	r.writeNoCache(p)
+	r.writeCold(p)
+	r.writeScaleUp(p)
+	r.writeMemory(p)
+	r.writeProfile(p)
+	return nil
+}
+
+func (r *report) writeRows(p func(string, ...any), section, title string) {
+	var rows []row
+	for _, x := range r.rows {
+		if x.Section == section {
+			rows = append(rows, x)
+		}
+	}
+	if len(rows) == 0 {
+		return
+	}
+	p("### %s", title)
+	p("")
+	p("| round | server | workload | load | reviews | throughput (r/s) | p50 | p99 | p99.9 | server CPU / review | admitted |")
+	p("|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
+	for _, x := range rows {
+		p("| %d | %s | %s | %s | %d | %.0f | %s | %s | %s | %s | %d |", x.Round+1, x.Server, x.Workload, x.Shape,
+			x.Reviews, x.Throughput, ms(x.P50), ms(x.P99), ms(x.P999), ms(x.CPUPerReview()), x.Allowed)
+	}
+	p("")
+}
+
+func (r *report) writeCompare(p func(string, ...any)) {
+	r.writeRows(p, "compare", "signgate (signatures cached + Pod Security restricted + hardening) vs PSA's webhook, same reviews")
+	var sat [3][]float64
+	var p99, cpu []float64
+	var p99s [][2]time.Duration
+	var cpus [][2]time.Duration
+	for round := range r.opts.Rounds {
+		for i, n := range []int{1, 3, 10} {
+			wl := fmt.Sprintf("%d-container pod", n)
+			a, ok1 := r.find("compare", round, "signgate", wl, true)
+			b, ok2 := r.find("compare", round, "pod-security-webhook", wl, true)
+			if ok1 && ok2 && b.Throughput > 0 {
+				sat[i] = append(sat[i], a.Throughput/b.Throughput)
+			}
+		}
+		a, ok1 := r.find("compare", round, "signgate", "3-container pod", false)
+		b, ok2 := r.find("compare", round, "pod-security-webhook", "3-container pod", false)
+		if ok1 && ok2 && b.P99 > 0 && b.CPUPerReview() > 0 {
+			p99 = append(p99, float64(a.P99)/float64(b.P99))
+			cpu = append(cpu, float64(a.CPUPerReview())/float64(b.CPUPerReview()))
+			p99s = append(p99s, [2]time.Duration{a.P99, b.P99})
+			cpus = append(cpus, [2]time.Duration{a.CPUPerReview(), b.CPUPerReview()})
+		}
+	}
+	if len(p99) == 0 {
+		return
+	}
+	p("### Ratios signgate / PSA (median over %d round(s))", r.opts.Rounds)
+	p("")
+	p("| measure | ratio | per round | target | met |")
+	p("|---|---:|---|---|---|")
+	for i, n := range []int{1, 3, 10} {
+		p("| saturation throughput, %d-container pod | %.2f× | %s | ≥ 1.0× | %s |", n, median(sat[i]), ratios(sat[i]), met(median(sat[i]) >= 1.0))
+	}
+	p("| p99 at %d r/s, 3-container pod | %.2f× | %s | ≤ 1.0× | %s |", r.opts.Rate, median(p99), pairs(p99s), met(median(p99) <= 1.0))
+	p("| server CPU per review at %d r/s, 3-container pod | %.2f× | %s | ≤ 0.8× | %s |", r.opts.Rate, median(cpu), pairs(cpus), met(median(cpu) <= 0.8))
+	p("")
+}
+
+func (r *report) writeNoCache(p func(string, ...any)) {
+	r.writeRows(p, "nocache", "Verdict cache on vs off (3-container pod, saturation)")
+	a, ok1 := r.find("nocache", 0, "signgate", "3-container pod", true)
+	b, ok2 := r.find("nocache", 0, "signgate-nocache", "3-container pod", true)
+	if !ok1 || !ok2 || b.Throughput == 0 {
+		return
+	}
+	p("Cached / uncached: **%.1f× the throughput**, %.1f× less server CPU per review (%s vs %s); registry requests during the measured attack: %d cached, %d uncached (%.1f per review).",
+		a.Throughput/b.Throughput, float64(b.CPUPerReview())/float64(a.CPUPerReview()), ms(a.CPUPerReview()), ms(b.CPUPerReview()),
+		a.Registry, b.Registry, float64(b.Registry)/float64(max(b.Reviews, 1)))
+	p("")
+}
+
+func (r *report) writeCold(p func(string, ...any)) {
+	if len(r.cold) == 0 {
+		return
+	}
+	var single, slowest, sum, triple, warm []float64
+	for _, t := range r.cold {
+		var mx, s time.Duration
+		for _, d := range t.Singles {
+			single = append(single, float64(d))
+			mx = max(mx, d)
+			s += d
+		}
+		slowest = append(slowest, float64(mx))
+		sum = append(sum, float64(s))
+		triple = append(triple, float64(t.Triple))
+		warm = append(warm, float64(t.Warm))
+	}
+	p("### Cold reviews (signatures not cached yet), %d trials, medians", len(r.cold))
+	p("")
+	p("| review | p50 | max |")
+	p("|---|---:|---:|")
+	p("| 1-container pod, fresh image (single-image verification) | %s | %s |", ms(time.Duration(median(single))), ms(time.Duration(slices.Max(single))))
+	p("| slowest of three 1-container reviews in a trial | %s | %s |", ms(time.Duration(median(slowest))), ms(time.Duration(slices.Max(slowest))))
+	p("| sum of three 1-container reviews (what sequential verification would cost) | %s | %s |", ms(time.Duration(median(sum))), ms(time.Duration(slices.Max(sum))))
+	p("| **3-container pod, three fresh images** | **%s** | %s |", ms(time.Duration(median(triple))), ms(time.Duration(slices.Max(triple))))
+	p("| the same 3-container review again (cached) | %s | %s |", ms(time.Duration(median(warm))), ms(time.Duration(slices.Max(warm))))
+	p("")
+	p("Cold 3-container / slowest single: %.2f×; / sum of singles: %.2f×.", median(triple)/median(slowest), median(triple)/median(sum))
+	p("")
+}
+
+func (r *report) writeScaleUp(p func(string, ...any)) {
+	if len(r.scaleUp) == 0 {
+		return
+	}
+	p("### Scale-up: %d pods with the same tag-only image at once, fresh server", r.scaleUp[0].Pods)
+	p("")
+	p("| server | registry requests (mutate + validate) | breakdown | /mutate patched | /validate admitted | mutate p50 / p99 | validate p50 / p99 | target ≤ 5 |")
+	p("|---|---:|---|---:|---:|---|---|---|")
+	for _, s := range r.scaleUp {
+		target := "—"
+		if !strings.Contains(s.Server, "nocache") {
+			target = met(s.Requests <= 5)
+		}
+		p("| %s | %d | %s | %d/%d | %d/%d | %s / %s | %s / %s | %s |", s.Server, s.Requests, s.Breakdown,
+			s.Mutate.Patched, s.Mutate.Reviews, s.Validate.Allowed, s.Validate.Reviews,
+			ms(s.Mutate.P50), ms(s.Mutate.P99), ms(s.Validate.P50), ms(s.Validate.P99), target)
+	}
+	p("")
+}
+
+func (r *report) writeMemory(p func(string, ...any)) {
+	p("### Peak RSS (VmHWM) per server process")
+	p("")
+	p("| server | peak RSS | RSS at end |")
+	p("|---|---:|---:|")
+	for _, m := range r.memory {
+		p("| %s | %.1f MiB | %.1f MiB |", m.Server, float64(m.HWM)/(1<<20), float64(m.RSS)/(1<<20))
+	}
+	p("")
+}
+
+func (r *report) writeProfile(p func(string, ...any)) {
+	if r.profileNote != "" {
+		p("### Profile")
+		p("")
+		p("%s", r.profileNote)
+		p("")
+	}
+	if r.profileCPU == "" {
+		return
+	}
+	p("### Profile of signgate at %d r/s (3-container pod, cached), %d reviews", r.opts.Rate, r.profileReviews)
+	p("")
+	p("CPU (`go tool pprof -top`):")
+	p("")
+	p("```\n%s```", r.profileCPU)
+	p("")
+	p("Allocated bytes during the attack (`-sample_index=alloc_space -base`):")
+	p("")
+	p("```\n%s```", r.profileAllocs)
+	p("")
+	p("Allocated objects during the attack (`-sample_index=alloc_objects -base`):")
+	p("")
+	p("```\n%s```", r.profileAllocObjects)
+	p("")
+}
+
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return "unknown CPU"
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown CPU"
+}
+
+func ms(d time.Duration) string {
+	return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond))
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func ratios(xs []float64) string {
+	var parts []string
+	for _, x := range xs {
+		parts = append(parts, fmt.Sprintf("%.2f", x))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func pairs(xs [][2]time.Duration) string {
+	var parts []string
+	for _, x := range xs {
+		parts = append(parts, fmt.Sprintf("%s vs %s", ms(x[0]), ms(x[1])))
+	}
+	return strings.Join(parts, "; ")
+}
+
+func met(ok bool) string {
+	if ok {
+		return "yes"
+	}
+	return "**no**"
+}
