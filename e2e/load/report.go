@@ -129,14 +129,15 @@ func (r *report) writeCompare(p func(string, ...any)) {
 
 func (r *report) writeNoCache(p func(string, ...any)) {
 	r.writeRows(p, "nocache", "Verdict cache on vs off (3-container pod, saturation)")
-	a, ok1 := r.find("nocache", 0, "signgate", "3-container pod", true)
-	b, ok2 := r.find("nocache", 0, "signgate-nocache", "3-container pod", true)
+	a, ok1 := r.find("nocache", 0, "signgate", "3-container pod, 192 images", true)
+	b, ok2 := r.find("nocache", 0, "signgate-nocache", "3-container pod, 192 images", true)
 	if !ok1 || !ok2 || b.Throughput == 0 {
 		return
 	}
-	p("Cached / uncached: **%.1f× the throughput**, %.1f× less server CPU per review (%s vs %s); registry requests during the measured attack: %d cached, %d uncached (%.1f per review).",
+	perReview := float64(b.Registry) / float64(max(b.Reviews, 1))
+	p("Cached / uncached: **%.1f× the throughput**, %.1f× less server CPU per review (%s vs %s); registry requests during the measured attack: %d cached, %d uncached (%.1f per review, so a %d-pod scale-up through a cacheless gate costs about %.0f).",
 		a.Throughput/b.Throughput, float64(b.CPUPerReview())/float64(a.CPUPerReview()), ms(a.CPUPerReview()), ms(b.CPUPerReview()),
-		a.Registry, b.Registry, float64(b.Registry)/float64(max(b.Reviews, 1)))
+		a.Registry, b.Registry, perReview, r.opts.ScaleUp, perReview/3*float64(r.opts.ScaleUp))
 	p("")
 }
 

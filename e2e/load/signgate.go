@@ -13,7 +13,7 @@ import (
 // gateSettings vary between the signgate servers of one run.
 type gateSettings struct {
 	Name    string
-	NoCache bool // verdict and tag caches disabled: every review verifies
+	NoCache bool // verdict and tag caches reduced to nothing: every review verifies
 }
 
 // gateConfig is the GateConfiguration of the load run: restricted Pod
@@ -22,7 +22,13 @@ type gateSettings struct {
 func gateConfig(registryHost string, s gateSettings) string {
 	cache := "cache: {maxEntries: 10000, ttl: 10m, failureTTL: 30s, tagTTL: 15s}"
 	if s.NoCache {
-		cache = "cache: {maxEntries: -1, tagTTL: -1}"
+		// policy/config.go accepts only positive values (no "off"), so the
+		// verdict LRU gets one entry: with the no-cache workload's 192
+		// distinct digests it never holds the next digest asked for.
+		// Concurrent misses for one digest would still share a
+		// verification (singleflight), so that workload never has two
+		// reviews of the same digest in flight.
+		cache = "cache: {maxEntries: 1, tagTTL: 100ms}"
 	}
 	return fmt.Sprintf(`apiVersion: signgate.dev/v1alpha1
 kind: GateConfiguration
