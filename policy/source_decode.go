@@ -19,7 +19,7 @@ import (
 // objects is what a policy directory holds once decoded.
 type objects struct {
 	policies   []*policyObject
-	namespaces map[string]map[string]string       // name → labels
+	namespaces map[string]map[string]string            // name → labels
 	secrets    map[string]map[string]map[string][]byte // namespace → name → data
 	ids        map[string]bool                         // policy IDs seen
 }
