@@ -43,10 +43,19 @@ vet:
 staticcheck: $(STAMP)/staticcheck-$(STATICCHECK_VERSION)
 	$(BIN)/staticcheck ./...
 
-## bench: Go benchmarks for verifier, policy and admission, summarised by benchstat.
+## bench: Go benchmarks for verifier, policy and admission, summarised by benchstat into a
+## table (bin/bench.txt holds the raw runs). BENCH_BASE=old.txt adds a before/after column.
+BENCH_COUNT ?= 5
+BENCH_BASE  ?=
 bench: $(STAMP)/benchstat-$(BENCHSTAT_VERSION)
-	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./verifier/... ./policy/... ./admission/... | tee $(BIN)/bench.txt
-	$(BIN)/benchstat $(BIN)/bench.txt
+	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) ./verifier/... ./policy/... ./admission/... | tee $(BIN)/bench.txt
+	$(BIN)/benchstat $(if $(BENCH_BASE),before=$(BENCH_BASE) after=$(BIN)/bench.txt,$(BIN)/bench.txt)
+
+## load: signgate serve and PSA's webhook side by side under vegeta (e2e/load, build tag load);
+## the Markdown report goes to bin/load-report.md. LOAD_FLAGS="-duration 20s -rounds 3" to vary.
+LOAD_FLAGS ?=
+load: build $(STAMP)/pod-security-webhook-$(KUBE_VERSION)
+	$(GO) run -tags load ./e2e/load -o $(BIN)/load-report.md $(LOAD_FLAGS)
 
 ## fuzz: every native fuzz target for $(FUZZTIME) each, on the checked-in corpus.
 fuzz:
