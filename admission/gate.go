@@ -1,0 +1,160 @@
+package admission
+
+import (
+	"context"
+	"errors"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	admissionv1 "k8s.io/api/admission/v1"
+
+	"github.com/signgate/signgate/policy"
+	"github.com/signgate/signgate/verifier"
+)
+
+// Resolver resolves a tag to the digest it points at (digests are returned
+// as they are). *verifier.Verifier implements it.
+type Resolver interface {
+	Resolve(ctx context.Context, ref name.Reference) (name.Digest, error)
+}
+
+// ImageVerifier verifies a digest against an authority set; errors are
+// *verifier.NotVerifiedError (definite) or *verifier.UndecidedError
+// (transient). *verifier.Verifier implements it.
+type ImageVerifier interface {
+	Verify(ctx context.Context, d name.Digest, set verifier.AuthoritySet) (verifier.Result, error)
+}
+
+// Verifier is what the Gate needs from the registry side.
+type Verifier interface {
+	Resolver
+	ImageVerifier
+}
+
+// PolicySource gives a consistent view of trust policies and namespaces for
+// one review. policy.FileSource and policy.ClusterSource implement it.
+type PolicySource interface {
+	Snapshot() policy.Snapshot
+}
+
+// ConfigSource gives the current gate configuration. *policy.ConfigWatcher
+// implements it; StaticConfig wraps a fixed one.
+type ConfigSource interface {
+	Current() *policy.Config
+}
+
+// StaticConfig is a ConfigSource that never changes (tests, signgate check).
+type StaticConfig struct{ Config *policy.Config }
+
+// Current returns the configuration, or the defaults when it is nil.
+func (s StaticConfig) Current() *policy.Config {
+	if s.Config == nil {
+		return policy.DefaultConfig()
+	}
+	return s.Config
+}
+
+// DefaultConcurrency is how many registry operations one review runs at a
+// time when Options.Concurrency is zero.
+const DefaultConcurrency = 8
+
+// Options configure a Gate. Verifier and Policies are required.
+type Options struct {
+	// Verifier resolves tags (mutate; workload templates in validate) and
+	// verifies digests (validate). Required.
+	Verifier Verifier
+	// Policies gives namespaces and trust policies. Required.
+	Policies PolicySource
+	// Config gives the gate configuration. Default: policy.DefaultConfig().
+	Config ConfigSource
+	// PodSecurity evaluates Pod Security levels. Default: the upstream
+	// evaluator with every check (policy.NewPodSecurity()).
+	PodSecurity *policy.PodSecurity
+	// Namespace is the gate's own namespace; it is exempt like the
+	// configuration's exemptNamespaces so the gate can always restart.
+	// Default: none.
+	Namespace string
+	// Concurrency bounds the registry operations of one review.
+	// Default DefaultConcurrency.
+	Concurrency int
+}
+
+// Gate makes the admission decisions of both webhooks. It does no HTTP: the
+// Handler, the CLI and tests call Mutate and Validate with an
+// AdmissionRequest. Safe for concurrent use.
+type Gate struct {
+	verifier    Verifier
+	policies    PolicySource
+	config      ConfigSource
+	podSecurity *policy.PodSecurity
+	namespace   string
+	concurrency int
+}
+
+// NewGate checks opts once and returns a Gate.
+func NewGate(opts Options) (*Gate, error) {
+	if opts.Verifier == nil {
+		return nil, errors.New("new gate: Options.Verifier is required")
+	}
+	if opts.Policies == nil {
+		return nil, errors.New("new gate: Options.Policies is required")
+	}
+	g := &Gate{
+		verifier:    opts.Verifier,
+		policies:    opts.Policies,
+		config:      opts.Config,
+		podSecurity: opts.PodSecurity,
+		namespace:   opts.Namespace,
+		concurrency: opts.Concurrency,
+	}
+	if g.config == nil {
+		g.config = StaticConfig{}
+	}
+	if g.podSecurity == nil {
+		ps, err := policy.NewPodSecurity()
+		if err != nil {
+			return nil, err
+		}
+		g.podSecurity = ps
+	}
+	if g.concurrency <= 0 {
+		g.concurrency = DefaultConcurrency
+	}
+	return g, nil
+}
+
+// verdict is a decision plus what the boundary logs about it.
+type verdict struct {
+	resp   *admissionv1.AdmissionResponse
+	images []string
+}
+
+// Mutate answers the mutating webhook: a JSON patch pinning every image
+// that has no digest, or none. It admits (resolution failures become
+// warnings, the validating webhook denies what stays unpinned). The
+// response's UID is left for the caller to set.
+func (g *Gate) Mutate(ctx context.Context, req *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse {
+	return g.mutate(ctx, req).resp
+}
+
+// Validate answers the validating webhook: allowed, denied (Result.Code
+// 403) or undecided (503, "retry"). ctx's deadline bounds all registry
+// work; what is unfinished by then is undecided. The response's UID is left
+// for the caller to set.
+func (g *Gate) Validate(ctx context.Context, req *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse {
+	return g.validate(ctx, req).resp
+}
+
+// exempt reports whether namespace is never evaluated.
+func (g *Gate) exempt(cfg *policy.Config, namespace string) bool {
+	return namespace != "" && cfg.Exempt(namespace, g.namespace)
+}
+
+// evaluated reports whether an operation is one the gate decides on; the
+// others (DELETE, CONNECT) carry nothing to admit.
+func evaluated(op admissionv1.Operation) bool {
+	return op == admissionv1.Create || op == admissionv1.Update
+}
+
+func requestKind(req *admissionv1.AdmissionRequest) groupKind {
+	return groupKind{group: req.Kind.Group, kind: req.Kind.Kind}
+}

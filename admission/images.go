@@ -1,0 +1,171 @@
+package admission
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+
+	"github.com/signgate/signgate/policy"
+	"github.com/signgate/signgate/verifier"
+)
+
+// imageCheck is one (image, policy requirement) pair to verify.
+type imageCheck struct {
+	field policy.ImageField
+	ref   name.Reference
+	req   *policy.Requirement
+}
+
+// key identifies the verification an imageCheck needs: the same reference
+// under the same policy is verified once per review.
+func (c imageCheck) key() string { return c.ref.Name() + "\x00" + c.req.Policy }
+
+// checked is the outcome of one verification.
+type checked struct {
+	result verifier.Result
+	err    error
+}
+
+// images checks every image of the pod: a valid reference, pinned by digest
+// (pods; templates are resolved here since they are only pinned on
+// request), and verified against every requirement that applies to it in
+// the namespace.
+func (e *evaluation) images(ctx context.Context, fields []policy.ImageField) {
+	var checks []imageCheck
+	for _, f := range fields {
+		checks = append(checks, e.imageChecks(f)...)
+	}
+	index := map[string]int{}
+	var tasks []func(context.Context) checked
+	for _, c := range checks {
+		if _, ok := index[c.key()]; ok {
+			continue
+		}
+		index[c.key()] = len(tasks)
+		tasks = append(tasks, e.verifyTask(c))
+	}
+	results := runBounded(ctx, e.gate.concurrency, tasks, func(err error) checked { return checked{err: err} })
+	for _, c := range checks {
+		e.judge(c, results[index[c.key()]])
+	}
+}
+
+// imageChecks returns the verifications one image needs, recording the
+// problems found without any registry I/O.
+func (e *evaluation) imageChecks(f policy.ImageField) []imageCheck {
+	path := f.Path(e.pod.Prefix)
+	if f.Image == "" {
+		e.f.deny = append(e.f.deny, path+": image is empty; set an image reference")
+		return nil
+	}
+	ref, err := verifier.ParseReference(f.Image)
+	if err != nil {
+		e.f.deny = append(e.f.deny, fmt.Sprintf("%s %q: not a valid image reference (want host/repository[:tag]@sha256:<64 hex digits>); fix the image name", path, f.Image))
+		return nil
+	}
+	if _, pinned := ref.(name.Digest); !pinned && !e.pod.Workload {
+		e.f.deny = append(e.f.deny, fmt.Sprintf("%s %q: must be pinned by digest; write it as repo:tag@sha256:<digest> or make sure signgate's mutating webhook is installed", path, f.Image))
+		return nil
+	}
+	reqs := e.snap.Requirements(e.req.Namespace, e.labels, verifier.Repository(ref))
+	if len(reqs) == 0 {
+		e.unmatched(f, path, ref)
+		return nil
+	}
+	var checks []imageCheck
+	for i := range reqs {
+		r := &reqs[i]
+		switch {
+		case r.Err != nil:
+			e.f.deny = append(e.f.deny, fmt.Sprintf("%s %q: %s is invalid: %v; fix the policy", path, f.Image, r.Policy, r.Err))
+		case r.Static == policy.StaticPass:
+		case r.Static == policy.StaticFail:
+			e.f.add(r.Mode, auditImagePolicy, fmt.Sprintf("%s %q: rejected by %s (static fail)", path, f.Image, r.Policy))
+		default:
+			checks = append(checks, imageCheck{field: f, ref: ref, req: r})
+		}
+	}
+	return checks
+}
+
+// unmatched applies unmatchedImages to an image no policy covers.
+func (e *evaluation) unmatched(f policy.ImageField, path string, ref name.Reference) {
+	line := fmt.Sprintf("%s %q: no ClusterImagePolicy or ImagePolicy in namespace %s covers %s; add a policy for it or use an image one covers",
+		path, f.Image, e.req.Namespace, verifier.Repository(ref))
+	switch e.cfg.UnmatchedImages {
+	case policy.UnmatchedAllow:
+	case policy.UnmatchedWarn:
+		e.f.warn = append(e.f.warn, line)
+	default:
+		e.f.deny = append(e.f.deny, line)
+	}
+}
+
+// verifyTask resolves the reference if needed (templates) and verifies the
+// digest against the requirement's authorities.
+func (e *evaluation) verifyTask(c imageCheck) func(context.Context) checked {
+	set := authoritySet(c.req)
+	return func(ctx context.Context) checked {
+		d, ok := c.ref.(name.Digest)
+		if !ok {
+			var err error
+			if d, err = e.gate.verifier.Resolve(ctx, c.ref); err != nil {
+				return checked{err: err}
+			}
+		}
+		res, err := e.gate.verifier.Verify(ctx, d, set)
+		return checked{result: res, err: err}
+	}
+}
+
+// judge records the outcome of one check under its requirement's mode.
+func (e *evaluation) judge(c imageCheck, r checked) {
+	path := c.field.Path(e.pod.Prefix)
+	threshold := max(c.req.Threshold, 1)
+	var notVerified *verifier.NotVerifiedError
+	switch {
+	case r.err == nil && len(r.result.Verified) >= threshold:
+		return
+	case r.err == nil:
+		e.f.add(c.req.Mode, auditImagePolicy, fmt.Sprintf("%s %q: %s for %s (need %d of: %s; verified: %s); %s",
+			path, c.field.Image, "not enough valid signatures", c.req.Policy, threshold, authorityNames(c.req), strings.Join(r.result.Verified, ", "), e.signAdvice()))
+	case errors.As(r.err, &notVerified):
+		e.f.add(c.req.Mode, auditImagePolicy, fmt.Sprintf("%s %q: %s for %s (need %d of: %s); %s",
+			path, c.field.Image, notVerified.Reason, c.req.Policy, threshold, authorityNames(c.req), e.signAdvice()))
+	case isTransient(r.err):
+		line := fmt.Sprintf("%s %q: cannot verify against %s: %s", path, c.field.Image, c.req.Policy, registryProblem(r.err))
+		if c.req.Mode == policy.ModeEnforce || c.req.Mode == "" {
+			e.f.retry = append(e.f.retry, line)
+		} else {
+			e.f.add(c.req.Mode, auditImagePolicy, line)
+		}
+	default: // neither verified nor a known failure: fail closed
+		e.f.add(c.req.Mode, auditImagePolicy, fmt.Sprintf("%s %q: cannot verify against %s: %s", path, c.field.Image, c.req.Policy, registryProblem(r.err)))
+	}
+}
+
+func (e *evaluation) signAdvice() string {
+	return "sign it with a key trusted in namespace " + e.req.Namespace
+}
+
+// authoritySet converts a requirement's authorities for the verifier.
+func authoritySet(r *policy.Requirement) verifier.AuthoritySet {
+	set := verifier.AuthoritySet{Threshold: r.Threshold, Authorities: make([]verifier.Authority, len(r.Authorities))}
+	for i, a := range r.Authorities {
+		set.Authorities[i] = verifier.Authority{Name: a.Name, Key: a.Key}
+	}
+	return set
+}
+
+func authorityNames(r *policy.Requirement) string {
+	names := make([]string, len(r.Authorities))
+	for i, a := range r.Authorities {
+		names[i] = a.Name
+	}
+	slices.Sort(names)
+	return strings.Join(slices.Compact(names), ", ")
+}

@@ -1,0 +1,148 @@
+package admission
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	admissionv1 "k8s.io/api/admission/v1"
+
+	"github.com/signgate/signgate/policy"
+	"github.com/signgate/signgate/verifier"
+)
+
+// patchOp is one RFC 6902 operation.
+type patchOp struct {
+	Op    string `json:"op"`
+	Path  string `json:"path"`
+	Value string `json:"value"`
+}
+
+// pin is one image the mutating webhook wants to pin.
+type pin struct {
+	field policy.ImageField
+	ref   name.Reference
+}
+
+// mutate pins images: pods always (CREATE, UPDATE, the ephemeralcontainers
+// subresource), workload templates when pinning.workloadTemplates is on.
+func (g *Gate) mutate(ctx context.Context, req *admissionv1.AdmissionRequest) verdict {
+	cfg := g.config.Current()
+	gk := requestKind(req)
+	if !evaluated(req.Operation) || g.exempt(cfg, req.Namespace) || !g.pinnable(cfg, gk, req.SubResource) {
+		return verdict{resp: allowed(nil)}
+	}
+	pod, err := extractPod(gk, req.Object.Raw)
+	if err != nil {
+		// Nothing to pin; the validating webhook denies what it cannot read.
+		return verdict{resp: allowed([]string{"signgate: cannot pin images: " + err.Error()})}
+	}
+	fields := policy.Images(pod.Spec)
+	pins, warnings := g.pinsFor(req, gk, pod, fields)
+	ops, more := g.resolvePins(ctx, pod.Prefix, pins)
+	warnings = append(warnings, more...)
+	v := verdict{images: imageStrings(fields)}
+	if len(ops) == 0 {
+		v.resp = allowed(sortedLines(warnings))
+		return v
+	}
+	patch, err := json.Marshal(ops)
+	if err != nil {
+		v.resp = allowed(append(sortedLines(warnings), "signgate: cannot pin images: "+err.Error()))
+		return v
+	}
+	v.resp = patched(patch, sortedLines(warnings))
+	return v
+}
+
+// pinnable reports whether the mutating webhook pins objects of this kind.
+func (g *Gate) pinnable(cfg *policy.Config, gk groupKind, subresource string) bool {
+	if gk == (groupKind{"", "Pod"}) {
+		return subresource == "" || subresource == "ephemeralcontainers"
+	}
+	_, known := kinds[gk]
+	return known && subresource == "" && cfg.Pinning.WorkloadTemplates
+}
+
+// pinsFor returns the images to pin: those without a digest that are new
+// in this request. On UPDATE an image equal to the old object's at the same
+// place is left alone: rewriting it would restart a running container, and
+// existing ephemeral containers cannot be changed at all.
+func (g *Gate) pinsFor(req *admissionv1.AdmissionRequest, gk groupKind, pod podTemplate, fields []policy.ImageField) ([]pin, []string) {
+	old := map[string]string{}
+	if req.Operation == admissionv1.Update {
+		if prev, err := extractPod(gk, req.OldObject.Raw); err == nil {
+			for _, f := range policy.Images(prev.Spec) {
+				old[f.JSONPointer(prev.Prefix)] = f.Image
+			}
+		}
+	}
+	var pins []pin
+	var warnings []string
+	for _, f := range fields {
+		if f.Image == "" {
+			continue
+		}
+		if img, ok := old[f.JSONPointer(pod.Prefix)]; ok && img == f.Image {
+			continue
+		}
+		ref, err := verifier.ParseReference(f.Image)
+		if err != nil {
+			warnings = append(warnings, fmt.Sprintf("%s %q: cannot pin: not a valid image reference", f.Path(pod.Prefix), f.Image))
+			continue
+		}
+		if _, pinned := ref.(name.Digest); pinned {
+			continue
+		}
+		pins = append(pins, pin{field: f, ref: ref})
+	}
+	return pins, warnings
+}
+
+// resolved is the outcome of one tag resolution.
+type resolved struct {
+	digest name.Digest
+	err    error
+}
+
+// resolvePins resolves every pin in parallel (each distinct reference once)
+// and returns the patch operations, in field order, and a warning per
+// failure. A failure leaves the image as written: the validating webhook
+// then denies it with the reason, so nothing fails open.
+func (g *Gate) resolvePins(ctx context.Context, prefix string, pins []pin) ([]patchOp, []string) {
+	index := map[string]int{}
+	var tasks []func(context.Context) resolved
+	for _, p := range pins {
+		key := p.ref.Name()
+		if _, ok := index[key]; ok {
+			continue
+		}
+		index[key] = len(tasks)
+		ref := p.ref
+		tasks = append(tasks, func(ctx context.Context) resolved {
+			d, err := g.verifier.Resolve(ctx, ref)
+			return resolved{d, err}
+		})
+	}
+	results := runBounded(ctx, g.concurrency, tasks, func(err error) resolved { return resolved{err: err} })
+	var ops []patchOp
+	var warnings []string
+	for _, p := range pins {
+		r := results[index[p.ref.Name()]]
+		if r.err != nil {
+			warnings = append(warnings, fmt.Sprintf("%s %q: cannot pin to a digest: %s; the validating webhook will deny it unpinned", p.field.Path(prefix), p.field.Image, registryProblem(r.err)))
+			continue
+		}
+		ops = append(ops, patchOp{Op: "replace", Path: p.field.JSONPointer(prefix), Value: p.field.Image + "@" + r.digest.DigestStr()})
+	}
+	return ops, warnings
+}
+
+func imageStrings(fields []policy.ImageField) []string {
+	out := make([]string, len(fields))
+	for i, f := range fields {
+		out[i] = f.Image
+	}
+	return out
+}

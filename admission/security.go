@@ -1,0 +1,51 @@
+package admission
+
+import (
+	"fmt"
+
+	"github.com/signgate/signgate/policy"
+)
+
+// podSecurity evaluates the namespace's Pod Security levels like PSA does:
+// enforce denies (workload templates only with podSecurity.workloads:
+// enforce, the default), warn adds a warning when the request is otherwise
+// admitted, audit adds an audit annotation. Levels come from the namespace's
+// labels as the policy source has them, never from the object.
+func (e *evaluation) podSecurity() {
+	if e.cfg.PodSecurityExemption(e.req.Namespace, e.req.UserInfo.Username, e.pod.Spec) != "" {
+		return
+	}
+	levels, err := e.cfg.Levels(e.labels)
+	if err != nil { // the returned levels fail safe, as PSA's do
+		e.f.warn = append(e.f.warn, fmt.Sprintf("namespace %s: %v; evaluating the fail-safe levels", e.req.Namespace, err))
+	}
+	enforce := !e.pod.Workload || e.cfg.PodSecurity.Workloads != policy.ModeWarn
+	res := e.gate.podSecurity.Review(levels, e.pod.Meta, e.pod.Spec, enforce)
+	if res.Denied != "" {
+		e.f.deny = append(e.f.deny, e.psLine(res.Denied))
+	}
+	if res.Warning != "" {
+		e.f.warn = append(e.f.warn, e.psLine(res.Warning))
+	}
+	if res.Audit != "" {
+		e.f.add(policy.ModeAudit, auditPodSecurity, e.psLine(res.Audit))
+	}
+}
+
+// psLine keeps PSA's wording and, for workloads, prefixes the path of the
+// template: `spec.template.spec: violates PodSecurity "restricted:latest": …`.
+func (e *evaluation) psLine(msg string) string {
+	if e.pod.Workload {
+		return e.pod.Prefix + ": " + msg
+	}
+	return msg
+}
+
+// hardening runs the configured hardening checks whose namespace selector
+// matches; each finding follows its check's mode (enforce on a workload
+// template follows podSecurity.workloads).
+func (e *evaluation) hardening() {
+	for _, f := range e.cfg.Hardening(e.labels, e.pod.Spec, e.pod.Prefix) {
+		e.f.add(e.enforceMode(f.Mode), auditHardening, f.Message)
+	}
+}

@@ -1,0 +1,122 @@
+package admission
+
+import (
+	"context"
+	"fmt"
+
+	admissionv1 "k8s.io/api/admission/v1"
+
+	"github.com/signgate/signgate/policy"
+)
+
+// Audit annotation keys (the API server prefixes the webhook name).
+const (
+	auditImagePolicy = "image-policy-audit"
+	auditPodSecurity = "pod-security-audit"
+	auditHardening   = "hardening-audit"
+)
+
+// findings collect what one review found, by outcome.
+type findings struct {
+	deny  []string            // definite violations
+	retry []string            // undecided: registry trouble, deadline
+	warn  []string            // warnings for the client
+	audit map[string][]string // audit annotation key → lines
+}
+
+// add routes a line by the mode of whatever produced it.
+func (f *findings) add(mode policy.Mode, auditKey, line string) {
+	switch mode {
+	case policy.ModeWarn:
+		f.warn = append(f.warn, line)
+	case policy.ModeAudit:
+		if f.audit == nil {
+			f.audit = map[string][]string{}
+		}
+		f.audit[auditKey] = append(f.audit[auditKey], line)
+	default: // enforce, and anything unknown: fail safe
+		f.deny = append(f.deny, line)
+	}
+}
+
+// response turns the findings into the answer: any definite violation
+// denies; otherwise anything undecided denies with "retry"; otherwise the
+// request is admitted with its warnings. Audit annotations go with every
+// answer.
+func (f *findings) response() *admissionv1.AdmissionResponse {
+	var r *admissionv1.AdmissionResponse
+	switch {
+	case len(f.deny) > 0:
+		r = denied(append(f.deny, f.retry...))
+	case len(f.retry) > 0:
+		r = undecided(f.retry)
+	default:
+		r = allowed(nil)
+	}
+	r.Warnings = sortedLines(f.warn)
+	for k, lines := range f.audit {
+		if r.AuditAnnotations == nil {
+			r.AuditAnnotations = map[string]string{}
+		}
+		r.AuditAnnotations[k] = joinLines(lines)
+	}
+	return r
+}
+
+// validate re-derives everything from the final object (DESIGN.md §3, §9):
+// digests, signatures, Pod Security, hardening. Nothing on the object
+// (annotations, labels) is trusted; namespace labels come from the policy
+// source.
+func (g *Gate) validate(ctx context.Context, req *admissionv1.AdmissionRequest) verdict {
+	cfg := g.config.Current()
+	if !evaluated(req.Operation) || g.exempt(cfg, req.Namespace) {
+		return verdict{resp: allowed(nil)}
+	}
+	gk := requestKind(req)
+	pod, err := extractPod(gk, req.Object.Raw)
+	if err != nil {
+		return verdict{resp: denied([]string{"cannot evaluate the object: " + err.Error()})}
+	}
+	fields := policy.Images(pod.Spec)
+	v := verdict{images: imageStrings(fields)}
+	if req.Operation == admissionv1.Update && !securityRelevantUpdate(gk, req.OldObject.Raw, pod) {
+		v.resp = allowed(nil) // nothing that was admitted before has changed
+		return v
+	}
+	if req.Namespace == "" {
+		v.resp = denied([]string{"the request names no namespace; signgate evaluates namespaced pods and workloads only"})
+		return v
+	}
+	snap := g.policies.Snapshot()
+	labels, err := snap.Namespace(req.Namespace)
+	if err != nil {
+		v.resp = undecided([]string{fmt.Sprintf("cannot read namespace %s: %v, retry", req.Namespace, err)})
+		return v
+	}
+	e := &evaluation{gate: g, cfg: cfg, req: req, pod: pod, labels: labels, snap: snap}
+	e.images(ctx, fields)
+	e.podSecurity()
+	e.hardening()
+	v.resp = e.f.response()
+	return v
+}
+
+// evaluation is the state of one validating review.
+type evaluation struct {
+	gate   *Gate
+	cfg    *policy.Config
+	req    *admissionv1.AdmissionRequest
+	pod    podTemplate
+	labels map[string]string
+	snap   policy.Snapshot
+	f      findings
+}
+
+// enforceMode is the mode of an enforce-level Pod Security or hardening
+// finding: workload templates follow podSecurity.workloads.
+func (e *evaluation) enforceMode(m policy.Mode) policy.Mode {
+	if m == policy.ModeEnforce && e.pod.Workload && e.cfg.PodSecurity.Workloads == policy.ModeWarn {
+		return policy.ModeWarn
+	}
+	return m
+}
