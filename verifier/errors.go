@@ -71,7 +71,8 @@ func transient(err error) bool {
 	case err == nil:
 		return false
 	case errors.Is(err, errBlocked), errors.Is(err, errTooLarge),
-		errors.Is(err, errDigestMismatch), errors.Is(err, errTooManyHops):
+		errors.Is(err, errDigestMismatch), errors.Is(err, errTooManyHops),
+		errors.Is(err, errPlainHTTP):
 		return false
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return true

@@ -3,6 +3,7 @@ package verifier
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -24,7 +25,14 @@ var (
 	errTooLarge       = errors.New("response body too large")
 	errDigestMismatch = errors.New("manifest bytes do not match Docker-Content-Digest")
 	errTooManyHops    = errors.New("too many redirects")
+	errPlainHTTP      = errors.New("registry answered in plain HTTP; list it in insecureRegistries if that is intended")
 )
+
+// notTLS reports whether an HTTPS request reached a plain HTTP server.
+func notTLS(err error) bool {
+	var rh tls.RecordHeaderError
+	return errors.As(err, &rh) || strings.Contains(err.Error(), "HTTP response to HTTPS client")
+}
 
 // newPuller builds the one remote.Puller a Verifier uses for every
 // registry. Reusing it keeps each repository's ping and token, so a cold
@@ -117,7 +125,7 @@ type registryTransport struct {
 }
 
 func (t *registryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	req, err := t.prepare(req)
+	req, upgraded, err := t.prepare(req)
 	if err != nil {
 		return nil, err
 	}
@@ -125,6 +133,9 @@ func (t *registryTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	resp, err := t.base.RoundTrip(req)
 	if err != nil {
 		t.obs.RegistryRequest(op, 0)
+		if upgraded && notTLS(err) {
+			return nil, fmt.Errorf("%s %s: %w", req.Method, req.URL.Redacted(), errPlainHTTP)
+		}
 		return nil, err
 	}
 	t.obs.RegistryRequest(op, resp.StatusCode)
@@ -132,20 +143,20 @@ func (t *registryTransport) RoundTrip(req *http.Request) (*http.Response, error)
 }
 
 // prepare applies the redirect, credential and scheme rules, cloning req
-// before changing it.
-func (t *registryTransport) prepare(req *http.Request) (*http.Request, error) {
+// before changing it. upgraded reports a plain HTTP request sent as HTTPS.
+func (t *registryTransport) prepare(req *http.Request) (_ *http.Request, upgraded bool, _ error) {
 	hops, origin := 0, req
 	for r := req.Response; r != nil && r.Request != nil; r = r.Request.Response {
 		hops++
 		origin = r.Request
 	}
 	if hops > maxRedirects {
-		return nil, fmt.Errorf("GET %s: %w (more than %d)", req.URL.Redacted(), errTooManyHops, maxRedirects)
+		return nil, false, fmt.Errorf("GET %s: %w (more than %d)", req.URL.Redacted(), errTooManyHops, maxRedirects)
 	}
 	crossHost := hops > 0 && !strings.EqualFold(origin.URL.Host, req.URL.Host)
 	plain := req.URL.Scheme == "http" && !t.insecure[strings.ToLower(req.URL.Host)]
 	if !crossHost && !plain {
-		return req, nil
+		return req, false, nil
 	}
 	req = req.Clone(req.Context())
 	if crossHost {
@@ -155,7 +166,7 @@ func (t *registryTransport) prepare(req *http.Request) (*http.Request, error) {
 	if plain {
 		req.URL.Scheme = "https"
 	}
-	return req, nil
+	return req, plain, nil
 }
 
 // limit caps the body and, for manifests, checks the claimed digest.

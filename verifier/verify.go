@@ -308,6 +308,7 @@ type tally struct {
 	ok         map[string]bool
 	signatures int
 	details    []string
+	unread     bool  // some signatures could not be read (definite)
 	trouble    error // first transient failure
 }
 
@@ -377,6 +378,7 @@ func (t *tally) fail(what string, err error) {
 		}
 		return
 	}
+	t.unread = true
 	t.reject(what, err)
 }
 
@@ -400,6 +402,8 @@ func (t *tally) result(d name.Digest) ([]string, error) {
 	}
 	nv := &NotVerifiedError{Digest: d, Details: t.details}
 	switch {
+	case t.signatures == 0 && t.unread:
+		nv.Reason = "signatures could not be read"
 	case t.signatures == 0:
 		nv.Reason = "no signatures found"
 	case len(t.ok) == 0:

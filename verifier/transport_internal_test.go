@@ -1,0 +1,91 @@
+package verifier
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"testing"
+)
+
+func TestDialGuard(t *testing.T) {
+	t.Parallel()
+	g := dialGuard{blocked: DefaultBlockedNetworks()}
+	tests := []struct {
+		address string
+		blocked bool
+	}{
+		{"127.0.0.1:443", true},
+		{"127.8.9.10:443", true},
+		{"[::1]:443", true},
+		{"169.254.169.254:80", true},
+		{"[fe80::1]:443", true},
+		{"0.0.0.0:443", true},
+		{"[::]:443", true},
+		{"224.0.0.1:443", true},
+		{"[::ffff:127.0.0.1]:443", true}, // v4-mapped loopback
+		{"10.0.0.5:443", false},          // private networks are legitimate registries
+		{"192.168.1.10:5000", false},
+		{"140.82.112.3:443", false},
+		{"[2606:4700::1]:443", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.address, func(t *testing.T) {
+			err := g.check("registry.example", tc.address)
+			if got := errors.Is(err, errBlocked); got != tc.blocked {
+				t.Errorf("blocked = %v (%v), want %v", got, err, tc.blocked)
+			}
+		})
+	}
+}
+
+func TestRegistryTransportPrepare(t *testing.T) {
+	t.Parallel()
+	rt := &registryTransport{insecure: hostSet([]string{"insecure.example:5000"})}
+	// chain builds a request that followed redirects through urls.
+	chain := func(urls ...string) *http.Request {
+		var prev *http.Request
+		for _, u := range urls {
+			pu, _ := url.Parse(u)
+			r := &http.Request{Method: http.MethodGet, URL: pu, Header: http.Header{"Authorization": {"Bearer secret"}}}
+			if prev != nil {
+				r.Response = &http.Response{Request: prev}
+			}
+			prev = r
+		}
+		return prev
+	}
+	tests := []struct {
+		name       string
+		req        *http.Request
+		wantErr    error
+		wantScheme string
+		wantAuth   bool
+	}{
+		{"https kept", chain("https://reg.example/v2/"), nil, "https", true},
+		{"plain HTTP upgraded", chain("http://reg.example/v2/"), nil, "https", true},
+		{"plain HTTP for an insecure registry", chain("http://insecure.example:5000/v2/"), nil, "http", true},
+		{"same-host redirect keeps credentials", chain("https://reg.example/a", "https://reg.example/b"), nil, "https", true},
+		{"cross-host redirect drops credentials", chain("https://reg.example/a", "https://storage.example/b"), nil, "https", false},
+		{"too many redirects", chain("https://a.example/", "https://a.example/1", "https://a.example/2", "https://a.example/3", "https://a.example/4"), errTooManyHops, "", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, _, err := rt.prepare(tc.req)
+			if !errors.Is(err, tc.wantErr) {
+				t.Fatalf("err = %v, want %v", err, tc.wantErr)
+			}
+			if err != nil {
+				return
+			}
+			if got.URL.Scheme != tc.wantScheme {
+				t.Errorf("scheme = %q, want %q", got.URL.Scheme, tc.wantScheme)
+			}
+			if has := got.Header.Get("Authorization") != ""; has != tc.wantAuth {
+				t.Errorf("Authorization sent = %v, want %v", has, tc.wantAuth)
+			}
+			if tc.req.Header.Get("Authorization") == "" {
+				t.Error("prepare modified the caller's request")
+			}
+		})
+	}
+}
