@@ -27,11 +27,17 @@ type checkOptions struct {
 	AllowHosts      []string          // registries allowed although on loopback/link-local
 }
 
-// stringList is a repeatable (and comma-separated) string flag.
-type stringList []string
+// pathList is a repeatable flag of paths (commas are part of a path).
+type pathList []string
 
-func (l *stringList) String() string { return strings.Join(*l, ",") }
-func (l *stringList) Set(v string) error {
+func (l *pathList) String() string     { return strings.Join(*l, " ") }
+func (l *pathList) Set(v string) error { *l = append(*l, v); return nil }
+
+// hostList is a repeatable, comma-separated flag of host[:port].
+type hostList []string
+
+func (l *hostList) String() string { return strings.Join(*l, ",") }
+func (l *hostList) Set(v string) error {
 	for _, s := range strings.Split(v, ",") {
 		if s = strings.TrimSpace(s); s != "" {
 			*l = append(*l, s)
@@ -45,10 +51,10 @@ func parseCheckFlags(args []string, stderr io.Writer) (checkOptions, error) {
 	fs.SetOutput(stderr)
 	var (
 		opts     checkOptions
-		files    stringList
+		files    pathList
 		nsLabels string
-		insecure stringList
-		allow    stringList
+		insecure hostList
+		allow    hostList
 	)
 	fs.Var(&files, "f", "manifest `FILE`, directory (recursive: *.yaml, *.yml, *.json) or - for stdin; repeatable")
 	fs.Var(&files, "filename", "same as -f")
@@ -149,10 +155,7 @@ func runCheck(ctx context.Context, opts checkOptions, newGate gateFactory, stdin
 	}
 	r := newReport(opts.Offline)
 	for i, m := range ms {
-		ns := m.Namespace
-		if ns == "" {
-			ns = opts.Namespace
-		}
+		ns := checkNamespace(m, opts.Namespace)
 		if _, ok := podSpecPrefix(m.APIVersion, m.Kind); !ok {
 			r.skip(skippedObject{Kind: m.Kind, Namespace: m.Namespace, Name: m.Name, Source: m.At, Reason: skipReason(m)})
 			continue
@@ -161,6 +164,9 @@ func runCheck(ctx context.Context, opts checkOptions, newGate gateFactory, stdin
 		if err != nil {
 			fmt.Fprintf(stderr, "signgate check: %s: %v\n", m.At, err)
 			return exitUsage
+		}
+		if opts.Offline {
+			o = offlineResult(o)
 		}
 		r.add(o)
 	}
@@ -191,4 +197,16 @@ func useColor(w io.Writer, getenv func(string) string) bool {
 	}
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// checkNamespace is the namespace an object is checked in: its own, else
+// --namespace; a Namespace object stands for itself.
+func checkNamespace(m manifest, fallback string) string {
+	switch {
+	case m.Kind == "Namespace" && m.APIVersion == "v1":
+		return m.Name
+	case m.Namespace != "":
+		return m.Namespace
+	}
+	return fallback
 }

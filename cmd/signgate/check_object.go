@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"time"
 
 	jsonpatch "gopkg.in/evanphx/json-patch.v4"
 	admissionv1 "k8s.io/api/admission/v1"
@@ -26,6 +27,10 @@ type admissionGate interface {
 	Mutate(ctx context.Context, req *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse
 	Validate(ctx context.Context, req *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse
 }
+
+// checkTimeout bounds the registry work for one object, like the webhook's
+// default timeoutSeconds (10s) bounds one review.
+const checkTimeout = 10 * time.Second
 
 // checkUser is the requesting user check puts in its AdmissionRequests.
 const checkUser = "signgate-check"
@@ -75,7 +80,7 @@ func checkObject(ctx context.Context, gate admissionGate, m manifest, namespace 
 	if err != nil {
 		return res, err
 	}
-	mres := gate.Mutate(ctx, admissionRequest(m, namespace, obj, fmt.Sprintf("check-%d-mutate", seq)))
+	mres := review(ctx, gate.Mutate, admissionRequest(m, namespace, obj, fmt.Sprintf("check-%d-mutate", seq)))
 	res.Warnings = appendUnique(res.Warnings, responseWarnings(mres)...)
 	final := obj
 	if mres != nil && mres.Allowed {
@@ -94,13 +99,21 @@ func checkObject(ctx context.Context, gate admissionGate, m manifest, namespace 
 		res.Decision, res.Messages = verdict(mres)
 		return res, nil
 	}
-	vres := gate.Validate(ctx, admissionRequest(m, namespace, final, fmt.Sprintf("check-%d-validate", seq)))
+	vres := review(ctx, gate.Validate, admissionRequest(m, namespace, final, fmt.Sprintf("check-%d-validate", seq)))
 	res.Decision, res.Messages = verdict(vres)
 	res.Warnings = appendUnique(res.Warnings, responseWarnings(vres)...)
 	if vres != nil {
 		res.Audit = auditLines(vres.AuditAnnotations)
 	}
 	return res, nil
+}
+
+// review calls one webhook's decision with the deadline the API server
+// would give it.
+func review(ctx context.Context, decide func(context.Context, *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse, req *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse {
+	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	defer cancel()
+	return decide(ctx, req)
 }
 
 // verdict classifies a response like admission.Decision: 503 is undecided,
@@ -143,10 +156,14 @@ func appendUnique(list []string, add ...string) []string {
 	return list
 }
 
+// auditLines lists audit annotations as "key=line", one per line of the
+// value (the gate joins its findings with newlines).
 func auditLines(annotations map[string]string) []string {
 	out := []string{}
 	for k, v := range annotations {
-		out = append(out, k+"="+v)
+		for _, l := range splitMessage(v) {
+			out = append(out, k+"="+l)
+		}
 	}
 	sort.Strings(out)
 	return out

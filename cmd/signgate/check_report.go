@@ -179,9 +179,12 @@ func writeObject(w io.Writer, o objectResult, p palette) {
 	}
 }
 
+// writeLines writes one labelled line per entry; newlines inside an entry
+// (registry error texts carry some) are folded so every entry stays one
+// line of output.
 func writeLines(w io.Writer, label string, lines []string) {
 	for _, l := range lines {
-		fmt.Fprintf(w, "  %s %s\n", label, l)
+		fmt.Fprintf(w, "  %s %s\n", label, strings.Join(strings.Fields(l), " "))
 	}
 }
 
