@@ -47,6 +47,16 @@ type options struct {
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == inprocCommand {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		err := serveInProcess(ctx, os.Args[2:])
+		stop()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
+	}
 	var o options
 	flag.StringVar(&o.SigngateBin, "signgate", "bin/signgate", "signgate binary")
 	flag.StringVar(&o.PSABin, "psa", "bin/pod-security-webhook", "PSA webhook binary (make e2e-tools)")

@@ -14,41 +14,50 @@ import (
 	"time"
 )
 
-// profile takes a CPU profile and an allocation profile of the cached
+// profile takes a CPU profile and an allocation profile of a cached
 // signgate server while it serves the 3-container pod at the fixed rate,
-// from its /debug/pprof endpoints when serve exposes them on the metrics
-// port, and puts `go tool pprof -top` of both into the report.
+// and puts `go tool pprof -top` of both into the report. It uses serve's
+// /debug/pprof when the metrics port has it, else serve-inproc.
 func profile(ctx context.Context, e *env, rep *report) error {
-	base := e.sg.MetricsURL + "/debug/pprof/"
-	if resp, err := http.Get(base); err != nil || resp.StatusCode != http.StatusOK {
-		if err == nil {
-			resp.Body.Close()
+	srv := e.sg
+	if !hasPprof(srv) {
+		var err error
+		if srv, err = e.startGate(ctx, gateSettings{Name: "signgate-inproc", InProc: true}); err != nil {
+			return err
 		}
-		rep.profileNote = "signgate serve exposes no /debug/pprof on its metrics port; no server profile taken"
-		logf("%s", rep.profileNote)
-		return nil
+		defer e.stopGate(srv)
+		rep.profileNote = "`signgate serve` exposes no /debug/pprof, so the profiles are of `serve-inproc`: " +
+			"this program re-executed as a server with serve's wiring (e2e/load/inproc.go) plus net/http/pprof, " +
+			"in its own process, on the same configuration, policies and reviews."
 	}
+	base := srv.MetricsURL + "/debug/pprof/"
 	if err := os.MkdirAll(e.o.ProfileDir, 0o755); err != nil {
 		return err
 	}
 	allocs0 := filepath.Join(e.o.ProfileDir, "allocs-before.pb.gz")
 	allocs1 := filepath.Join(e.o.ProfileDir, "allocs-after.pb.gz")
 	cpu := filepath.Join(e.o.ProfileDir, "cpu.pb.gz")
+	bodies := reviews(64, e.pinned(3))
+	sh := shape{Rate: e.o.Rate, Workers: e.o.Workers, Duration: e.o.Duration}
+	// Warm up first (caches, connections, heap), so the profiles show the
+	// steady state and not the first verification.
+	if _, err := e.measure(ctx, srv, e.validateURL(srv), "3-container pod (warm-up)", bodies, sh); err != nil {
+		return err
+	}
 	if err := fetch(ctx, base+"allocs", allocs0); err != nil {
 		return err
 	}
-	secs := int(e.o.Duration/time.Second) - 1
-	if secs < 1 {
-		secs = 1
-	}
+	secs := max(int(e.o.Duration/time.Second)-1, 1)
 	cpuErr := make(chan error, 1)
 	go func() { cpuErr <- fetch(ctx, fmt.Sprintf("%sprofile?seconds=%d", base, secs), cpu) }()
-	bodies := reviews(64, e.pinned(3))
-	r, err := e.measure(ctx, e.sg, e.validateURL(e.sg), "3-container pod (profiled)", bodies,
-		shape{Rate: e.o.Rate, Workers: e.o.Workers, Duration: e.o.Duration})
+	w := e.o.Warmup
+	e.o.Warmup = 0
+	r, err := e.measure(ctx, srv, e.validateURL(srv), "3-container pod (profiled)", bodies, sh)
+	e.o.Warmup = w
 	if err != nil {
 		return err
 	}
+	rep.add("profile", 0, r)
 	if err := <-cpuErr; err != nil {
 		return err
 	}
@@ -56,16 +65,25 @@ func profile(ctx context.Context, e *env, rep *report) error {
 		return err
 	}
 	rep.profileReviews = r.Reviews
-	if rep.profileCPU, err = pprofTop(ctx, "-top", "-nodecount=25", cpu); err != nil {
+	if rep.profileCPU, err = pprofTop(ctx, "-top", "-nodecount=30", cpu); err != nil {
 		return err
 	}
-	if rep.profileAllocs, err = pprofTop(ctx, "-top", "-nodecount=25", "-sample_index=alloc_space", "-base", allocs0, allocs1); err != nil {
+	if rep.profileAllocs, err = pprofTop(ctx, "-top", "-nodecount=30", "-sample_index=alloc_space", "-base", allocs0, allocs1); err != nil {
 		return err
 	}
-	if rep.profileAllocObjects, err = pprofTop(ctx, "-top", "-nodecount=25", "-sample_index=alloc_objects", "-base", allocs0, allocs1); err != nil {
+	if rep.profileAllocObjects, err = pprofTop(ctx, "-top", "-nodecount=30", "-sample_index=alloc_objects", "-base", allocs0, allocs1); err != nil {
 		return err
 	}
 	return nil
+}
+
+func hasPprof(s *server) bool {
+	resp, err := http.Get(s.MetricsURL + "/debug/pprof/")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
 }
 
 func fetch(ctx context.Context, url, file string) error {

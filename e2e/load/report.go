@@ -63,6 +63,7 @@ func (r *report) write(w io.Writer) error {
 	r.writeCold(p)
 	r.writeScaleUp(p)
 	r.writeMemory(p)
+	r.writeRows(p, "profile", "Profiled server")
 	r.writeProfile(p)
 	return nil
 }

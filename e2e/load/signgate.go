@@ -14,11 +14,13 @@ import (
 type gateSettings struct {
 	Name    string
 	NoCache bool // verdict and tag caches reduced to nothing: every review verifies
+	InProc  bool // this program's serve-inproc (serve's wiring + pprof) instead of bin/signgate
 }
 
 // gateConfig is the GateConfiguration of the load run: restricted Pod
 // Security everywhere, two hardening checks on (the recorded pods pass
-// them), the loopback registry reachable over plain HTTP.
+// them), the loopback registry reachable over plain HTTP (and allowed,
+// although loopback is blocked by default).
 func gateConfig(registryHost string, s gateSettings) string {
 	cache := "cache: {maxEntries: 10000, ttl: 10m, failureTTL: 30s, tagTTL: 15s}"
 	if s.NoCache {
@@ -46,7 +48,8 @@ hardening:
 registry:
   timeout: 5s
   insecureRegistries: [%q]
-`, cache, registryHost)
+  allowedHosts: [%q]
+`, cache, registryHost, registryHost)
 }
 
 // policyFiles are the --policy-dir contents: the namespace with PSA's
@@ -108,7 +111,14 @@ func startSigngate(ctx context.Context, bin, dir string, reg *testRegistry, name
 	if err != nil {
 		return nil, err
 	}
-	srv, err := startServer(ctx, s.Name, dir, bin, []string{"serve",
+	command := "serve"
+	if s.InProc {
+		if bin, err = os.Executable(); err != nil {
+			return nil, err
+		}
+		command = inprocCommand
+	}
+	srv, err := startServer(ctx, s.Name, dir, bin, []string{command,
 		"--listen", hostPort(port),
 		"--tls-cert-file", tls.CertFile, "--tls-key-file", tls.KeyFile,
 		"--config", config, "--policy-dir", pdir,
