@@ -1,0 +1,559 @@
+// Package chart_test renders the Helm chart with bin/helm and checks the
+// properties the gate's security depends on: the gate runs restricted, the
+// webhooks fail closed and cover every way a pod's images reach the API
+// server, tenants cannot opt out, RBAC has no wildcards, and the values
+// schema rejects bad values.
+//
+// It needs bin/helm (`make test` builds it first through chart-check); it
+// skips only when bin/helm is absent. HELM overrides the binary's path.
+package chart_test
+
+import (
+	"bytes"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	psapi "k8s.io/pod-security-admission/api"
+	psapolicy "k8s.io/pod-security-admission/policy"
+	"sigs.k8s.io/yaml"
+)
+
+const releaseNamespace = "signgate-system"
+
+// scenarios are the value sets every common property is checked under.
+var scenarios = []struct {
+	name string
+	args []string
+}{
+	{name: "default"},
+	{name: "certManager", args: []string{"--set", "certManager.enabled=true"}},
+	{name: "webhookURL", args: []string{"--set", "webhook.url=https://127.0.0.1:8443", "--set", "webhook.caBundle=" + base64.StdEncoding.EncodeToString([]byte("test-ca"))}},
+	{name: "noTenantSecretRefs", args: []string{"--set", "rbac.tenantSecretRefs=false"}},
+	{name: "pinWorkloadTemplates", args: []string{"--set", "config.pinning.workloadTemplates=true"}},
+}
+
+func TestGateRunsRestricted(t *testing.T) {
+	t.Parallel()
+	for _, sc := range scenarios {
+		t.Run(sc.name, func(t *testing.T) {
+			t.Parallel()
+			d := one[appsv1.Deployment](t, render(t, sc.args...), "Deployment")
+			checkRestricted(t, d.Spec.Template)
+			if d.Spec.Replicas == nil || *d.Spec.Replicas != 2 {
+				t.Errorf("replicas = %v, want 2", d.Spec.Replicas)
+			}
+		})
+	}
+}
+
+func checkRestricted(t *testing.T, tmpl corev1.PodTemplateSpec) {
+	t.Helper()
+	eval, err := psapolicy.NewEvaluator(psapolicy.DefaultChecks(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lv := psapi.LevelVersion{Level: psapi.LevelRestricted, Version: psapi.LatestVersion()}
+	if res := psapolicy.AggregateCheckResults(eval.EvaluatePod(lv, &tmpl.ObjectMeta, &tmpl.Spec)); !res.Allowed {
+		t.Errorf("gate pod violates PodSecurity restricted:latest: %v", res.ForbiddenReasons)
+	}
+	pod := tmpl.Spec.SecurityContext
+	if pod == nil || pod.RunAsNonRoot == nil || !*pod.RunAsNonRoot || pod.RunAsUser == nil || *pod.RunAsUser != 65532 ||
+		pod.SeccompProfile == nil || pod.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
+		t.Errorf("pod securityContext = %+v, want runAsNonRoot, runAsUser 65532, seccomp RuntimeDefault", pod)
+	}
+	if len(tmpl.Spec.Containers) != 1 {
+		t.Fatalf("containers = %d, want 1", len(tmpl.Spec.Containers))
+	}
+	c := tmpl.Spec.Containers[0]
+	sc := c.SecurityContext
+	if sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem ||
+		sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation ||
+		sc.RunAsUser == nil || *sc.RunAsUser != 65532 ||
+		sc.Capabilities == nil || !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) ||
+		sc.SeccompProfile == nil || sc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
+		t.Errorf("container securityContext = %+v, want readOnlyRootFilesystem, no privilege escalation, uid 65532, drop ALL, seccomp RuntimeDefault", sc)
+	}
+	for _, list := range []corev1.ResourceList{c.Resources.Requests, c.Resources.Limits} {
+		if list.Cpu().IsZero() || list.Memory().IsZero() {
+			t.Errorf("resources = %+v, want cpu and memory requests and limits", c.Resources)
+		}
+	}
+}
+
+func TestDeploymentWiring(t *testing.T) {
+	t.Parallel()
+	d := one[appsv1.Deployment](t, render(t), "Deployment")
+	c := d.Spec.Template.Spec.Containers[0]
+	wantArgs := []string{"serve", "--listen", ":8443", "--metrics-listen", ":9090",
+		"--tls-cert-file", "/tls/tls.crt", "--tls-key-file", "/tls/tls.key",
+		"--config", "/config/config.yaml", "--namespace", releaseNamespace}
+	if diff := cmp.Diff(wantArgs, c.Args); diff != "" {
+		t.Errorf("args (-want +got):\n%s", diff)
+	}
+	if !slices.ContainsFunc(c.Env, func(e corev1.EnvVar) bool {
+		return e.Name == "POD_NAMESPACE" && e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.namespace"
+	}) {
+		t.Errorf("env %+v has no POD_NAMESPACE from metadata.namespace", c.Env)
+	}
+	ports := map[string]int32{}
+	for _, p := range c.Ports {
+		ports[p.Name] = p.ContainerPort
+	}
+	if diff := cmp.Diff(map[string]int32{"webhook": 8443, "metrics": 9090}, ports); diff != "" {
+		t.Errorf("ports (-want +got):\n%s", diff)
+	}
+	for name, probe := range map[string]*corev1.Probe{"/readyz": c.ReadinessProbe, "/healthz": c.LivenessProbe} {
+		if probe == nil || probe.HTTPGet == nil || probe.HTTPGet.Path != name || probe.HTTPGet.Port != intstr.FromString("metrics") {
+			t.Errorf("probe for %s = %+v, want httpGet %s on port metrics (9090)", name, probe, name)
+		}
+	}
+	if d.Spec.Strategy.RollingUpdate == nil || d.Spec.Strategy.RollingUpdate.MaxUnavailable.IntValue() != 0 {
+		t.Errorf("rolling update %+v, want maxUnavailable 0", d.Spec.Strategy.RollingUpdate)
+	}
+	spec := d.Spec.Template.Spec
+	if len(spec.TopologySpreadConstraints) == 0 || spec.Affinity == nil || spec.Affinity.PodAntiAffinity == nil {
+		t.Errorf("want topologySpreadConstraints and podAntiAffinity, got %+v / %+v", spec.TopologySpreadConstraints, spec.Affinity)
+	}
+}
+
+func TestPodDisruptionBudget(t *testing.T) {
+	t.Parallel()
+	objs := render(t)
+	pdb := one[policyv1.PodDisruptionBudget](t, objs, "PodDisruptionBudget")
+	d := one[appsv1.Deployment](t, objs, "Deployment")
+	if pdb.Spec.MinAvailable == nil || pdb.Spec.MinAvailable.IntValue() != 1 {
+		t.Errorf("PDB minAvailable = %v, want 1", pdb.Spec.MinAvailable)
+	}
+	if diff := cmp.Diff(d.Spec.Selector.MatchLabels, pdb.Spec.Selector.MatchLabels); diff != "" {
+		t.Errorf("PDB selects other pods than the Deployment (-deployment +pdb):\n%s", diff)
+	}
+}
+
+// webhook is the part of a mutating or validating webhook the checks need.
+type webhook struct {
+	kind              string
+	name              string
+	failurePolicy     *admissionregistrationv1.FailurePolicyType
+	sideEffects       *admissionregistrationv1.SideEffectClass
+	timeoutSeconds    *int32
+	versions          []string
+	namespaceSelector any
+	rules             []admissionregistrationv1.RuleWithOperations
+	clientConfig      admissionregistrationv1.WebhookClientConfig
+	matchConditions   []admissionregistrationv1.MatchCondition
+}
+
+func webhooks(t *testing.T, objs []object) (mutating admissionregistrationv1.MutatingWebhookConfiguration, validating admissionregistrationv1.ValidatingWebhookConfiguration, all []webhook) {
+	t.Helper()
+	mutating = one[admissionregistrationv1.MutatingWebhookConfiguration](t, objs, "MutatingWebhookConfiguration")
+	validating = one[admissionregistrationv1.ValidatingWebhookConfiguration](t, objs, "ValidatingWebhookConfiguration")
+	for _, w := range mutating.Webhooks {
+		all = append(all, webhook{"mutating", w.Name, w.FailurePolicy, w.SideEffects, w.TimeoutSeconds, w.AdmissionReviewVersions, w.NamespaceSelector, w.Rules, w.ClientConfig, w.MatchConditions})
+	}
+	for _, w := range validating.Webhooks {
+		all = append(all, webhook{"validating", w.Name, w.FailurePolicy, w.SideEffects, w.TimeoutSeconds, w.AdmissionReviewVersions, w.NamespaceSelector, w.Rules, w.ClientConfig, w.MatchConditions})
+	}
+	return mutating, validating, all
+}
+
+func TestWebhooksFailClosed(t *testing.T) {
+	t.Parallel()
+	for _, sc := range scenarios {
+		t.Run(sc.name, func(t *testing.T) {
+			t.Parallel()
+			mutating, validating, all := webhooks(t, render(t, sc.args...))
+			for _, w := range all {
+				if w.failurePolicy == nil || *w.failurePolicy != admissionregistrationv1.Fail {
+					t.Errorf("%s %s: failurePolicy %v, want Fail", w.kind, w.name, w.failurePolicy)
+				}
+				if w.sideEffects == nil || *w.sideEffects != admissionregistrationv1.SideEffectClassNone {
+					t.Errorf("%s %s: sideEffects %v, want None", w.kind, w.name, w.sideEffects)
+				}
+				if w.timeoutSeconds == nil || *w.timeoutSeconds != 10 {
+					t.Errorf("%s %s: timeoutSeconds %v, want 10", w.kind, w.name, w.timeoutSeconds)
+				}
+				if !slices.Equal(w.versions, []string{"v1"}) {
+					t.Errorf("%s %s: admissionReviewVersions %v, want [v1]", w.kind, w.name, w.versions)
+				}
+				checkNamespaceSelector(t, w)
+			}
+			for _, w := range mutating.Webhooks {
+				if w.ReinvocationPolicy == nil || *w.ReinvocationPolicy != admissionregistrationv1.IfNeededReinvocationPolicy {
+					t.Errorf("mutating %s: reinvocationPolicy %v, want IfNeeded", w.Name, w.ReinvocationPolicy)
+				}
+			}
+			for _, w := range validating.Webhooks {
+				if len(w.MatchConditions) != 0 {
+					t.Errorf("validating %s has matchConditions %v: the security boundary must see every request", w.Name, w.MatchConditions)
+				}
+			}
+		})
+	}
+}
+
+// checkNamespaceSelector: kube-system and the gate's namespace are excluded
+// by kubernetes.io/metadata.name, which tenants cannot set, and by nothing a
+// tenant controls.
+func checkNamespaceSelector(t *testing.T, w webhook) {
+	t.Helper()
+	want := map[string]any{"matchExpressions": []any{map[string]any{
+		"key": "kubernetes.io/metadata.name", "operator": "NotIn",
+		"values": []any{"kube-system", releaseNamespace},
+	}}}
+	if diff := cmp.Diff(want, toMap(t, w.namespaceSelector)); diff != "" {
+		t.Errorf("%s %s: namespaceSelector (-want +got):\n%s", w.kind, w.name, diff)
+	}
+}
+
+func TestWebhookRulesCoverEveryImageSource(t *testing.T) {
+	t.Parallel()
+	type rule struct{ group, resource string }
+	pods := []rule{{"", "pods"}, {"", "pods/ephemeralcontainers"}}
+	workloads := []rule{{"apps", "deployments"}, {"apps", "replicasets"}, {"apps", "statefulsets"}, {"apps", "daemonsets"},
+		{"batch", "jobs"}, {"batch", "cronjobs"}, {"", "replicationcontrollers"}, {"", "podtemplates"}}
+	tests := []struct {
+		name         string
+		args         []string
+		wantMutating []rule
+	}{
+		{name: "pinning pods only", wantMutating: pods},
+		{name: "pinning workload templates", args: []string{"--set", "config.pinning.workloadTemplates=true"}, wantMutating: append(slices.Clone(pods), workloads...)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, _, all := webhooks(t, render(t, tt.args...))
+			got := map[string][]rule{}
+			for _, w := range all {
+				for _, r := range w.rules {
+					if !slices.Equal(r.Operations, []admissionregistrationv1.OperationType{"CREATE", "UPDATE"}) {
+						t.Errorf("%s %s: operations %v, want [CREATE UPDATE]", w.kind, w.name, r.Operations)
+					}
+					for _, g := range r.APIGroups {
+						for _, res := range r.Resources {
+							got[w.kind] = append(got[w.kind], rule{g, res})
+						}
+					}
+				}
+			}
+			sortRules := func(a, b rule) int { return strings.Compare(a.group+"/"+a.resource, b.group+"/"+b.resource) }
+			want := map[string][]rule{"mutating": tt.wantMutating, "validating": append(slices.Clone(pods), workloads...)}
+			for kind := range want {
+				slices.SortFunc(want[kind], sortRules)
+				slices.SortFunc(got[kind], sortRules)
+			}
+			if diff := cmp.Diff(want, got, cmp.AllowUnexported(rule{})); diff != "" {
+				t.Errorf("webhook rules (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestWebhookClientConfig(t *testing.T) {
+	t.Parallel()
+	t.Run("service with the chart's CA", func(t *testing.T) {
+		t.Parallel()
+		objs := render(t)
+		_, _, all := webhooks(t, objs)
+		secret := one[corev1.Secret](t, objs, "Secret")
+		for _, w := range all {
+			s := w.clientConfig.Service
+			wantPath := map[string]string{"mutating": "/mutate", "validating": "/validate"}[w.kind]
+			if w.clientConfig.URL != nil || s == nil || s.Namespace != releaseNamespace || s.Path == nil || *s.Path != wantPath || s.Port == nil || *s.Port != 443 {
+				t.Errorf("%s %s: clientConfig %+v, want service %s/signgate port 443 path %s", w.kind, w.name, w.clientConfig, releaseNamespace, wantPath)
+			}
+			if !bytes.Equal(w.clientConfig.CABundle, secret.Data["ca.crt"]) {
+				t.Errorf("%s %s: caBundle is not the Secret's ca.crt", w.kind, w.name)
+			}
+		}
+		checkServingCert(t, secret)
+	})
+	t.Run("url", func(t *testing.T) {
+		t.Parallel()
+		_, _, all := webhooks(t, render(t, "--set", "webhook.url=https://127.0.0.1:8443/", "--set", "webhook.caBundle="+base64.StdEncoding.EncodeToString([]byte("test-ca"))))
+		for _, w := range all {
+			want := map[string]string{"mutating": "https://127.0.0.1:8443/mutate", "validating": "https://127.0.0.1:8443/validate"}[w.kind]
+			if w.clientConfig.Service != nil || w.clientConfig.URL == nil || *w.clientConfig.URL != want || string(w.clientConfig.CABundle) != "test-ca" {
+				t.Errorf("%s %s: clientConfig %+v, want url %s with the given caBundle", w.kind, w.name, w.clientConfig, want)
+			}
+		}
+	})
+	t.Run("cert-manager", func(t *testing.T) {
+		t.Parallel()
+		objs := render(t, "--set", "certManager.enabled=true")
+		mutating, validating, all := webhooks(t, objs)
+		for _, annotations := range []map[string]string{mutating.Annotations, validating.Annotations} {
+			if got := annotations["cert-manager.io/inject-ca-from"]; got != releaseNamespace+"/signgate" {
+				t.Errorf("inject-ca-from = %q, want %s/signgate", got, releaseNamespace)
+			}
+		}
+		for _, w := range all {
+			if len(w.clientConfig.CABundle) != 0 {
+				t.Errorf("%s %s: caBundle set with cert-manager; cainjector owns it", w.kind, w.name)
+			}
+		}
+		if n := len(kinds(objs, "Secret")); n != 0 {
+			t.Errorf("%d Secrets rendered with cert-manager, want 0 (the Certificate makes it)", n)
+		}
+		if n := len(kinds(objs, "Certificate")); n != 2 {
+			t.Errorf("%d Certificates, want 2 (CA and serving)", n)
+		}
+	})
+}
+
+// checkServingCert: the generated serving certificate is signed by the CA in
+// the Secret and valid for the Service's DNS name the API server dials.
+func checkServingCert(t *testing.T, secret corev1.Secret) {
+	t.Helper()
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(secret.Data["ca.crt"]) {
+		t.Fatal("ca.crt holds no PEM certificate")
+	}
+	block, _ := pem.Decode(secret.Data["tls.crt"])
+	if block == nil {
+		t.Fatal("tls.crt holds no PEM block")
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = cert.Verify(x509.VerifyOptions{Roots: roots, DNSName: "signgate." + releaseNamespace + ".svc"})
+	if err != nil {
+		t.Errorf("serving certificate: %v", err)
+	}
+}
+
+func TestRBACLeastPrivilege(t *testing.T) {
+	t.Parallel()
+	for _, sc := range scenarios {
+		t.Run(sc.name, func(t *testing.T) {
+			t.Parallel()
+			objs := render(t, sc.args...)
+			tenantSecrets := !slices.Contains(sc.args, "rbac.tenantSecretRefs=false")
+			var gate rbacv1.ClusterRole
+			for _, o := range kinds(objs, "ClusterRole") {
+				cr := decode[rbacv1.ClusterRole](t, o)
+				checkNoWildcards(t, "ClusterRole "+cr.Name, cr.Rules)
+				if cr.Name == "signgate" {
+					gate = cr
+				}
+			}
+			role := one[rbacv1.Role](t, objs, "Role")
+			checkNoWildcards(t, "Role", role.Rules)
+			if diff := cmp.Diff([]rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get"}}}, role.Rules); diff != "" {
+				t.Errorf("Role in the release namespace (-want +got):\n%s", diff)
+			}
+			if role.Namespace != releaseNamespace {
+				t.Errorf("Role namespace %q, want %q", role.Namespace, releaseNamespace)
+			}
+			want := []rbacv1.PolicyRule{
+				{APIGroups: []string{"signgate.dev"}, Resources: []string{"clusterimagepolicies", "imagepolicies"}, Verbs: []string{"get", "list", "watch"}},
+				{APIGroups: []string{"signgate.dev"}, Resources: []string{"clusterimagepolicies/status", "imagepolicies/status"}, Verbs: []string{"update", "patch"}},
+				{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "watch"}},
+			}
+			if tenantSecrets {
+				want = append(want, rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get"}})
+			}
+			if diff := cmp.Diff(want, gate.Rules); diff != "" {
+				t.Errorf("gate ClusterRole (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func checkNoWildcards(t *testing.T, what string, rules []rbacv1.PolicyRule) {
+	t.Helper()
+	for _, r := range rules {
+		for _, s := range slices.Concat(r.APIGroups, r.Resources, r.Verbs, r.ResourceNames, r.NonResourceURLs) {
+			if strings.Contains(s, "*") {
+				t.Errorf("%s: wildcard %q in rule %+v", what, s, r)
+			}
+		}
+	}
+}
+
+func TestNetworkPolicy(t *testing.T) {
+	t.Parallel()
+	np := one[networkingv1.NetworkPolicy](t, render(t), "NetworkPolicy")
+	var ingress []int
+	for _, r := range np.Spec.Ingress {
+		for _, p := range r.Ports {
+			ingress = append(ingress, p.Port.IntValue())
+		}
+	}
+	if diff := cmp.Diff([]int{8443, 9090}, ingress); diff != "" {
+		t.Errorf("ingress ports (-want +got):\n%s", diff)
+	}
+	if !slices.Contains(np.Spec.PolicyTypes, networkingv1.PolicyTypeEgress) || len(np.Spec.Egress) != 3 {
+		t.Errorf("egress = %+v, want 3 rules (DNS, registries, API server)", np.Spec.Egress)
+	}
+}
+
+func TestConfigMapHoldsGateConfiguration(t *testing.T) {
+	t.Parallel()
+	cm := one[corev1.ConfigMap](t, render(t, "--set", "config.unmatchedImages=warn"), "ConfigMap")
+	var cfg map[string]any
+	if err := yaml.Unmarshal([]byte(cm.Data["config.yaml"]), &cfg); err != nil {
+		t.Fatalf("config.yaml: %v", err)
+	}
+	if cfg["apiVersion"] != "signgate.dev/v1alpha1" || cfg["kind"] != "GateConfiguration" || cfg["unmatchedImages"] != "warn" {
+		t.Errorf("config.yaml = %v, want a GateConfiguration with unmatchedImages warn", cfg)
+	}
+}
+
+func TestSchemaRejectsBadValues(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		set  string
+	}{
+		{"timeout above the API server's 30s", "webhook.timeoutSeconds=31"},
+		{"unknown unmatchedImages", "config.unmatchedImages=maybe"},
+		{"root user", "securityContext.runAsUser=0"},
+		{"misspelt value", "replicas=3"},
+		{"plain-HTTP webhook url", "webhook.url=http://127.0.0.1:8443"},
+		{"unknown hardening check", "config.hardening[0].check=privileged"},
+		{"tag in the digest", "image.digest=latest"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			out, err := helm(helmBinary(t), "--set", tt.set)
+			if err == nil {
+				t.Fatalf("helm template --set %s succeeded, want a schema error", tt.set)
+			}
+			if !strings.Contains(string(out), "schema") {
+				t.Errorf("helm template --set %s failed without naming the schema:\n%s", tt.set, out)
+			}
+		})
+	}
+}
+
+// object is one rendered manifest.
+type object struct {
+	Kind     string `json:"kind"`
+	Metadata struct {
+		Name string `json:"name"`
+	} `json:"metadata"`
+	raw []byte
+}
+
+var docSeparator = regexp.MustCompile(`(?m)^---\s*$`)
+
+// renders memoizes `helm template` output per argument list: tests share
+// renders so the suite runs helm once per value set.
+var renders sync.Map // strings.Join(args, "\x00") → func() ([]byte, error)
+
+// render runs `helm template` on the chart with args and splits the output.
+func render(t *testing.T, args ...string) []object {
+	t.Helper()
+	bin := helmBinary(t)
+	once, _ := renders.LoadOrStore(strings.Join(args, "\x00"), sync.OnceValues(func() ([]byte, error) {
+		return helm(bin, args...)
+	}))
+	out, err := once.(func() ([]byte, error))()
+	if err != nil {
+		t.Fatalf("helm template %v: %v\n%s", args, err, out)
+	}
+	var objs []object
+	for _, doc := range docSeparator.Split(string(out), -1) {
+		var o object
+		if err := yaml.Unmarshal([]byte(doc), &o); err != nil {
+			t.Fatalf("rendered YAML: %v\n%s", err, doc)
+		}
+		if o.Kind == "" {
+			continue // comments only
+		}
+		o.raw = []byte(doc)
+		objs = append(objs, o)
+	}
+	return objs
+}
+
+// helm runs `helm template` on the chart; on failure the output includes stderr.
+func helm(bin string, args ...string) ([]byte, error) {
+	cmd := exec.Command(bin, append([]string{"template", "signgate", ".", "--namespace", releaseNamespace}, args...)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return append(out, stderr.Bytes()...), err
+	}
+	return out, nil
+}
+
+func helmBinary(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("HELM"); p != "" {
+		return p
+	}
+	p, err := filepath.Abs(filepath.Join("..", "..", "bin", "helm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
+		t.Skipf("chart tests need %s: run `make chart-check` (or `make test`, which builds it first)", p)
+	}
+	return p
+}
+
+func kinds(objs []object, kind string) []object {
+	var out []object
+	for _, o := range objs {
+		if o.Kind == kind {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// one decodes the single object of kind.
+func one[T any](t *testing.T, objs []object, kind string) T {
+	t.Helper()
+	found := kinds(objs, kind)
+	if len(found) != 1 {
+		t.Fatalf("rendered %d %s objects, want 1", len(found), kind)
+	}
+	return decode[T](t, found[0])
+}
+
+func decode[T any](t *testing.T, o object) T {
+	t.Helper()
+	var v T
+	if err := yaml.UnmarshalStrict(o.raw, &v); err != nil {
+		t.Fatalf("decode %s %s: %v", o.Kind, o.Metadata.Name, err)
+	}
+	return v
+}
+
+func toMap(t *testing.T, v any) map[string]any {
+	t.Helper()
+	b, err := yaml.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := yaml.Unmarshal(b, &m); err != nil {
+		t.Fatal(fmt.Errorf("re-decode %T: %w", v, err))
+	}
+	return m
+}
