@@ -81,9 +81,30 @@ verify-crds: $(STAMP)/controller-gen-$(CONTROLLER_GEN_VERSION)
 ## chart-check: helm lint + helm template of charts/signgate.
 chart-check: $(STAMP)/helm-$(HELM_VERSION)
 	@if [ -f charts/signgate/Chart.yaml ]; then \
-	  $(BIN)/helm lint --strict charts/signgate && \
-	  $(BIN)/helm template signgate charts/signgate -n signgate-system >/dev/null && echo "chart ok"; \
+	  $(BIN)/helm lint --strict charts/signgate -n signgate-system && \
+	  $(BIN)/helm lint --strict charts/signgate -n signgate-system --set certManager.enabled=true && \
+	  $(BIN)/helm template signgate charts/signgate -n signgate-system >/dev/null && \
+	  $(BIN)/helm template signgate charts/signgate -n signgate-system --set webhook.url=https://127.0.0.1:8443 >/dev/null && \
+	  echo "chart ok"; \
 	fi
+
+## image: build the gate's image with ko and push it to $(KO_DOCKER_REPO) (e.g. 127.0.0.1:5055/signgate).
+## No base image is pulled: e2e/cmd/base-image pushes one (CA certificates + nonroot 65532) to
+## $(KO_BASE_IMAGE) first and ko builds on it. Static binary (CGO_ENABLED=0), image name = $(KO_DOCKER_REPO).
+## Loopback/localhost registries are pushed to over plain HTTP. The pushed digest ref is in bin/image.ref.
+KO_DOCKER_REPO ?=
+KO_BASE_IMAGE  ?= $(KO_DOCKER_REPO)-base:nonroot
+KO_INSECURE    := $(if $(filter 127.0.0.1:% localhost:% [::1]:%,$(firstword $(subst /, ,$(KO_DOCKER_REPO)))),1)
+IMAGE_VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+image: $(STAMP)/ko-$(KO_VERSION)
+	@test -n "$(KO_DOCKER_REPO)" || { echo "usage: make image KO_DOCKER_REPO=registry/repo"; exit 2; }
+	base=$$($(GO) run ./e2e/cmd/base-image -ref $(KO_BASE_IMAGE) $(if $(KO_INSECURE),-insecure)) && \
+	echo "base image: $$base" && \
+	KO_DOCKER_REPO=$(KO_DOCKER_REPO) KO_DEFAULTBASEIMAGE=$$base CGO_ENABLED=0 \
+	  GOFLAGS="$(GOFLAGS) -ldflags=-X=main.version=$(IMAGE_VERSION)" \
+	  $(BIN)/ko build --bare --sbom=none --platform=linux/$$($(GO) env GOARCH) \
+	    $(if $(KO_INSECURE),--insecure-registry) --image-refs $(BIN)/image.ref ./cmd/signgate
+	@echo "image: $$(cat $(BIN)/image.ref)"
 
 ## e2e-tools: kube-apiserver, etcd, cosign, crane, helm and PSA's webhook in bin/, plus the registry.
 e2e-tools: $(STAMP)/kube-apiserver-$(KUBE_VERSION) $(STAMP)/pod-security-webhook-$(KUBE_VERSION) \
