@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -67,17 +68,26 @@ func setup(ctx context.Context, o options, dir string) (*env, error) {
 		e.Close()
 		return nil, err
 	}
-	logf("starting %s", o.PSABin)
-	if e.psa, err = startPSA(ctx, o.PSABin, dir, e.api, e.tls); err != nil {
-		e.Close()
-		return nil, err
-	}
 	logf("starting %s", o.SigngateBin)
-	if e.sg, err = startSigngate(ctx, o.SigngateBin, dir, e.reg, namespace, e.tls, gateSettings{Name: "signgate"}); err != nil {
+	if e.sg, err = startSigngate(ctx, o.SigngateBin, dir, e.reg, namespace, e.tls, gateSettings{Name: "signgate", InProc: o.SigngateBin == inprocCommand}); err != nil {
 		e.Close()
 		return nil, err
 	}
 	return e, nil
+}
+
+// startPSA starts PSA's webhook on first use.
+func (e *env) startPSA(ctx context.Context) error {
+	if e.psa != nil {
+		return nil
+	}
+	if _, err := os.Stat(e.o.PSABin); err != nil {
+		return fmt.Errorf("%s missing: run make e2e-tools first", e.o.PSABin)
+	}
+	logf("starting %s", e.o.PSABin)
+	var err error
+	e.psa, err = startPSA(ctx, e.o.PSABin, e.dir, e.api, e.tls)
+	return err
 }
 
 func (e *env) Close() {
@@ -97,6 +107,7 @@ func (e *env) Close() {
 
 // startGate starts another signgate server for a section.
 func (e *env) startGate(ctx context.Context, s gateSettings) (*server, error) {
+	s.InProc = s.InProc || e.o.SigngateBin == inprocCommand
 	srv, err := startSigngate(ctx, e.o.SigngateBin, e.dir, e.reg, namespace, e.tls, s)
 	if err != nil {
 		return nil, err
@@ -123,6 +134,9 @@ func (e *env) stopGate(s *server) {
 func (e *env) memory() []memInfo {
 	m := append([]memInfo(nil), e.mem...)
 	for _, s := range append([]*server{e.psa, e.sg}, e.extra...) {
+		if s == nil {
+			continue
+		}
 		if hwm, rss, err := memStatus(s.Pid()); err == nil {
 			m = append(m, memInfo{Server: s.Name, HWM: hwm, RSS: rss})
 		}
@@ -198,6 +212,11 @@ func (e *env) expectAllowed(ctx context.Context, url string, body []byte) error 
 // measure runs a warm-up and then the measured attack, after checking that
 // the server admits the workload.
 func (e *env) measure(ctx context.Context, s *server, url, workload string, bodies [][]byte, sh shape) (result, error) {
+	return e.measureMarked(ctx, s, url, workload, bodies, sh, func() {})
+}
+
+// measureMarked is measure calling mark right before the measured attack.
+func (e *env) measureMarked(ctx context.Context, s *server, url, workload string, bodies [][]byte, sh shape, mark func()) (result, error) {
 	if err := e.expectAllowed(ctx, url, bodies[0]); err != nil {
 		return result{}, err
 	}
@@ -208,6 +227,7 @@ func (e *env) measure(ctx context.Context, s *server, url, workload string, bodi
 			return result{}, err
 		}
 	}
+	mark()
 	r, err := attack(ctx, e.client, s.Pid(), url, bodies, sh)
 	if err != nil {
 		return result{}, err

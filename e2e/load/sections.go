@@ -15,6 +15,9 @@ import (
 // hardening): saturation with the same workers for 1, 3 and 10 containers,
 // then a fixed rate with the 3-container pod for p99 and CPU per review.
 func compare(ctx context.Context, e *env, rep *report) error {
+	if err := e.startPSA(ctx); err != nil {
+		return err
+	}
 	for round := range e.o.Rounds {
 		pair := []*server{e.psa, e.sg}
 		if round%2 == 1 {
@@ -88,8 +91,9 @@ func noCache(ctx context.Context, e *env, rep *report) error {
 	defer e.stopGate(srv)
 	sh := shape{Workers: e.o.Workers, Duration: e.o.Duration}
 	for _, s := range []*server{e.sg, srv} {
-		before := e.reg.Count.snapshot()
-		r, err := e.measure(ctx, s, e.validateURL(s), "3-container pod, 192 images", bodies, sh)
+		var before map[string]int
+		r, err := e.measureMarked(ctx, s, e.validateURL(s), "3-container pod, 192 images", bodies, sh,
+			func() { before = e.reg.Count.snapshot() })
 		if err != nil {
 			return err
 		}
