@@ -115,6 +115,37 @@ func TestParseConfigExample(t *testing.T) {
 	}
 }
 
+func TestBlockedNetworks(t *testing.T) {
+	t.Parallel()
+	const head = "apiVersion: signgate.dev/v1alpha1\nkind: GateConfiguration\nregistry:\n  timeout: 5s\n"
+	tests := []struct {
+		name string
+		yaml string
+		want []netip.Prefix
+	}{
+		{name: "absent keeps the verifier default", yaml: head, want: nil},
+		{name: "null keeps the verifier default", yaml: head + "  blockedNetworks: ~\n", want: nil},
+		{name: "empty list blocks nothing", yaml: head + "  blockedNetworks: []\n", want: []netip.Prefix{}},
+		{name: "CIDRs are masked", yaml: head + "  blockedNetworks: [127.0.0.1/8, \"fe80::1/10\"]\n", want: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("fe80::/10")}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c, err := ParseConfig([]byte(tt.yaml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := c.Registry.BlockedPrefixes()
+			if (got == nil) != (tt.want == nil) {
+				t.Fatalf("BlockedPrefixes() = %#v, want %#v", got, tt.want)
+			}
+			if diff := cmp.Diff(tt.want, got, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); diff != "" {
+				t.Errorf("BlockedPrefixes() mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
 // TestParseConfigErrors checks every error message word for word against
 // testdata/config/invalid/<name>.golden (go test -run TestParseConfigErrors
 // ./policy/ -update-config rewrites them).

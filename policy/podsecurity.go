@@ -130,16 +130,24 @@ type PodSecurityResult struct {
 // behaviour for workload templates, podSecurity.workloads: warn) the enforce
 // level is not evaluated and nothing is denied.
 func (p *PodSecurity) Review(levels Levels, meta *metav1.ObjectMeta, spec *corev1.PodSpec, enforce bool) PodSecurityResult {
+	type evaluation struct {
+		lv    psapi.LevelVersion
+		items []string
+	}
 	var (
 		res  PodSecurityResult
-		memo = make(map[psapi.LevelVersion][]string, 3)
+		memo [3]evaluation // at most one per mode; usually all three are equal
+		n    int
 	)
 	eval := func(lv psapi.LevelVersion) []string {
-		items, ok := memo[lv]
-		if !ok {
-			items = p.Evaluate(lv, meta, spec)
-			memo[lv] = items
+		for _, e := range memo[:n] {
+			if e.lv == lv {
+				return e.items
+			}
 		}
+		items := p.Evaluate(lv, meta, spec)
+		memo[n] = evaluation{lv, items}
+		n++
 		return items
 	}
 	if enforce {
