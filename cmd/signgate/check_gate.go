@@ -2,11 +2,121 @@ package main
 
 import (
 	"context"
-	"errors"
+	"fmt"
+	"maps"
+	"os"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+
+	"github.com/signgate/signgate/admission"
+	"github.com/signgate/signgate/policy"
+	"github.com/signgate/signgate/verifier"
 )
 
-// newCheckGate builds the admission gate check runs objects through.
-// TODO(check): wire admission.Gate once it lands.
-func newCheckGate(_ context.Context, _ checkOptions, _ []manifest) (admissionGate, error) {
-	return nil, errors.New("the admission gate is not built yet")
+// newCheckGate builds the gate check runs objects through: the
+// configuration (--config, defaults otherwise), the policies of --policy-dir
+// with the namespace labels of the manifests and --namespace-labels, and
+// the real verifier (or, --offline, one that never touches a registry).
+func newCheckGate(_ context.Context, opts checkOptions, ms []manifest) (admissionGate, error) {
+	cfg, err := loadCheckConfig(opts.ConfigFile)
+	if err != nil {
+		return nil, err
+	}
+	policies, err := loadCheckPolicies(opts, ms)
+	if err != nil {
+		return nil, err
+	}
+	var v admission.Verifier = offlineVerifier{}
+	if !opts.Offline {
+		if v, err = verifier.New(verifierOptions(cfg, opts)); err != nil {
+			return nil, fmt.Errorf("configure the verifier: %w", err)
+		}
+	}
+	return admission.NewGate(admission.Options{
+		Verifier: v,
+		Policies: policies,
+		Config:   admission.StaticConfig{Config: cfg},
+	})
+}
+
+func loadCheckConfig(file string) (*policy.Config, error) {
+	if file == "" {
+		return policy.DefaultConfig(), nil
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("read --config: %w", err)
+	}
+	cfg, err := policy.ParseConfig(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	return cfg, nil
+}
+
+// loadCheckPolicies reads --policy-dir (an empty directory when none is
+// given: no policy applies, every image falls to unmatchedImages). The
+// labels of each namespace are, in increasing precedence: its name label,
+// the policy dir's Namespace object, the Namespace objects among the
+// checked manifests (applied before the objects in them), --namespace-labels.
+func loadCheckPolicies(opts checkOptions, ms []manifest) (*policy.FileSource, error) {
+	dir := opts.PolicyDir
+	if dir == "" {
+		empty, err := os.MkdirTemp("", "signgate-check-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(empty)
+		dir = empty
+	}
+	src, err := policy.NewFileSource(dir, policy.FileOptions{NamespaceLabels: namespaceLabels(opts, ms)})
+	if err != nil {
+		return nil, fmt.Errorf("--policy-dir %s: %w", dir, err)
+	}
+	return src, nil
+}
+
+// namespaceLabels are the labels check adds to the policy dir's namespaces:
+// those of Namespace objects in the manifests, then --namespace-labels for
+// every namespace the manifests use.
+func namespaceLabels(opts checkOptions, ms []manifest) map[string]map[string]string {
+	out := map[string]map[string]string{}
+	for _, m := range ms {
+		if m.Kind == "Namespace" && m.APIVersion == "v1" && m.Name != "" {
+			out[m.Name] = maps.Clone(m.Labels)
+		}
+	}
+	if len(opts.NamespaceLabels) == 0 {
+		return out
+	}
+	for _, m := range ms {
+		ns := checkNamespace(m, opts.Namespace)
+		l := out[ns]
+		if l == nil {
+			l = map[string]string{}
+		}
+		maps.Copy(l, opts.NamespaceLabels)
+		out[ns] = l
+	}
+	return out
+}
+
+// verifierOptions are the registry settings of the configuration, plus the
+// --insecure-registry and --allow-host flags. Credentials come from the
+// docker config (~/.docker/config.json, $DOCKER_CONFIG: `docker login`,
+// `crane auth login`), as CI runners have them; the webhook uses the pods'
+// pull secrets instead.
+func verifierOptions(cfg *policy.Config, opts checkOptions) verifier.Options {
+	return verifier.Options{
+		Keychain:           authn.DefaultKeychain,
+		Timeout:            cfg.Registry.Timeout,
+		MaxManifestBytes:   cfg.Registry.MaxManifestBytes,
+		InsecureRegistries: append(append([]string(nil), cfg.Registry.InsecureRegistries...), opts.Insecure...),
+		AllowedHosts:       append(append([]string(nil), cfg.Registry.AllowedHosts...), opts.AllowHosts...),
+		BlockedNetworks:    cfg.Registry.BlockedPrefixes(),
+		CacheSize:          cfg.Cache.MaxEntries,
+		TTL:                cfg.Cache.TTL,
+		FailureTTL:         cfg.Cache.FailureTTL,
+		TagTTL:             cfg.Cache.TagTTL,
+	}
 }
