@@ -1,0 +1,112 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/signgate/signgate/internal/registrytest"
+)
+
+func TestVerifyCmd(t *testing.T) {
+	t.Parallel()
+	reg := registrytest.New(t)
+	dir := t.TempDir()
+	alice, bob := registrytest.NewSigner(t), registrytest.NewSigner(t)
+	aliceKey, bobKey := alice.WritePublicKey(t, dir), bob.WritePublicKey(t, dir)
+	signed := reg.PushImage(t, "team/app", "v1")
+	reg.Sign(t, alice, signed, registrytest.Classic)
+	bundled := reg.PushImage(t, "team/app", "v2")
+	reg.Sign(t, alice, bundled, registrytest.Bundle)
+	reg.PushImage(t, "team/app", "unsigned")
+	down := registrytest.New(t)
+	down.SetFault(registrytest.FailN(503, -1))
+
+	image := reg.Host + "/team/app"
+	ins := []string{"--insecure-registry", reg.Host}
+	tests := []struct {
+		name       string
+		args       []string
+		wantCode   int
+		wantStdout string   // exact
+		wantStderr []string // substrings
+	}{
+		{
+			name:       "classic signature",
+			args:       append([]string{image + ":v1", "--key", aliceKey}, ins...),
+			wantCode:   exitOK,
+			wantStdout: image + ":v1@" + signed.DigestStr() + "\nverified by: " + aliceKey + "\n",
+		},
+		{
+			name:       "bundle, flags first",
+			args:       append(append([]string{"--key", bobKey, "--key", aliceKey}, ins...), image+":v2"),
+			wantCode:   exitOK,
+			wantStdout: image + ":v2@" + bundled.DigestStr() + "\nverified by: " + aliceKey + "\n",
+		},
+		{
+			name:       "tag and digest keeps the tag",
+			args:       append([]string{image + ":v1@" + signed.DigestStr(), "--key", aliceKey}, ins...),
+			wantCode:   exitOK,
+			wantStdout: image + ":v1@" + signed.DigestStr() + "\nverified by: " + aliceKey + "\n",
+		},
+		{
+			name:       "wrong key",
+			args:       append([]string{image + ":v1", "--key", bobKey}, ins...),
+			wantCode:   exitDenied,
+			wantStderr: []string{"NOT VERIFIED", "no valid signature from a trusted key", "To fix: sign it with `cosign sign --key cosign.key"},
+		},
+		{
+			name:       "unsigned",
+			args:       append([]string{image + ":unsigned", "--key", aliceKey}, ins...),
+			wantCode:   exitDenied,
+			wantStderr: []string{"no signatures found"},
+		},
+		{
+			name:       "threshold not met",
+			args:       append([]string{image + ":v1", "--key", aliceKey, "--key", bobKey, "--threshold", "2"}, ins...),
+			wantCode:   exitDenied,
+			wantStderr: []string{"only 1 of the 2 required authorities verified"},
+		},
+		{
+			name:       "tag not found",
+			args:       append([]string{image + ":nope", "--key", aliceKey}, ins...),
+			wantCode:   exitDenied,
+			wantStderr: []string{"tag not found", "To fix: check the image name"},
+		},
+		{
+			name:       "registry down",
+			args:       []string{down.Host + "/team/app:v1", "--key", aliceKey, "--insecure-registry", down.Host},
+			wantCode:   exitUndecided,
+			wantStderr: []string{"undecided", "retry"},
+		},
+		{
+			name:       "loopback registry not allowed",
+			args:       []string{image + ":v1", "--key", aliceKey},
+			wantCode:   exitDenied,
+			wantStderr: []string{"allowedHosts", "--allow-host"},
+		},
+		{name: "no image", args: []string{"--key", aliceKey}, wantCode: exitUsage, wantStderr: []string{"want exactly one IMAGE"}},
+		{name: "no key", args: []string{image + ":v1"}, wantCode: exitUsage, wantStderr: []string{"no --key given"}},
+		{name: "bad threshold", args: []string{image + ":v1", "--key", aliceKey, "--threshold", "2"}, wantCode: exitUsage, wantStderr: []string{"--threshold 2"}},
+		{name: "missing key file", args: []string{image + ":v1", "--key", dir + "/nope.pub"}, wantCode: exitUsage, wantStderr: []string{"read key"}},
+		{name: "bad image", args: []string{"Bad Image", "--key", aliceKey}, wantCode: exitUsage, wantStderr: []string{"parse image reference"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var stdout, stderr bytes.Buffer
+			code := verifyCmd(t.Context(), tc.args, &stdout, &stderr)
+			if code != tc.wantCode {
+				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tc.wantCode, &stdout, &stderr)
+			}
+			if tc.wantStdout != "" && stdout.String() != tc.wantStdout {
+				t.Errorf("stdout:\n%s\nwant:\n%s", &stdout, tc.wantStdout)
+			}
+			for _, s := range tc.wantStderr {
+				if !strings.Contains(stderr.String(), s) {
+					t.Errorf("stderr does not contain %q:\n%s", s, &stderr)
+				}
+			}
+		})
+	}
+}
