@@ -124,6 +124,8 @@ func newEnv(t testing.TB, config string) *env {
 	reg.Sign(t, other, wrongKey, registrytest.Classic)
 	unmatched := reg.PushImage(t, "other/app", "v1")
 	public := reg.PushImage(t, "public/base", "v1")
+	tools := reg.PushImage(t, "team-a/tools", "v1")
+	reg.Sign(t, ci, tools, registrytest.Classic)
 
 	dir := t.TempDir()
 	var buf bytes.Buffer
@@ -155,7 +157,7 @@ func newEnv(t testing.TB, config string) *env {
 		t.Fatal(err)
 	}
 	e := &env{reg: reg, gate: g, verifier: v, vars: map[string]string{"Reg": reg.Host}, digests: map[string]string{}}
-	for k, d := range map[string]name.Digest{"Signed": signed, "Bundle": bundle, "Unsigned": unsigned, "WrongKey": wrongKey, "Unmatched": unmatched, "Public": public} {
+	for k, d := range map[string]name.Digest{"Signed": signed, "Bundle": bundle, "Unsigned": unsigned, "WrongKey": wrongKey, "Unmatched": unmatched, "Public": public, "Tools": tools} {
 		e.vars[k] = d.DigestStr()
 		e.digests[d.DigestStr()] = "sha256:" + strings.ToUpper(k)
 	}

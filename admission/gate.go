@@ -88,6 +88,7 @@ type Gate struct {
 	podSecurity *policy.PodSecurity
 	namespace   string
 	concurrency int
+	refs        *refCache
 }
 
 // NewGate checks opts once and returns a Gate.
@@ -105,6 +106,7 @@ func NewGate(opts Options) (*Gate, error) {
 		podSecurity: opts.PodSecurity,
 		namespace:   opts.Namespace,
 		concurrency: opts.Concurrency,
+		refs:        newRefCache(),
 	}
 	if g.config == nil {
 		g.config = StaticConfig{}

@@ -62,8 +62,9 @@ func (e *evaluation) imageChecks(f policy.ImageField) []imageCheck {
 		e.f.deny = append(e.f.deny, path+": image is empty; set an image reference")
 		return nil
 	}
-	ref, err := verifier.ParseReference(f.Image)
-	if err != nil {
+	parsed := e.gate.refs.parse(f.Image)
+	ref := parsed.ref
+	if parsed.err != nil {
 		e.f.deny = append(e.f.deny, fmt.Sprintf("%s %q: not a valid image reference (want host/repository[:tag]@sha256:<64 hex digits>); fix the image name", path, f.Image))
 		return nil
 	}
@@ -71,9 +72,9 @@ func (e *evaluation) imageChecks(f policy.ImageField) []imageCheck {
 		e.f.deny = append(e.f.deny, fmt.Sprintf("%s %q: must be pinned by digest; write it as repo:tag@sha256:<digest> or make sure signgate's mutating webhook is installed", path, f.Image))
 		return nil
 	}
-	reqs := e.snap.Requirements(e.req.Namespace, e.labels, verifier.Repository(ref))
+	reqs := e.snap.Requirements(e.req.Namespace, e.labels, parsed.repo)
 	if len(reqs) == 0 {
-		e.unmatched(f, path, ref)
+		e.unmatched(f, path, parsed.repo)
 		return nil
 	}
 	var checks []imageCheck
@@ -93,9 +94,9 @@ func (e *evaluation) imageChecks(f policy.ImageField) []imageCheck {
 }
 
 // unmatched applies unmatchedImages to an image no policy covers.
-func (e *evaluation) unmatched(f policy.ImageField, path string, ref name.Reference) {
+func (e *evaluation) unmatched(f policy.ImageField, path, repo string) {
 	line := fmt.Sprintf("%s %q: no ClusterImagePolicy or ImagePolicy in namespace %s covers %s; add a policy for it or use an image one covers",
-		path, f.Image, e.req.Namespace, verifier.Repository(ref))
+		path, f.Image, e.req.Namespace, repo)
 	switch e.cfg.UnmatchedImages {
 	case policy.UnmatchedAllow:
 	case policy.UnmatchedWarn:

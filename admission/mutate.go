@@ -9,7 +9,6 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 
 	"github.com/signgate/signgate/policy"
-	"github.com/signgate/signgate/verifier"
 )
 
 // patchOp is one RFC 6902 operation.
@@ -87,8 +86,9 @@ func (g *Gate) pinsFor(req *admissionv1.AdmissionRequest, gk groupKind, pod podT
 		if img, ok := old[f.JSONPointer(pod.Prefix)]; ok && img == f.Image {
 			continue
 		}
-		ref, err := verifier.ParseReference(f.Image)
-		if err != nil {
+		parsed := g.refs.parse(f.Image)
+		ref := parsed.ref
+		if parsed.err != nil {
 			warnings = append(warnings, fmt.Sprintf("%s %q: cannot pin: not a valid image reference", f.Path(pod.Prefix), f.Image))
 			continue
 		}
