@@ -79,8 +79,8 @@ func (s AuthoritySet) threshold() int {
 	return s.Threshold
 }
 
-// validate checks the set once before any registry I/O.
-func (s AuthoritySet) validate() error {
+// validate checks the set once before any registry I/O; id encodes a key.
+func (s AuthoritySet) validate(id func(crypto.PublicKey) string) error {
 	if len(s.Authorities) == 0 {
 		return errors.New("no authorities")
 	}
@@ -95,7 +95,7 @@ func (s AuthoritySet) validate() error {
 			return fmt.Errorf("authority %q: %w", a.Name, err)
 		}
 	}
-	if n := len(distinctKeys(s.Authorities)); s.threshold() > n {
+	if n := len(distinctKeys(s.Authorities, id)); s.threshold() > n {
 		return fmt.Errorf("threshold %d is more than the %d distinct keys", s.threshold(), n)
 	}
 	return nil
@@ -112,10 +112,10 @@ func (s AuthoritySet) Fingerprint() string {
 }
 
 // distinctKeys returns the sorted, de-duplicated DER encodings of the keys.
-func distinctKeys(as []Authority) []string {
+func distinctKeys(as []Authority, id func(crypto.PublicKey) string) []string {
 	keys := make([]string, 0, len(as))
 	for _, a := range as {
-		keys = append(keys, keyID(a.Key))
+		keys = append(keys, id(a.Key))
 	}
 	slices.Sort(keys)
 	return slices.Compact(keys)

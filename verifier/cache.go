@@ -7,7 +7,6 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
-	"slices"
 	"sync"
 	"time"
 
@@ -17,28 +16,28 @@ import (
 )
 
 // verdictCache holds definite answers: verified for Options.TTL, not
-// verified for Options.FailureTTL. Undecided answers are never stored.
-// A nil *verdictCache stores nothing.
+// verified for Options.FailureTTL, each in its own expirable LRU so that
+// each keeps its own TTL. Undecided answers are never stored. A nil
+// *verdictCache stores nothing.
 type verdictCache struct {
-	lru          *expirable.LRU[string, verdict]
-	ttl, failTTL time.Duration
+	verified *expirable.LRU[string, []string]
+	failed   *expirable.LRU[string, *NotVerifiedError] // nil when FailureTTL < 0
 }
 
 type verdict struct {
 	verified []string
 	err      *NotVerifiedError
-	expires  time.Time
 }
 
 func newVerdictCache(o Options) *verdictCache {
 	if o.CacheSize < 0 {
 		return nil
 	}
-	return &verdictCache{
-		lru:     expirable.NewLRU[string, verdict](o.CacheSize, nil, max(o.TTL, o.FailureTTL)),
-		ttl:     o.TTL,
-		failTTL: o.FailureTTL,
+	c := &verdictCache{verified: expirable.NewLRU[string, []string](o.CacheSize, nil, o.TTL)}
+	if o.FailureTTL > 0 {
+		c.failed = expirable.NewLRU[string, *NotVerifiedError](o.CacheSize, nil, o.FailureTTL)
 	}
+	return c
 }
 
 // verdictKey is the one place a cache key is built: canonical repository
@@ -51,15 +50,14 @@ func (c *verdictCache) get(key string) (verdict, bool) {
 	if c == nil {
 		return verdict{}, false
 	}
-	v, ok := c.lru.Get(key)
-	if !ok {
+	if names, ok := c.verified.Get(key); ok {
+		return verdict{verified: names}, true
+	}
+	if c.failed == nil {
 		return verdict{}, false
 	}
-	if time.Now().After(v.expires) {
-		c.lru.Remove(key)
-		return verdict{}, false
-	}
-	return v, true
+	nv, ok := c.failed.Get(key)
+	return verdict{err: nv}, ok
 }
 
 func (c *verdictCache) put(key string, verified []string, err error) {
@@ -69,9 +67,12 @@ func (c *verdictCache) put(key string, verified []string, err error) {
 	var nv *NotVerifiedError
 	switch {
 	case err == nil:
-		c.lru.Add(key, verdict{verified: verified, expires: time.Now().Add(c.ttl)})
-	case asNotVerified(err, &nv) && c.failTTL > 0:
-		c.lru.Add(key, verdict{err: nv, expires: time.Now().Add(c.failTTL)})
+		c.verified.Add(key, verified)
+		if c.failed != nil {
+			c.failed.Remove(key)
+		}
+	case asNotVerified(err, &nv) && c.failed != nil:
+		c.failed.Add(key, nv)
 	}
 }
 
@@ -117,6 +118,9 @@ func newKeyIDCache() *keyIDCache {
 }
 
 func (c *keyIDCache) id(key crypto.PublicKey) string {
+	if key == nil {
+		return keyID(key)
+	}
 	var k any = key
 	if ed, ok := key.(ed25519.PublicKey); ok {
 		k = string(ed) // slices are not comparable
@@ -135,22 +139,15 @@ func (v *Verifier) fingerprint(s AuthoritySet) string {
 }
 
 func fingerprint(s AuthoritySet, id func(crypto.PublicKey) string) string {
-	keys := make([]string, 0, len(s.Authorities))
-	for _, a := range s.Authorities {
-		keys = append(keys, id(a.Key))
-	}
-	slices.Sort(keys)
-	keys = slices.Compact(keys)
-	h := sha256.New()
-	var n [8]byte
-	binary.BigEndian.PutUint64(n[:], uint64(s.threshold()))
-	h.Write(n[:])
+	keys := distinctKeys(s.Authorities, id)
+	var stack [512]byte
+	buf := binary.BigEndian.AppendUint64(stack[:0], uint64(s.threshold()))
 	for _, k := range keys {
-		binary.BigEndian.PutUint64(n[:], uint64(len(k)))
-		h.Write(n[:])
-		h.Write([]byte(k))
+		buf = binary.BigEndian.AppendUint64(buf, uint64(len(k)))
+		buf = append(buf, k...)
 	}
-	return hex.EncodeToString(h.Sum(nil))
+	sum := sha256.Sum256(buf)
+	return hex.EncodeToString(sum[:])
 }
 
 // flightGroup shares one run of fn among concurrent callers of the same

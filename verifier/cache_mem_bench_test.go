@@ -36,8 +36,8 @@ func BenchmarkCacheMemory(b *testing.B) {
 			c.put(verdictKey(d, fp), append([]string(nil), names...), nil)
 		}
 		after := liveHeap()
-		if c.lru.Len() != n {
-			b.Fatalf("cache holds %d verdicts, want %d", c.lru.Len(), n)
+		if c.verified.Len() != n {
+			b.Fatalf("cache holds %d verdicts, want %d", c.verified.Len(), n)
 		}
 		perVerdict = float64(after-before) / n
 		runtime.KeepAlive(c)

@@ -43,7 +43,24 @@ func canonical(ref name.Reference) (name.Reference, error) {
 // canonicalDigest is canonical for digests, used on values callers built
 // themselves.
 func canonicalDigest(d name.Digest) (name.Digest, error) {
+	if isCanonical(d) {
+		return d, nil
+	}
 	return name.NewDigest(canonicalRepository(d.Context()) + "@" + d.DigestStr())
+}
+
+// isCanonical is canonicalDigest's allocation-free fast path: d prints as
+// exactly its canonical repository, "@" and the digest.
+func isCanonical(d name.Digest) bool {
+	host, path := d.Context().RegistryStr(), d.Context().RepositoryStr()
+	if host == "docker.io" || strings.ToLower(host) != host ||
+		(host == name.DefaultRegistry && !strings.Contains(path, "/")) {
+		return false
+	}
+	s := d.String()
+	base, _, ok := strings.Cut(s, "@")
+	return ok && len(base) == len(host)+1+len(path) &&
+		strings.HasPrefix(base, host) && base[len(host)] == '/' && strings.HasSuffix(base, path)
 }
 
 func canonicalRepository(repo name.Repository) string {

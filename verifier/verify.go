@@ -61,7 +61,7 @@ func (v *Verifier) Verify(ctx context.Context, d name.Digest, set AuthoritySet) 
 	if err != nil {
 		return Result{}, fmt.Errorf("verify %s: %w", d, err)
 	}
-	if err := set.validate(); err != nil {
+	if err := set.validate(v.keyIDs.id); err != nil {
 		return Result{}, &NotVerifiedError{Digest: d, Reason: "invalid authority set: " + err.Error()}
 	}
 	key := verdictKey(d, v.fingerprint(set))
