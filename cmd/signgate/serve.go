@@ -2,12 +2,395 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/signgate/signgate/admission"
+	"github.com/signgate/signgate/policy"
+	"github.com/signgate/signgate/verifier"
 )
 
-// serveCmd is replaced by the real command as it lands.
-func serveCmd(_ context.Context, _ []string, _, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "signgate serve: not built yet")
-	return exitUsage
+// serveOptions are the flags of `signgate serve` (DESIGN.md §8).
+type serveOptions struct {
+	Listen        string // webhook HTTPS address
+	CertFile      string // TLS certificate, re-read when it changes
+	KeyFile       string // TLS key, re-read when it changes
+	ConfigFile    string // GateConfiguration; default: built-in defaults
+	Kubeconfig    string // default: in-cluster
+	PolicyDir     string // policies, Namespaces, Secrets from files instead of a cluster
+	MetricsListen string // plain HTTP: /healthz, /readyz, /metrics
+	LogFormat     string // json | text
+	Namespace     string // the gate's own namespace, always exempt
+}
+
+// shutdownGrace bounds how long in-flight reviews may take after SIGTERM:
+// the API server's longest webhook timeout.
+const shutdownGrace = 30 * time.Second
+
+func serveCmd(ctx context.Context, args []string, _, stderr io.Writer) int {
+	o, err := parseServeFlags(args, stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		fmt.Fprintf(stderr, "signgate serve: %v\n", err)
+		return exitUsage
+	}
+	log := newLogger(o.LogFormat, stderr)
+	s, err := newServer(ctx, o, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "signgate serve: %v\n", err)
+		return exitUsage
+	}
+	defer s.close()
+	if err := s.listen(); err != nil {
+		fmt.Fprintf(stderr, "signgate serve: %v\n", err)
+		return exitDenied
+	}
+	if err := s.run(ctx); err != nil {
+		fmt.Fprintf(stderr, "signgate serve: %v\n", err)
+		return exitDenied
+	}
+	return exitOK
+}
+
+func parseServeFlags(args []string, stderr io.Writer) (serveOptions, error) {
+	o := serveOptions{}
+	fs := flag.NewFlagSet("signgate serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.Listen, "listen", ":8443", "`ADDR` of the HTTPS webhook endpoints /mutate and /validate")
+	fs.StringVar(&o.CertFile, "tls-cert-file", "", "TLS certificate `FILE` (PEM), re-read when it changes (required)")
+	fs.StringVar(&o.KeyFile, "tls-key-file", "", "TLS private key `FILE` (PEM), re-read when it changes (required)")
+	fs.StringVar(&o.ConfigFile, "config", "", "GateConfiguration `FILE`, reloaded when it changes (default: built-in defaults)")
+	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig `FILE` (default: in-cluster configuration)")
+	fs.StringVar(&o.PolicyDir, "policy-dir", "", "load policies, Namespaces and Secrets from YAML files in `DIR` instead of a cluster (watched)")
+	fs.StringVar(&o.MetricsListen, "metrics-listen", ":9090", "`ADDR` of the plain-HTTP /healthz, /readyz and /metrics endpoints")
+	fs.StringVar(&o.LogFormat, "log-format", "json", "log format: json or text")
+	fs.StringVar(&o.Namespace, "namespace", defaultNamespace(), "the gate's own `NAMESPACE`, never evaluated (default: $POD_NAMESPACE or signgate-system)")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	switch {
+	case fs.NArg() > 0:
+		return o, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	case o.CertFile == "" || o.KeyFile == "":
+		return o, errors.New("--tls-cert-file and --tls-key-file are required")
+	case o.LogFormat != "json" && o.LogFormat != "text":
+		return o, fmt.Errorf("--log-format must be json or text, not %q", o.LogFormat)
+	case o.Namespace == "":
+		return o, errors.New("--namespace must not be empty")
+	}
+	return o, nil
+}
+
+func defaultNamespace() string {
+	if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
+		return ns
+	}
+	return "signgate-system"
+}
+
+func newLogger(format string, w io.Writer) *slog.Logger {
+	if format == "text" {
+		return slog.New(slog.NewTextHandler(w, nil))
+	}
+	return slog.New(slog.NewJSONHandler(w, nil))
+}
+
+// server is one running `signgate serve`.
+type server struct {
+	log      *slog.Logger
+	certs    *certReloader
+	policies policy.Source
+	webhook  *http.Server
+	metrics  *http.Server
+	stop     []func() // close watchers and informers
+
+	webhookLn, metricsLn net.Listener
+}
+
+// newServer builds everything that can fail on bad input (certificate,
+// configuration, policies) before any port is opened.
+func newServer(ctx context.Context, o serveOptions, log *slog.Logger) (*server, error) {
+	s := &server{log: log}
+	certs, err := newCertReloader(o.CertFile, o.KeyFile, log)
+	if err != nil {
+		return nil, err
+	}
+	s.certs = certs
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics, err := admission.NewMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := s.watchConfig(ctx, o.ConfigFile, metrics)
+	if err != nil {
+		s.close()
+		return nil, err
+	}
+	v, err := newVerifier(cfg.Current(), metrics)
+	if err != nil {
+		s.close()
+		return nil, err
+	}
+	if s.policies, err = s.policySource(ctx, o, metrics); err != nil {
+		s.close()
+		return nil, err
+	}
+	gate, err := admission.NewGate(admission.Options{Verifier: v, Policies: s.policies, Config: cfg, Namespace: o.Namespace})
+	if err != nil {
+		s.close()
+		return nil, err
+	}
+	s.webhook = &http.Server{
+		Addr:              o.Listen,
+		Handler:           admission.NewMux(gate, admission.HandlerOptions{Logger: log, Metrics: metrics}),
+		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.GetCertificate},
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      shutdownGrace + 5*time.Second,
+		IdleTimeout:       90 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	s.metrics = &http.Server{
+		Addr:              o.MetricsListen,
+		Handler:           s.metricsMux(reg),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	return s, nil
+}
+
+// newVerifier builds the verifier from the configuration at start. Cache
+// and registry settings apply from start; a reload changes policies and
+// decisions, not these.
+func newVerifier(cfg *policy.Config, m *admission.Metrics) (*verifier.Verifier, error) {
+	return verifier.New(verifier.Options{
+		Timeout:            cfg.Registry.Timeout,
+		InsecureRegistries: cfg.Registry.InsecureRegistries,
+		AllowedHosts:       cfg.Registry.AllowedHosts,
+		BlockedNetworks:    cfg.Registry.BlockedPrefixes(),
+		MaxManifestBytes:   cfg.Registry.MaxManifestBytes,
+		CacheSize:          cfg.Cache.MaxEntries,
+		TTL:                cfg.Cache.TTL,
+		FailureTTL:         cfg.Cache.FailureTTL,
+		TagTTL:             cfg.Cache.TagTTL,
+		Observer:           m,
+	})
+}
+
+func (s *server) metricsMux(reg *prometheus.Registry) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if err := s.ready(); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "ok\n")
+	})
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	return mux
+}
+
+// ready: certificate loaded and policy caches synced. Registry health is
+// deliberately not part of it: an unready gate is taken out of service,
+// and a registry outage must give "retry" denials, not no answer.
+func (s *server) ready() error {
+	if !s.certs.loaded() {
+		return errors.New("TLS certificate not loaded")
+	}
+	if !s.policies.Ready() {
+		return errors.New("policies not synced")
+	}
+	return nil
+}
+
+// listen opens both ports.
+func (s *server) listen() error {
+	var err error
+	if s.webhookLn, err = net.Listen("tcp", s.webhook.Addr); err != nil {
+		return fmt.Errorf("listen %s: %w", s.webhook.Addr, err)
+	}
+	if s.metricsLn, err = net.Listen("tcp", s.metrics.Addr); err != nil {
+		s.webhookLn.Close()
+		return fmt.Errorf("listen %s: %w", s.metrics.Addr, err)
+	}
+	return nil
+}
+
+// run serves until ctx ends (SIGTERM), then stops accepting, lets
+// in-flight reviews finish (up to shutdownGrace) and returns nil.
+func (s *server) run(ctx context.Context) error {
+	errc := make(chan error, 2)
+	go func() { errc <- s.webhook.ServeTLS(s.webhookLn, "", "") }()
+	go func() { errc <- s.metrics.Serve(s.metricsLn) }()
+	s.log.Info("serving", "webhook", s.webhookLn.Addr().String(), "metrics", s.metricsLn.Addr().String())
+	var err error
+	select {
+	case <-ctx.Done():
+		s.log.Info("shutting down: finishing in-flight reviews")
+	case err = <-errc:
+		err = fmt.Errorf("serve: %w", err)
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, srv := range []*http.Server{s.webhook, s.metrics} {
+		wg.Go(func() {
+			if e := srv.Shutdown(sctx); e != nil {
+				s.log.Warn("shutdown", "addr", srv.Addr, "err", e)
+			}
+		})
+	}
+	wg.Wait()
+	s.log.Info("stopped")
+	return err
+}
+
+func (s *server) close() {
+	for _, f := range s.stop {
+		f()
+	}
+	s.stop = nil
+}
+
+// certReloader serves the certificate from files, re-reading them when
+// their modification time or size changes (cert-manager and kubelet
+// rewrite Secret volumes in place). A bad pair keeps the last good one.
+// Safe for concurrent use.
+type certReloader struct {
+	certFile, keyFile string
+	log               *slog.Logger
+
+	mu    sync.Mutex
+	cert  *tls.Certificate
+	stamp string // mtimes and sizes of the files last read
+}
+
+func newCertReloader(certFile, keyFile string, log *slog.Logger) (*certReloader, error) {
+	c := &certReloader{certFile: certFile, keyFile: keyFile, log: log}
+	if err := c.reload(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// GetCertificate is tls.Config.GetCertificate: one stat per file per
+// handshake, a read only when they changed.
+func (c *certReloader) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	if err := c.reload(); err != nil {
+		c.log.Warn("TLS certificate reload failed, keeping the previous one", "err", err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cert == nil {
+		return nil, errors.New("no TLS certificate loaded")
+	}
+	return c.cert, nil
+}
+
+func (c *certReloader) loaded() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cert != nil
+}
+
+// reload reads the pair if the files changed since the last attempt.
+func (c *certReloader) reload() error {
+	stamp, err := fileStamp(c.certFile, c.keyFile)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if stamp == c.stamp {
+		return nil
+	}
+	c.stamp = stamp // a half-written pair is retried when the next file changes
+	cert, err := tls.LoadX509KeyPair(c.certFile, c.keyFile)
+	if err != nil {
+		return fmt.Errorf("load TLS certificate %s and key %s: %w", c.certFile, c.keyFile, err)
+	}
+	if c.cert != nil {
+		c.log.Info("TLS certificate reloaded", "file", c.certFile)
+	}
+	c.cert = &cert
+	return nil
+}
+
+func fileStamp(files ...string) (string, error) {
+	stamp := ""
+	for _, f := range files {
+		fi, err := os.Stat(f)
+		if err != nil {
+			return "", fmt.Errorf("stat TLS file: %w", err)
+		}
+		stamp += fmt.Sprintf("%s:%d:%d;", f, fi.ModTime().UnixNano(), fi.Size())
+	}
+	return stamp, nil
+}
+
+// watchConfig loads --config (or the defaults) and follows changes: a bad
+// reload keeps the last good configuration, logs and counts it.
+func (s *server) watchConfig(ctx context.Context, file string, m *admission.Metrics) (admission.ConfigSource, error) {
+	if file == "" {
+		return admission.StaticConfig{Config: policy.DefaultConfig()}, nil
+	}
+	w, err := policy.NewConfigWatcher(file, policy.ConfigWatcherOptions{OnReload: func(err error) {
+		if err != nil {
+			m.ConfigReload("failure")
+			s.log.Error("configuration not reloaded", "file", file, "err", err)
+			return
+		}
+		m.ConfigReload("success")
+		s.log.Info("configuration reloaded", "file", file)
+	}})
+	if err != nil {
+		return nil, err
+	}
+	s.goRun(ctx, func(ctx context.Context) { _ = w.Run(ctx) })
+	return w, nil
+}
+
+// policySource loads policies from --policy-dir, or from the cluster.
+func (s *server) policySource(ctx context.Context, o serveOptions, _ *admission.Metrics) (policy.Source, error) {
+	if o.PolicyDir == "" {
+		return s.clusterSource(ctx, o)
+	}
+	src, err := policy.NewFileSource(o.PolicyDir, policy.FileOptions{GateNamespace: o.Namespace, Logger: s.log})
+	if err != nil {
+		return nil, err
+	}
+	s.goRun(ctx, src.Run)
+	return src, nil
+}
+
+// goRun runs fn until the server closes.
+func (s *server) goRun(ctx context.Context, fn func(context.Context)) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); fn(ctx) }()
+	s.stop = append(s.stop, func() { cancel(); <-done })
+}
+
+// clusterSource follows policies and namespaces in the cluster.
+// TODO(serve): wire policy.ClusterSource (informers) once it lands.
+func (s *server) clusterSource(_ context.Context, _ serveOptions) (policy.Source, error) {
+	return nil, errors.New("loading policies from a cluster is not available yet; use --policy-dir")
 }

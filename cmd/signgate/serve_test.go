@@ -1,0 +1,182 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// writeCert writes a self-signed certificate for 127.0.0.1 with the given
+// serial number to certFile and keyFile.
+func writeCert(t *testing.T, certFile, keyFile string, serial int64) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(serial),
+		Subject:      pkix.Name{CommonName: "signgate-test"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// servedSerial opens a new TLS connection and returns the serial number of
+// the certificate the server presents.
+func servedSerial(t *testing.T, addr string) int64 {
+	t.Helper()
+	conn, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}) //nolint:gosec // the test checks which cert is served
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	return conn.ConnectionState().PeerCertificates[0].SerialNumber.Int64()
+}
+
+func TestServeRotatesCertificate(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	writeCert(t, certFile, keyFile, 1)
+	policyDir := filepath.Join(dir, "policies")
+	if err := os.Mkdir(policyDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	o := serveOptions{Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0", CertFile: certFile, KeyFile: keyFile,
+		PolicyDir: policyDir, LogFormat: "text", Namespace: "signgate-system"}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	s, err := newServer(ctx, o, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.close()
+	if err := s.listen(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.run(ctx) }()
+	addr, metrics := s.webhookLn.Addr().String(), "http://"+s.metricsLn.Addr().String()
+
+	if got := servedSerial(t, addr); got != 1 {
+		t.Fatalf("serial = %d, want 1", got)
+	}
+	for _, path := range []string{"/healthz", "/readyz"} {
+		if code, body := get(t, metrics+path); code != http.StatusOK {
+			t.Errorf("GET %s = %d %s", path, code, body)
+		}
+	}
+
+	// A review through TLS, then the metrics must show it.
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec
+	review := `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u1","kind":{"group":"","version":"v1","kind":"Pod"},"operation":"DELETE","namespace":"team-a"}}`
+	resp, err := client.Post("https://"+addr+"/validate?timeout=5s", "application/json", strings.NewReader(review))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !bytes.Contains(body, []byte(`"uid":"u1"`)) || !bytes.Contains(body, []byte(`"allowed":true`)) {
+		t.Errorf("POST /validate = %d %s", resp.StatusCode, body)
+	}
+	if _, m := get(t, metrics+"/metrics"); !strings.Contains(m, `signgate_admission_requests_total{decision="allowed",kind="Pod",operation="DELETE",webhook="validate"} 1`) {
+		t.Errorf("metrics lack the review:\n%s", m)
+	}
+
+	// Rotate: the next connection gets the new certificate, no restart.
+	writeCert(t, certFile, keyFile, 2)
+	later := time.Now().Add(time.Minute)
+	for _, f := range []string{certFile, keyFile} {
+		if err := os.Chtimes(f, later, later); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := servedSerial(t, addr); got != 2 {
+		t.Fatalf("after rotation serial = %d, want 2", got)
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("server did not stop after cancel")
+	}
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestServeBadInputExits2(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	writeCert(t, certFile, keyFile, 1)
+	badConfig := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(badConfig, []byte("apiVersion: signgate.dev/v1alpha1\nkind: GateConfiguration\nunmatchedImages: maybe\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no cert", []string{"--policy-dir", dir}, "--tls-cert-file and --tls-key-file are required"},
+		{"bad log format", []string{"--tls-cert-file", certFile, "--tls-key-file", keyFile, "--log-format", "xml"}, "--log-format must be json or text"},
+		{"missing cert file", []string{"--tls-cert-file", filepath.Join(dir, "nope"), "--tls-key-file", keyFile, "--policy-dir", dir}, "nope"},
+		{"bad config", []string{"--tls-cert-file", certFile, "--tls-key-file", keyFile, "--policy-dir", dir, "--config", badConfig}, "unmatchedImages"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			if code := serveCmd(t.Context(), tc.args, io.Discard, &stderr); code != exitUsage {
+				t.Errorf("exit %d, want %d; stderr: %s", code, exitUsage, &stderr)
+			}
+			if !strings.Contains(stderr.String(), tc.want) {
+				t.Errorf("stderr %q does not mention %q", &stderr, tc.want)
+			}
+		})
+	}
+}
