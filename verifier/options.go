@@ -48,7 +48,7 @@ type Observer interface {
 	// CacheRequest: cache "verdict"|"tag", result "hit"|"miss".
 	CacheRequest(cache, result string)
 	// RegistryRequest: operation "ping"|"token"|"manifest"|"blob"|
-	// "referrers"|"tags"|"other"; code 0 means a transport error.
+	// "referrers"|"tags"; code 0 means a transport error.
 	RegistryRequest(operation string, code int)
 	// Verification: "verified"|"not_verified"|"undecided", once per
 	// verification actually run (not per cache hit).
