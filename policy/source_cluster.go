@@ -1,0 +1,306 @@
+package policy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/dynamic/dynamicinformer"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	corev1listers "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/signgate/signgate/policy/v1alpha1"
+)
+
+// ClusterOptions are the optional settings of a ClusterSource.
+type ClusterOptions struct {
+	// Resync is how often policies are recompiled even without a change,
+	// which is also how a rotated key in a Secret is picked up (Secrets are
+	// not watched). Default 30s.
+	Resync time.Duration
+	// SecretTTL is how long a Secret read for a secretRef is reused.
+	// Default 30s.
+	SecretTTL time.Duration
+	// Timeout bounds each API call (Secret get, status update). Default 5s.
+	Timeout time.Duration
+	// Logger receives invalid policies and API errors. Default: discard.
+	Logger *slog.Logger
+}
+
+// ClusterSource serves trust policies from the cluster: informers for
+// ClusterImagePolicy, ImagePolicy and Namespace, and Secrets read on demand
+// for secretRefs (cached for SecretTTL; no cluster-wide Secret watch, so the
+// gate needs only "get" on the Secrets it is pointed at). Secrets of
+// ClusterImagePolicy secretRefs are read in the gate's own namespace.
+//
+// Policies are compiled when one changes and every Resync, never per
+// request; each compilation is swapped in atomically, so a Snapshot is one
+// consistent view. After each compilation the Ready condition of every
+// policy whose validity changed is written through the status subresource.
+// Several replicas write the same condition; conflicts are retried on the
+// next compilation.
+//
+// Namespace labels come from the informer cache at lookup time; a namespace
+// the cache does not know yet is an error (the caller denies and says retry).
+//
+// Safe for concurrent use. Until Run has synced the caches and compiled
+// once, Ready is false and Snapshot fails every lookup.
+type ClusterSource struct {
+	dyn           dynamic.Interface
+	gateNamespace string
+	opts          ClusterOptions
+	log           *slog.Logger
+
+	kubeFactory informers.SharedInformerFactory
+	dynFactory  dynamicinformer.DynamicSharedInformerFactory
+	cip, ip     cache.SharedIndexInformer
+	namespaces  cache.SharedIndexInformer
+	nsLister    corev1listers.NamespaceLister
+
+	trigger chan struct{}
+	cur     atomic.Pointer[clusterView]
+
+	// Owned by the Run goroutine.
+	comp    compiler
+	secrets *secretCache
+}
+
+type clusterView struct {
+	snap    *snapshot
+	invalid []*InvalidPolicyError
+}
+
+// NewClusterSource prepares the informers; nothing is read until Run.
+// gateNamespace is where ClusterImagePolicy secretRefs are resolved.
+func NewClusterSource(dyn dynamic.Interface, kube kubernetes.Interface, gateNamespace string, opts ClusterOptions) (*ClusterSource, error) {
+	if dyn == nil || kube == nil {
+		return nil, errors.New("new cluster policy source: dynamic and kubernetes clients are required")
+	}
+	if gateNamespace == "" {
+		return nil, errors.New("new cluster policy source: the gate's namespace is required")
+	}
+	opts = opts.withDefaults()
+	s := &ClusterSource{
+		dyn:           dyn,
+		gateNamespace: gateNamespace,
+		opts:          opts,
+		log:           opts.Logger,
+		kubeFactory:   informers.NewSharedInformerFactory(kube, 0),
+		dynFactory:    dynamicinformer.NewDynamicSharedInformerFactory(dyn, 0),
+		trigger:       make(chan struct{}, 1),
+		secrets:       newSecretCache(kube, opts.SecretTTL),
+	}
+	s.comp.gateNamespace = gateNamespace
+	s.cip = s.dynFactory.ForResource(v1alpha1.ClusterImagePolicyResource).Informer()
+	s.ip = s.dynFactory.ForResource(v1alpha1.ImagePolicyResource).Informer()
+	ns := s.kubeFactory.Core().V1().Namespaces()
+	s.namespaces, s.nsLister = ns.Informer(), ns.Lister()
+	onChange := cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { s.poke() },
+		UpdateFunc: func(any, any) { s.poke() },
+		DeleteFunc: func(any) { s.poke() },
+	}
+	for _, inf := range []cache.SharedIndexInformer{s.cip, s.ip} {
+		if _, err := inf.AddEventHandler(onChange); err != nil {
+			return nil, fmt.Errorf("new cluster policy source: %w", err)
+		}
+	}
+	return s, nil
+}
+
+func (o ClusterOptions) withDefaults() ClusterOptions {
+	if o.Resync <= 0 {
+		o.Resync = 30 * time.Second
+	}
+	if o.SecretTTL <= 0 {
+		o.SecretTTL = 30 * time.Second
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 5 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return o
+}
+
+// poke asks the Run loop to recompile; bursts of events coalesce.
+func (s *ClusterSource) poke() {
+	select {
+	case s.trigger <- struct{}{}:
+	default:
+	}
+}
+
+// Snapshot returns the current compiled view, or one that fails every
+// lookup before the first compilation.
+func (s *ClusterSource) Snapshot() Snapshot {
+	if v := s.cur.Load(); v != nil {
+		return v.snap
+	}
+	return notReady{}
+}
+
+// Ready reports whether the caches synced and policies compiled once.
+func (s *ClusterSource) Ready() bool { return s.cur.Load() != nil }
+
+// InvalidPolicies lists the policies of the current view that did not
+// compile, sorted by policy.
+func (s *ClusterSource) InvalidPolicies() []*InvalidPolicyError {
+	if v := s.cur.Load(); v != nil {
+		return v.invalid
+	}
+	return nil
+}
+
+// Run starts the informers, waits for their caches, compiles, and then
+// recompiles on every policy change and every Resync until ctx is done.
+func (s *ClusterSource) Run(ctx context.Context) error {
+	s.kubeFactory.Start(ctx.Done())
+	s.dynFactory.Start(ctx.Done())
+	defer s.kubeFactory.Shutdown()
+	defer s.dynFactory.Shutdown()
+	if !cache.WaitForCacheSync(ctx.Done(), s.cip.HasSynced, s.ip.HasSynced, s.namespaces.HasSynced) {
+		return fmt.Errorf("sync policy informers: %w", context.Cause(ctx))
+	}
+	s.rebuild(ctx)
+	tick := time.NewTicker(s.opts.Resync)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.trigger:
+		case <-tick.C:
+		}
+		s.rebuild(ctx)
+	}
+}
+
+// rebuild compiles the informers' policies, swaps the view in and writes
+// status where it changed.
+func (s *ClusterSource) rebuild(ctx context.Context) {
+	var objs []*policyObject
+	var srcs []*unstructured.Unstructured
+	for _, item := range s.cip.GetStore().List() {
+		u := item.(*unstructured.Unstructured)
+		objs, srcs = append(objs, clusterPolicyObject(u)), append(srcs, u)
+	}
+	for _, item := range s.ip.GetStore().List() {
+		u := item.(*unstructured.Unstructured)
+		objs, srcs = append(objs, imagePolicyObject(u)), append(srcs, u)
+	}
+	s.secrets.prune()
+	s.comp.secrets = func(ns, name string) (map[string][]byte, error) { return s.secrets.get(ctx, ns, name, s.opts.Timeout) }
+	trust, results := s.comp.compile(objs)
+	s.comp.secrets = nil
+
+	view := &clusterView{snap: &snapshot{trust: trust, namespace: s.namespace}}
+	for i, r := range results {
+		if r.Err != nil {
+			view.invalid = append(view.invalid, r.Err)
+		}
+		s.reportStatus(ctx, srcs[i], r)
+	}
+	slices.SortFunc(view.invalid, func(a, b *InvalidPolicyError) int { return strings.Compare(a.Policy, b.Policy) })
+	s.cur.Store(view)
+}
+
+// namespace looks a namespace up in the informer cache.
+func (s *ClusterSource) namespace(name string) (map[string]string, error) {
+	ns, err := s.nsLister.Get(name)
+	if apierrors.IsNotFound(err) {
+		return nil, fmt.Errorf("look up namespace %q: not in the informer cache yet, retry", name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look up namespace %q: %w", name, err)
+	}
+	return ns.Labels, nil
+}
+
+func clusterPolicyObject(u *unstructured.Unstructured) *policyObject {
+	p := &policyObject{Kind: KindClusterImagePolicy, Name: u.GetName(), Generation: u.GetGeneration()}
+	var cip v1alpha1.ClusterImagePolicy
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructuredWithValidation(u.Object, &cip, true); err != nil {
+		p.DecodeErr = fmt.Errorf("decode: %w", err)
+		return p
+	}
+	p.Spec, p.Selector = cip.Spec.ImagePolicySpec, cip.Spec.NamespaceSelector
+	return p
+}
+
+func imagePolicyObject(u *unstructured.Unstructured) *policyObject {
+	p := &policyObject{Kind: KindImagePolicy, Namespace: u.GetNamespace(), Name: u.GetName(), Generation: u.GetGeneration()}
+	var ip v1alpha1.ImagePolicy
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructuredWithValidation(u.Object, &ip, true); err != nil {
+		p.DecodeErr = fmt.Errorf("decode: %w", err)
+		return p
+	}
+	p.Spec = ip.Spec
+	return p
+}
+
+// maxConditionMessage is the CRD's limit on a condition message.
+const maxConditionMessage = 32768
+
+// reportStatus writes the Ready condition of one policy when it differs
+// from what the object already says, and logs transitions to invalid.
+func (s *ClusterSource) reportStatus(ctx context.Context, u *unstructured.Unstructured, r compileResult) {
+	var status v1alpha1.PolicyStatus
+	if m, ok := u.Object["status"].(map[string]any); ok {
+		// A status the gate cannot read is simply overwritten.
+		_ = runtime.DefaultUnstructuredConverter.FromUnstructured(m, &status)
+	}
+	want := metav1.Condition{
+		Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonValid,
+		Message: "policy compiled", ObservedGeneration: u.GetGeneration(),
+	}
+	if r.Err != nil {
+		want.Status, want.Reason, want.Message = metav1.ConditionFalse, v1alpha1.ReasonInvalid, r.Err.Error()
+		if len(want.Message) > maxConditionMessage {
+			want.Message = want.Message[:maxConditionMessage]
+		}
+	}
+	have := meta.FindStatusCondition(status.Conditions, v1alpha1.ConditionReady)
+	if have != nil && have.Status == want.Status && have.Reason == want.Reason &&
+		have.Message == want.Message && have.ObservedGeneration == want.ObservedGeneration &&
+		status.ObservedGeneration == u.GetGeneration() {
+		return
+	}
+	if r.Err != nil {
+		s.log.Error("invalid policy: its images are denied", "policy", r.Err.Policy, "err", r.Err)
+	}
+	meta.SetStatusCondition(&status.Conditions, want)
+	status.ObservedGeneration = u.GetGeneration()
+	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&status)
+	if err != nil {
+		s.log.Error("update policy status", "policy", r.Object.ID(), "err", err)
+		return
+	}
+	obj := u.DeepCopy()
+	obj.Object["status"] = m
+	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+	defer cancel()
+	var res dynamic.ResourceInterface = s.dyn.Resource(v1alpha1.ClusterImagePolicyResource)
+	if r.Object.Kind == KindImagePolicy {
+		res = s.dyn.Resource(v1alpha1.ImagePolicyResource).Namespace(u.GetNamespace())
+	}
+	if _, err := res.UpdateStatus(ctx, obj, metav1.UpdateOptions{}); err != nil {
+		// A conflict or outage is retried on the next compilation.
+		s.log.Warn("update policy status", "policy", r.Object.ID(), "err", err)
+	}
+}
