@@ -20,7 +20,7 @@ import (
 // each keeps its own TTL. Undecided answers are never stored. A nil
 // *verdictCache stores nothing.
 type verdictCache struct {
-	verified *expirable.LRU[string, []string]
+	verified *expirable.LRU[string, []string]          // PKIX encodings of the keys that verified
 	failed   *expirable.LRU[string, *NotVerifiedError] // nil when FailureTTL < 0
 }
 

@@ -70,7 +70,7 @@ func (v *Verifier) Verify(ctx context.Context, d name.Digest, set AuthoritySet) 
 		if vd.err != nil {
 			return Result{}, vd.err.clone()
 		}
-		return Result{Digest: d, Verified: slices.Clone(vd.verified), Cached: true}, nil
+		return Result{Digest: d, Verified: v.names(set, vd.verified), Cached: true}, nil
 	}
 	v.opts.Observer.CacheRequest("verdict", "miss")
 	val, err := v.flights.do(ctx, key, v.opts.Timeout, func(ctx context.Context) (any, error) {
@@ -88,7 +88,20 @@ func (v *Verifier) Verify(ctx context.Context, d name.Digest, set AuthoritySet) 
 	case err != nil:
 		return Result{}, err
 	}
-	return Result{Digest: d, Verified: slices.Clone(val.([]string))}, nil
+	return Result{Digest: d, Verified: v.names(set, val.([]string))}, nil
+}
+
+// names returns the caller's names for the verified keys: verdicts are
+// shared by every set with the same keys, whatever each calls them.
+func (v *Verifier) names(set AuthoritySet, keyIDs []string) []string {
+	var names []string
+	for _, a := range set.Authorities {
+		if slices.Contains(keyIDs, v.keyIDs.id(a.Key)) {
+			names = append(names, a.Name)
+		}
+	}
+	slices.Sort(names)
+	return slices.Compact(names)
 }
 
 func outcome(err error) string {
@@ -102,7 +115,8 @@ func outcome(err error) string {
 	}
 }
 
-// verify does the registry work for one digest: classic signatures first,
+// verify does the registry work for one digest and returns the encodings
+// of the keys that verified: classic signatures first,
 // bundles only when those do not reach the threshold (the common case then
 // costs a manifest and one blob per signature).
 func (v *Verifier) verify(ctx context.Context, d name.Digest, set AuthoritySet) ([]string, error) {
@@ -114,7 +128,7 @@ func (v *Verifier) verify(ctx context.Context, d name.Digest, set AuthoritySet) 
 	if err != nil {
 		return nil, &NotVerifiedError{Digest: d, Reason: err.Error()}
 	}
-	t, err := newTally(set)
+	t, err := newTally(set, v.keyIDs.id)
 	if err != nil {
 		return nil, &NotVerifiedError{Digest: d, Reason: err.Error()}
 	}
@@ -294,10 +308,9 @@ func capped[T any](items []T, limit int, t *tally) []T {
 	return items[:limit]
 }
 
-// keyAuthority is one distinct key with every name it was given.
+// keyAuthority is one distinct key.
 type keyAuthority struct {
 	id        string
-	names     []string
 	verifiers []signature.Verifier
 }
 
@@ -312,20 +325,19 @@ type tally struct {
 	trouble    error // first transient failure
 }
 
-func newTally(set AuthoritySet) (*tally, error) {
+func newTally(set AuthoritySet, keyID func(crypto.PublicKey) string) (*tally, error) {
 	t := &tally{threshold: set.threshold(), ok: make(map[string]bool)}
 	byID := make(map[string]*keyAuthority)
 	for _, a := range set.Authorities {
 		id := keyID(a.Key)
-		if k := byID[id]; k != nil {
-			k.names = append(k.names, a.Name)
+		if byID[id] != nil {
 			continue
 		}
 		vs, err := verifiers(a.Key)
 		if err != nil {
 			return nil, fmt.Errorf("authority %q: %w", a.Name, err)
 		}
-		k := &keyAuthority{id: id, names: []string{a.Name}, verifiers: vs}
+		k := &keyAuthority{id: id, verifiers: vs}
 		byID[id] = k
 		t.keys = append(t.keys, k)
 	}
@@ -384,14 +396,13 @@ func (t *tally) fail(what string, err error) {
 
 func (t *tally) result(d name.Digest) ([]string, error) {
 	if t.done() {
-		var names []string
+		var ids []string
 		for _, k := range t.keys {
 			if t.ok[k.id] {
-				names = append(names, k.names...)
+				ids = append(ids, k.id)
 			}
 		}
-		slices.Sort(names)
-		return slices.Compact(names), nil
+		return ids, nil
 	}
 	if t.trouble != nil {
 		return nil, &UndecidedError{Op: "verify", Ref: d.String(), Err: t.trouble}

@@ -360,14 +360,16 @@ func TestVerifyCacheKeyFollowsAuthorities(t *testing.T) {
 		t.Fatal(err)
 	}
 	tests := []struct {
-		name       string
-		set        verifier.AuthoritySet
-		wantCached bool
-		want       string
+		name         string
+		set          verifier.AuthoritySet
+		wantCached   bool
+		want         string
+		wantVerified []string
 	}{
-		{"same key, other name (another namespace)", verifier.AuthoritySet{Authorities: []verifier.Authority{authority("ci", alice)}}, true, "verified"},
-		{"other key", verifier.AuthoritySet{Authorities: []verifier.Authority{authority("alice", bob)}}, false, "not verified: no valid signature from a trusted key"},
-		{"key added", verifier.AuthoritySet{Authorities: []verifier.Authority{authority("alice", alice), authority("bob", bob)}}, false, "verified"},
+		{"same key, other name (another namespace)", verifier.AuthoritySet{Authorities: []verifier.Authority{authority("ci", alice)}}, true, "verified", []string{"ci"}},
+		{"other key", verifier.AuthoritySet{Authorities: []verifier.Authority{authority("alice", bob)}}, false, "not verified: no valid signature from a trusted key", nil},
+		{"key added", verifier.AuthoritySet{Authorities: []verifier.Authority{authority("alice", alice), authority("bob", bob)}}, false, "verified", []string{"alice"}},
+		{"key added, cached", verifier.AuthoritySet{Authorities: []verifier.Authority{authority("b", bob), authority("a", alice)}}, true, "verified", []string{"a"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -375,6 +377,9 @@ func TestVerifyCacheKeyFollowsAuthorities(t *testing.T) {
 			res, err := v.Verify(t.Context(), d, tc.set)
 			if got := outcome(res, err); got != tc.want {
 				t.Fatalf("outcome %q, want %q", got, tc.want)
+			}
+			if diff := cmp.Diff(tc.wantVerified, res.Verified); diff != "" {
+				t.Errorf("verified (-want +got):\n%s", diff)
 			}
 			if (reg.Requests() == 0) != tc.wantCached {
 				t.Errorf("served from cache = %v, want %v (requests %v)", reg.Requests() == 0, tc.wantCached, reg.RequestLog())
