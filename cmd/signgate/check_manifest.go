@@ -151,6 +151,11 @@ type document struct {
 	Text []byte
 }
 
+// lastLine is the line of the document's last character.
+func (d document) lastLine() int {
+	return d.Line + bytes.Count(bytes.TrimSuffix(d.Text, []byte("\n")), []byte("\n"))
+}
+
 // splitDocuments splits a YAML stream on "---" (document start, optionally
 // followed by content or a comment on the same line) and "..." (document
 // end) markers at column 0. Documents with nothing but blanks and comments
@@ -234,7 +239,8 @@ func yamlError(file string, doc document, err error) error {
 	at := source{File: file, Line: doc.Line + max(firstContentLine(doc.Text), 0)}
 	if m := yamlLine.FindStringSubmatch(msg); m != nil {
 		n, _ := strconv.Atoi(m[1])
-		at.Line = doc.Line + n - 1
+		// The parser may name the line after the last one (unexpected end).
+		at.Line = min(doc.Line+n-1, doc.lastLine())
 		msg = strings.Replace(msg, m[0]+": ", "", 1)
 	}
 	msg = strings.TrimPrefix(msg, "yaml: ")

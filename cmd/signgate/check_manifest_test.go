@@ -172,3 +172,31 @@ func TestCheckReadManifestsErrors(t *testing.T) {
 		})
 	}
 }
+
+// FuzzCheckParseManifests: any input either parses or fails with an
+// *inputError whose line is inside the file; it never panics.
+func FuzzCheckParseManifests(f *testing.F) {
+	for _, seed := range []string{
+		"apiVersion: v1\nkind: Pod\nmetadata: {name: a}\n",
+		"---\n--- {apiVersion: v1, kind: List, items: [{apiVersion: v1, kind: Pod}]}\n...\n",
+		"apiVersion: v1\nkind: Pod\nmetadata:\n name: x\n  bad: 1\n",
+		"\xef\xbb\xbf{\"apiVersion\": \"v1\", \"kind\": \"Pod\"}\r\n",
+		"a: &x [*x]\n",
+		"0: \n0", // the parser names the line after the last one
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		_, err := parseManifests("f.yaml", data)
+		if err == nil {
+			return
+		}
+		var ie *inputError
+		if !errors.As(err, &ie) {
+			t.Fatalf("error %v is not an *inputError", err)
+		}
+		if lines := strings.Count(string(data), "\n") + 1; ie.At.Line < 1 || ie.At.Line > lines {
+			t.Fatalf("error at line %d of a %d-line input: %v", ie.At.Line, lines, err)
+		}
+	})
+}
