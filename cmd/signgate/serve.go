@@ -18,6 +18,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
 	"github.com/signgate/signgate/admission"
 	"github.com/signgate/signgate/policy"
 	"github.com/signgate/signgate/verifier"
@@ -389,8 +394,45 @@ func (s *server) goRun(ctx context.Context, fn func(context.Context)) {
 	s.stop = append(s.stop, func() { cancel(); <-done })
 }
 
-// clusterSource follows policies and namespaces in the cluster.
-// TODO(serve): wire policy.ClusterSource (informers) once it lands.
-func (s *server) clusterSource(_ context.Context, _ serveOptions) (policy.Source, error) {
-	return nil, errors.New("loading policies from a cluster is not available yet; use --policy-dir")
+// clusterSource follows policies and namespaces in the cluster through
+// informers; /readyz stays false until their caches have synced.
+func (s *server) clusterSource(ctx context.Context, o serveOptions) (policy.Source, error) {
+	rc, err := restConfig(o.Kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	dyn, err := dynamic.NewForConfig(rc)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
+	kube, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
+	src, err := policy.NewClusterSource(dyn, kube, o.Namespace, policy.ClusterOptions{Logger: s.log})
+	if err != nil {
+		return nil, err
+	}
+	s.goRun(ctx, func(ctx context.Context) {
+		if err := src.Run(ctx); err != nil {
+			s.log.Error("policy informers stopped", "err", err)
+		}
+	})
+	return src, nil
+}
+
+// restConfig reads --kubeconfig, or the in-cluster configuration.
+func restConfig(kubeconfig string) (*rest.Config, error) {
+	if kubeconfig != "" {
+		rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+		if err != nil {
+			return nil, fmt.Errorf("load kubeconfig %s: %w", kubeconfig, err)
+		}
+		return rc, nil
+	}
+	rc, err := rest.InClusterConfig()
+	if err != nil {
+		return nil, fmt.Errorf("in-cluster configuration: %w (outside a cluster, use --kubeconfig or --policy-dir)", err)
+	}
+	return rc, nil
 }
