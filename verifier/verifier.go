@@ -22,6 +22,7 @@ type Verifier struct {
 	verdicts *verdictCache
 	tags     *tagCache
 	keyIDs   *keyIDCache
+	layouts  *layoutHints
 	flights  flightGroup // verdicts
 	resolves flightGroup // tag resolutions
 }
@@ -43,6 +44,7 @@ func New(opts Options) (*Verifier, error) {
 		verdicts: newVerdictCache(o),
 		tags:     newTagCache(o),
 		keyIDs:   newKeyIDCache(),
+		layouts:  newLayoutHints(),
 	}, nil
 }
 

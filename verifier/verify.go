@@ -116,9 +116,11 @@ func outcome(err error) string {
 }
 
 // verify does the registry work for one digest and returns the encodings
-// of the keys that verified: classic signatures first,
-// bundles only when those do not reach the threshold (the common case then
-// costs a manifest and one blob per signature).
+// of the keys that verified. It reads one layout and the other only when
+// the first does not reach the threshold: classic first, unless the last
+// verification in this repository was decided by bundles. Either way a
+// cold verification usually costs a manifest (or referrers list) and one
+// manifest or blob per signature.
 func (v *Verifier) verify(ctx context.Context, d name.Digest, set AuthoritySet) ([]string, error) {
 	rd, err := v.remoteDigest(d)
 	if err != nil {
@@ -132,9 +134,18 @@ func (v *Verifier) verify(ctx context.Context, d name.Digest, set AuthoritySet) 
 	if err != nil {
 		return nil, &NotVerifiedError{Digest: d, Reason: err.Error()}
 	}
-	v.verifyClassic(ctx, rd, h, t)
-	if !t.done() {
-		v.verifyBundles(ctx, rd, h, t)
+	layouts := []func(context.Context, name.Digest, v1.Hash, *tally){v.verifyClassic, v.verifyBundles}
+	repo := d.Context().Name()
+	if v.layouts.bundlesFirst(repo) {
+		slices.Reverse(layouts)
+	}
+	for _, check := range layouts {
+		if !t.done() {
+			check(ctx, rd, h, t)
+		}
+	}
+	if t.done() {
+		v.layouts.record(repo, t.byBundle && !t.byClassic)
 	}
 	return t.result(d)
 }
@@ -187,6 +198,7 @@ func (v *Verifier) checkClassic(ctx context.Context, what string, sig oci.Signat
 		}
 		if err == nil {
 			t.verified(a)
+			t.byClassic = true
 		} else if firstErr == nil {
 			firstErr = err
 		}
@@ -260,6 +272,7 @@ func (v *Verifier) checkBundle(ctx context.Context, what string, b *sgbundle.Bun
 		}
 		if err == nil {
 			t.verified(a)
+			t.byBundle = true
 		} else if firstErr == nil {
 			firstErr = err
 		}
@@ -322,6 +335,8 @@ type tally struct {
 	signatures int
 	details    []string
 	unread     bool  // some signatures could not be read (definite)
+	byClassic  bool  // a classic signature verified
+	byBundle   bool  // a bundle verified
 	trouble    error // first transient failure
 }
 

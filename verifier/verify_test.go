@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -411,5 +412,44 @@ func TestFingerprint(t *testing.T) {
 				t.Errorf("same fingerprint = %v, want %v", got, tc.same)
 			}
 		})
+	}
+}
+
+// TestVerifyLayoutHint: once a repository's signatures were found as
+// bundles, the next cold verification there reads referrers first and
+// skips the classic .sig lookup; a classic signature still verifies.
+func TestVerifyLayoutHint(t *testing.T) {
+	t.Parallel()
+	alice := registrytest.NewSigner(t)
+	set := verifier.AuthoritySet{Authorities: []verifier.Authority{authority("alice", alice)}}
+	reg := registrytest.New(t)
+	first, second, classic := reg.PushImage(t, "team/app", "a"), reg.PushImage(t, "team/app", "b"), reg.PushImage(t, "team/app", "c")
+	reg.Sign(t, alice, first, registrytest.Bundle)
+	reg.Sign(t, alice, second, registrytest.Bundle)
+	reg.Sign(t, alice, classic, registrytest.Classic)
+	v := newVerifier(t, reg, verifier.Options{CacheSize: -1})
+	tests := []struct {
+		name       string
+		d          name.Digest
+		wantSigGET int
+	}{
+		{"first bundle: classic tried first", first, 1},
+		{"second bundle: referrers first", second, 0},
+		{"classic after bundles: still verified", classic, 1},
+	}
+	for _, tc := range tests {
+		reg.ResetRequests()
+		if _, err := v.Verify(t.Context(), tc.d, set); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		n := 0
+		for _, l := range reg.RequestLog() {
+			if strings.HasSuffix(l, ".sig") {
+				n++
+			}
+		}
+		if n != tc.wantSigGET {
+			t.Errorf("%s: %d .sig requests, want %d: %v", tc.name, n, tc.wantSigGET, reg.RequestLog())
+		}
 	}
 }

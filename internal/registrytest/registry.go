@@ -44,6 +44,7 @@ type Registry struct {
 	Host string
 
 	srv      *httptest.Server
+	setup    http.RoundTripper // own transport: httptest.Server.Close resets http.DefaultTransport's connections
 	requests atomic.Int64
 	mu       sync.Mutex
 	log      []string
@@ -67,13 +68,17 @@ func New(t testing.TB, opts ...Option) *Registry {
 	for _, o := range opts {
 		o(&c)
 	}
-	r := &Registry{}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	r := &Registry{setup: setupTransport{tr}}
 	inner := registry.New(
 		registry.Logger(log.New(io.Discard, "", 0)),
 		registry.WithReferrersSupport(c.referrers),
 	)
 	r.srv = httptest.NewServer(r.wrap(inner))
-	t.Cleanup(r.srv.Close)
+	t.Cleanup(func() {
+		r.srv.Close()
+		tr.CloseIdleConnections()
+	})
 	r.Host = strings.TrimPrefix(r.srv.URL, "http://")
 	return r
 }
@@ -233,7 +238,7 @@ func (r *Registry) Tag(t testing.TB, d name.Digest, tag string) {
 // bypass counting and faults.
 func (r *Registry) RemoteOptions() []remote.Option {
 	return []remote.Option{
-		remote.WithTransport(setupTransport{http.DefaultTransport}),
+		remote.WithTransport(r.setup),
 		remote.WithContext(context.Background()),
 	}
 }
