@@ -1,0 +1,68 @@
+package verifier_test
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/signgate/signgate/internal/registrytest"
+	"github.com/signgate/signgate/verifier"
+)
+
+// countingObserver counts events as "kind/label" strings.
+type countingObserver struct {
+	mu     sync.Mutex
+	events map[string]int
+}
+
+func (o *countingObserver) add(e string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.events[e]++
+}
+func (o *countingObserver) CacheRequest(cache, result string) { o.add("cache/" + cache + "/" + result) }
+func (o *countingObserver) RegistryRequest(op string, code int) {
+	o.add(fmt.Sprintf("registry/%s/%d", op, code))
+}
+func (o *countingObserver) Verification(result string) { o.add("verification/" + result) }
+
+func TestObserver(t *testing.T) {
+	t.Parallel()
+	alice := registrytest.NewSigner(t)
+	reg := registrytest.New(t)
+	d := reg.PushImage(t, "team/app", "v1")
+	reg.Sign(t, alice, d, registrytest.Classic)
+	obs := &countingObserver{events: map[string]int{}}
+	v := newVerifier(t, reg, verifier.Options{Observer: obs})
+	ref, err := verifier.ParseReference(reg.Host + "/team/app:v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := verifier.AuthoritySet{Authorities: []verifier.Authority{authority("alice", alice)}}
+	for range 2 {
+		got, err := v.Resolve(t.Context(), ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := v.Verify(t.Context(), got, set); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := map[string]int{
+		"cache/tag/miss":        1,
+		"cache/tag/hit":         1,
+		"cache/verdict/miss":    1,
+		"cache/verdict/hit":     1,
+		"registry/ping/0":       1, // insecure registry: the HTTPS attempt fails
+		"registry/ping/200":     1,
+		"registry/manifest/200": 2, // HEAD tag, GET .sig
+		"registry/blob/200":     1, // the payload
+		"verification/verified": 1,
+	}
+	obs.mu.Lock()
+	defer obs.mu.Unlock()
+	if diff := cmp.Diff(want, obs.events); diff != "" {
+		t.Errorf("events (-want +got):\n%s", diff)
+	}
+}
