@@ -79,14 +79,18 @@ func (v *Verifier) Verify(ctx context.Context, d name.Digest, set AuthoritySet) 
 		v.opts.Observer.Verification(outcome(err))
 		return verified, err
 	})
-	var nv *NotVerifiedError
+	var (
+		nv *NotVerifiedError
+		u  *UndecidedError
+	)
 	switch {
 	case errors.As(err, &nv):
 		return Result{}, nv.clone()
-	case err != nil && !IsUndecided(err):
+	case errors.As(err, &u):
+		c := *u // waiters share the value; each gets its own
+		return Result{}, &c
+	case err != nil: // this caller's context ended first
 		return Result{}, &UndecidedError{Op: "verify", Ref: d.String(), Err: err}
-	case err != nil:
-		return Result{}, err
 	}
 	return Result{Digest: d, Verified: v.names(set, val.([]string))}, nil
 }
