@@ -219,3 +219,31 @@ func TestMutateThenValidate(t *testing.T) {
 		t.Errorf("validate unpinned pod allowed")
 	}
 }
+
+// notReady is a policy source before its first sync.
+type notReady struct{}
+
+func (notReady) Snapshot() policy.Snapshot { return notReadySnapshot{} }
+
+type notReadySnapshot struct{}
+
+func (notReadySnapshot) Namespace(string) (map[string]string, error) { return nil, policy.ErrNotReady }
+func (notReadySnapshot) Requirements(string, map[string]string, string) []policy.Requirement {
+	return nil
+}
+
+func TestPoliciesNotReadyIsUndecided(t *testing.T) {
+	g, err := NewGate(Options{Verifier: nopVerifier{}, Policies: notReady{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := &admissionv1.AdmissionRequest{
+		UID: "u", Kind: metav1.GroupVersionKind{Version: "v1", Kind: "Pod"}, Namespace: "team-a", Operation: admissionv1.Create,
+		Object: runtime.RawExtension{Raw: []byte(`{"spec":{"containers":[{"name":"a","image":"r.example/a:v1"}]}}`)},
+	}
+	resp := g.Validate(t.Context(), req)
+	want := "cannot read namespace team-a: trust policies not loaded yet, retry"
+	if resp.Allowed || resp.Result.Code != http.StatusServiceUnavailable || resp.Result.Message != want {
+		t.Errorf("response = %+v, want 503 %q", resp.Result, want)
+	}
+}

@@ -63,3 +63,11 @@ func oneLine(s string) string {
 func isTransient(err error) bool {
 	return verifier.IsUndecided(err) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
 }
+
+// withRetry ends msg with ", retry" unless it already says so.
+func withRetry(msg string) string {
+	if strings.HasSuffix(msg, "retry") {
+		return msg
+	}
+	return msg + ", retry"
+}

@@ -90,7 +90,7 @@ func (g *Gate) validate(ctx context.Context, req *admissionv1.AdmissionRequest) 
 	snap := g.policies.Snapshot()
 	labels, err := snap.Namespace(req.Namespace)
 	if err != nil {
-		v.resp = undecided([]string{fmt.Sprintf("cannot read namespace %s: %v, retry", req.Namespace, err)})
+		v.resp = undecided([]string{withRetry(fmt.Sprintf("cannot read namespace %s: %s", req.Namespace, oneLine(err.Error())))})
 		return v
 	}
 	e := &evaluation{gate: g, cfg: cfg, req: req, pod: pod, labels: labels, snap: snap}
