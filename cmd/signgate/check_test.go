@@ -602,3 +602,32 @@ func TestCheckOffline(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckExitCode: a denial wins over undecided, undecided over admitted.
+func TestCheckExitCode(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		decisions []decision
+		want      int
+	}{
+		{"nothing checked", nil, exitOK},
+		{"all admitted", []decision{admitted, admitted}, exitOK},
+		{"one denied", []decision{admitted, denied}, exitDenied},
+		{"undecided", []decision{admitted, undecided}, exitUndecided},
+		{"denied and undecided", []decision{undecided, denied, admitted}, exitDenied},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := newReport(false)
+			for _, d := range tt.decisions {
+				r.add(objectResult{Decision: d})
+			}
+			r.skip(skippedObject{Kind: "ConfigMap"})
+			if got := r.exitCode(); got != tt.want {
+				t.Errorf("exitCode() = %d, want %d", got, tt.want)
+			}
+		})
+	}
+}
