@@ -20,6 +20,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/signgate/signgate/internal/registrytest"
 )
 
 // writeCert writes a self-signed certificate for 127.0.0.1 with the given
@@ -178,5 +180,77 @@ func TestServeBadInputExits2(t *testing.T) {
 				t.Errorf("stderr %q does not mention %q", &stderr, tc.want)
 			}
 		})
+	}
+}
+
+// TestServeFinishesInFlightOnShutdown: SIGTERM (ctx cancelled) while a
+// review waits on a slow registry; the review is still answered, then run
+// returns nil.
+func TestServeFinishesInFlightOnShutdown(t *testing.T) {
+	reg := registrytest.New(t)
+	d := reg.PushImage(t, "team-a/app", "v1")
+	signer := registrytest.NewSigner(t)
+	reg.Sign(t, signer, d, registrytest.Classic)
+	reg.SetFault(registrytest.Delay(time.Second))
+
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	writeCert(t, certFile, keyFile, 1)
+	policyDir := filepath.Join(dir, "policies")
+	if err := os.Mkdir(policyDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	key := "          " + strings.ReplaceAll(strings.TrimSpace(string(signer.PublicPEM)), "\n", "\n          ")
+	pol := "apiVersion: signgate.dev/v1alpha1\nkind: ImagePolicy\nmetadata: {name: ci, namespace: team-a}\nspec:\n  images: [{glob: \"" + reg.Host + "/team-a/**\"}]\n  authorities:\n    - name: ci-key\n      key:\n        data: |\n" + key + "\n"
+	if err := os.WriteFile(filepath.Join(policyDir, "policy.yaml"), []byte(pol), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	config := filepath.Join(dir, "config.yaml")
+	cfg := "apiVersion: signgate.dev/v1alpha1\nkind: GateConfiguration\nregistry: {insecureRegistries: [\"" + reg.Host + "\"], allowedHosts: [\"" + reg.Host + "\"]}\n"
+	if err := os.WriteFile(config, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	o := serveOptions{Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0", CertFile: certFile, KeyFile: keyFile,
+		PolicyDir: policyDir, ConfigFile: config, LogFormat: "text", Namespace: "signgate-system"}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	s, err := newServer(ctx, o, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.close()
+	if err := s.listen(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.run(ctx) }()
+
+	pod := `{"metadata":{"name":"p"},"spec":{"securityContext":{"runAsNonRoot":true,"seccompProfile":{"type":"RuntimeDefault"}},"containers":[{"name":"a","image":"` +
+		d.String() + `","securityContext":{"allowPrivilegeEscalation":false,"capabilities":{"drop":["ALL"]}}}]}}`
+	review := `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u2","kind":{"group":"","version":"v1","kind":"Pod"},"operation":"CREATE","namespace":"team-a","object":` + pod + `}}`
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec
+	type result struct {
+		body string
+		err  error
+	}
+	answered := make(chan result, 1)
+	go func() {
+		resp, err := client.Post("https://"+s.webhookLn.Addr().String()+"/validate?timeout=10s", "application/json", strings.NewReader(review))
+		if err != nil {
+			answered <- result{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		answered <- result{string(b), err}
+	}()
+	time.Sleep(300 * time.Millisecond) // the review is now waiting on the registry
+	cancel()
+	r := <-answered
+	if r.err != nil || !strings.Contains(r.body, `"uid":"u2"`) || !strings.Contains(r.body, `"allowed":true`) {
+		t.Errorf("in-flight review: %v %s", r.err, r.body)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("run: %v", err)
 	}
 }
