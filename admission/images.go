@@ -13,16 +13,23 @@ import (
 	"github.com/signgate/signgate/verifier"
 )
 
-// imageCheck is one (image, policy requirement) pair to verify.
+// imageCheck is one (image, policy requirement) pair to verify, or, with
+// no requirement, an unpinned pod image whose tag is resolved only to tell
+// a registry outage (undecided, retry) from a missing mutating webhook.
 type imageCheck struct {
 	field policy.ImageField
 	ref   name.Reference
-	req   *policy.Requirement
+	req   *policy.Requirement // nil: resolution probe
 }
 
 // key identifies the verification an imageCheck needs: the same reference
 // under the same policy is verified once per review.
-func (c imageCheck) key() string { return c.ref.Name() + "\x00" + c.req.Policy }
+func (c imageCheck) key() string {
+	if c.req == nil {
+		return c.ref.Name()
+	}
+	return c.ref.Name() + "\x00" + c.req.Policy
+}
 
 // checked is the outcome of one verification.
 type checked struct {
@@ -69,8 +76,7 @@ func (e *evaluation) imageChecks(f policy.ImageField) []imageCheck {
 		return nil
 	}
 	if _, pinned := ref.(name.Digest); !pinned && !e.pod.Workload {
-		e.f.deny = append(e.f.deny, fmt.Sprintf("%s %q: must be pinned by digest; write it as repo:tag@sha256:<digest> or make sure signgate's mutating webhook is installed", path, f.Image))
-		return nil
+		return []imageCheck{{field: f, ref: ref}}
 	}
 	reqs := e.snap.Requirements(e.req.Namespace, e.labels, parsed.repo)
 	if len(reqs) == 0 {
@@ -93,6 +99,17 @@ func (e *evaluation) imageChecks(f policy.ImageField) []imageCheck {
 	return checks
 }
 
+// unpinned denies a pod image without a digest. When its tag cannot be
+// resolved because of registry trouble the mutating webhook could not have
+// pinned it either: that is undecided, and says retry.
+func (e *evaluation) unpinned(path, image string, resolveErr error) {
+	if resolveErr != nil && isTransient(resolveErr) {
+		e.f.retry = append(e.f.retry, fmt.Sprintf("%s %q: must be pinned by digest and the tag cannot be resolved now: %s", path, image, registryProblem(resolveErr)))
+		return
+	}
+	e.f.deny = append(e.f.deny, fmt.Sprintf("%s %q: must be pinned by digest; write it as repo:tag@sha256:<digest> or make sure signgate's mutating webhook is installed", path, image))
+}
+
 // unmatched applies unmatchedImages to an image no policy covers.
 func (e *evaluation) unmatched(f policy.ImageField, path, repo string) {
 	line := fmt.Sprintf("%s %q: no ClusterImagePolicy or ImagePolicy in namespace %s covers %s; add a policy for it or use an image one covers",
@@ -109,6 +126,12 @@ func (e *evaluation) unmatched(f policy.ImageField, path, repo string) {
 // verifyTask resolves the reference if needed (templates) and verifies the
 // digest against the requirement's authorities.
 func (e *evaluation) verifyTask(c imageCheck) func(context.Context) checked {
+	if c.req == nil {
+		return func(ctx context.Context) checked {
+			d, err := e.gate.verifier.Resolve(ctx, c.ref)
+			return checked{result: verifier.Result{Digest: d}, err: err}
+		}
+	}
 	set := authoritySet(c.req)
 	return func(ctx context.Context) checked {
 		d, ok := c.ref.(name.Digest)
@@ -126,6 +149,10 @@ func (e *evaluation) verifyTask(c imageCheck) func(context.Context) checked {
 // judge records the outcome of one check under its requirement's mode.
 func (e *evaluation) judge(c imageCheck, r checked) {
 	path := c.field.Path(e.pod.Prefix)
+	if c.req == nil {
+		e.unpinned(path, c.field.Image, r.err)
+		return
+	}
 	threshold := max(c.req.Threshold, 1)
 	var notVerified *verifier.NotVerifiedError
 	switch {

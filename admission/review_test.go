@@ -170,6 +170,7 @@ func TestReviewsRegistryFaults(t *testing.T) {
 		{"validate-pod-label-only-update", registrytest.FailN(503, -1), 0},
 		{"validate-deployment-scale-update", registrytest.FailN(503, -1), 0},
 		{"validate-pod-registry-down", registrytest.FailN(503, -1), -1},
+		{"validate-pod-unpinned-registry-down", registrytest.FailN(503, -1), -1},
 		{"mutate-pod-registry-down", registrytest.FailN(503, -1), -1},
 	}
 	for _, tc := range cases {
