@@ -1,0 +1,120 @@
+//go:build e2e
+
+package harness
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/google/go-containerregistry/pkg/name"
+)
+
+// Layout is where cosign stores a signature.
+type Layout string
+
+const (
+	// Classic is the sha256-<hex>.sig tag next to the image.
+	Classic Layout = "classic"
+	// Bundle is a Sigstore bundle attached through OCI referrers
+	// (`--new-bundle-format`); on a registry without the referrers API it
+	// lands under the fallback tag sha256-<hex>.
+	Bundle Layout = "bundle"
+)
+
+// Cosign runs the real cosign CLI with a private HOME, no password and no
+// transparency log: nothing it does leaves 127.0.0.1.
+type Cosign struct {
+	Bin  string
+	home string
+
+	once         sync.Once
+	bundleFormat bool
+}
+
+// NewCosign returns a Cosign whose HOME (and TUF cache) is under dir.
+func NewCosign(bin, dir string) *Cosign {
+	return &Cosign{Bin: bin, home: filepath.Join(dir, "cosign-home")}
+}
+
+// KeyPair is a cosign key pair made by `cosign generate-key-pair`.
+type KeyPair struct {
+	Name       string // for messages and policy authority names
+	PrivateKey string // path of cosign.key (encrypted with the empty password)
+	PublicKey  string // path of cosign.pub
+	PublicPEM  []byte // contents of cosign.pub
+}
+
+// GenerateKeyPair runs `COSIGN_PASSWORD= cosign generate-key-pair` in a new
+// directory dir/<name>.
+func (c *Cosign) GenerateKeyPair(ctx context.Context, dir, name string) (KeyPair, error) {
+	kd := filepath.Join(dir, "key-"+name)
+	if err := os.MkdirAll(kd, 0o700); err != nil {
+		return KeyPair{}, fmt.Errorf("generate key pair %s: %w", name, err)
+	}
+	if _, err := c.run(ctx, kd, "generate-key-pair"); err != nil {
+		return KeyPair{}, fmt.Errorf("generate key pair %s: %w", name, err)
+	}
+	k := KeyPair{Name: name, PrivateKey: filepath.Join(kd, "cosign.key"), PublicKey: filepath.Join(kd, "cosign.pub")}
+	pub, err := os.ReadFile(k.PublicKey)
+	if err != nil {
+		return KeyPair{}, fmt.Errorf("generate key pair %s: %w", name, err)
+	}
+	k.PublicPEM = pub
+	return k, nil
+}
+
+// SupportsBundle reports whether this cosign has `sign --new-bundle-format`.
+func (c *Cosign) SupportsBundle(ctx context.Context) bool {
+	c.once.Do(func() {
+		out, err := c.run(ctx, "", "sign", "--help")
+		c.bundleFormat = err == nil && strings.Contains(out, "--new-bundle-format")
+	})
+	return c.bundleFormat
+}
+
+// Sign signs d with key in the given layout:
+//
+//	cosign sign --yes --key cosign.key --tlog-upload=false --allow-insecure-registry [--new-bundle-format] d
+func (c *Cosign) Sign(ctx context.Context, key KeyPair, d name.Digest, layout Layout) error {
+	args := []string{"sign", "--yes", "--key", key.PrivateKey, "--tlog-upload=false", "--allow-insecure-registry"}
+	switch layout {
+	case Classic:
+	case Bundle:
+		if !c.SupportsBundle(ctx) {
+			return fmt.Errorf("sign %s: %s has no --new-bundle-format", d, c.Bin)
+		}
+		args = append(args, "--new-bundle-format")
+	default:
+		return fmt.Errorf("sign %s: unknown layout %q", d, layout)
+	}
+	if _, err := c.run(ctx, "", append(args, d.String())...); err != nil {
+		return fmt.Errorf("sign %s with %s (%s): %w", d, key.Name, layout, err)
+	}
+	return nil
+}
+
+func (c *Cosign) run(ctx context.Context, dir string, args ...string) (string, error) {
+	if err := os.MkdirAll(c.home, 0o700); err != nil {
+		return "", err
+	}
+	cmd := exec.CommandContext(ctx, c.Bin, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(),
+		"COSIGN_PASSWORD=",
+		"HOME="+c.home,
+		"TUF_ROOT="+filepath.Join(c.home, "tuf"),
+		"SIGSTORE_NO_CACHE=true",
+	)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		return out.String(), fmt.Errorf("cosign %s: %w\n%s", strings.Join(args, " "), err, out.String())
+	}
+	return out.String(), nil
+}

@@ -1,0 +1,70 @@
+//go:build e2e
+
+package harness
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// CreateNamespace creates a namespace named prefix-<random> with labels,
+// and its default ServiceAccount (there is no controller manager to make
+// it, and the ServiceAccount admission plugin refuses pods without it).
+func (e *Env) CreateNamespace(ctx context.Context, prefix string, labels map[string]string) (string, error) {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: prefix + "-", Labels: labels}}
+	ns, err := e.Client.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{})
+	if err != nil {
+		return "", fmt.Errorf("create namespace %s-*: %w", prefix, err)
+	}
+	if err := e.createDefaultServiceAccount(ctx, ns.Name); err != nil {
+		return "", err
+	}
+	return ns.Name, nil
+}
+
+// CreateNamedNamespace is CreateNamespace with an exact name.
+func (e *Env) CreateNamedNamespace(ctx context.Context, name string, labels map[string]string) error {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}
+	if _, err := e.Client.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("create namespace %s: %w", name, err)
+	}
+	return e.createDefaultServiceAccount(ctx, name)
+}
+
+func (e *Env) createDefaultServiceAccount(ctx context.Context, ns string) error {
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}
+	if _, err := e.Client.CoreV1().ServiceAccounts(ns).Create(ctx, sa, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("create default ServiceAccount in %s: %w", ns, err)
+	}
+	return nil
+}
+
+// waitWebhooks dry-run creates a pod signgate must deny (its image matches
+// no policy) until the denial comes from signgate: the API server picks up
+// new webhook configurations asynchronously.
+func (e *Env) waitWebhooks(ctx context.Context) error {
+	ns, err := e.CreateNamespace(ctx, "signgate-probe", nil)
+	if err != nil {
+		return err
+	}
+	probe := RestrictedPod("probe", "127.0.0.1:1/signgate/probe@sha256:"+strings.Repeat("0", 64))
+	want := fmt.Sprintf("admission webhook %q denied the request", ValidatingWebhookName)
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for {
+		_, err := e.Client.CoreV1().Pods(ns).Create(ctx, probe, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		if err != nil && strings.Contains(err.Error(), want) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for webhooks: a pod with an unknown image got %v, want a denial from %s", err, ValidatingWebhookName)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}

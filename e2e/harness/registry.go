@@ -1,0 +1,139 @@
+//go:build e2e
+
+package harness
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+)
+
+// Registry is the CNCF distribution registry (Debian's docker-registry) on
+// loopback, plain HTTP, storing blobs in a temp dir. It can be stopped and
+// started again on the same address with the same content.
+type Registry struct {
+	Host string // 127.0.0.1:PORT, the registry part of image references
+
+	tb      TB
+	bin     string
+	dir     string
+	config  string
+	mu      sync.Mutex
+	proc    *Process
+	name    string
+	started int
+}
+
+// StartRegistry writes a config.yml for a filesystem-backed registry under
+// dir and starts it. name distinguishes log files when there are several.
+func StartRegistry(ctx context.Context, tb TB, bin, dir, name string) (*Registry, error) {
+	host, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	storage := filepath.Join(dir, name+"-storage")
+	if err := os.MkdirAll(storage, 0o755); err != nil {
+		return nil, fmt.Errorf("start registry: %w", err)
+	}
+	config := filepath.Join(dir, name+"-config.yml")
+	yml := fmt.Sprintf(`version: 0.1
+log:
+  level: info
+storage:
+  filesystem:
+    rootdirectory: %s
+  delete:
+    enabled: true
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: %s
+`, storage, host)
+	if err := os.WriteFile(config, []byte(yml), 0o644); err != nil {
+		return nil, fmt.Errorf("start registry: %w", err)
+	}
+	r := &Registry{Host: host, tb: tb, bin: bin, dir: dir, config: config, name: name}
+	if err := r.Start(ctx); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Start (re)starts the registry and waits until /v2/ answers.
+func (r *Registry) Start(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.proc != nil {
+		if exited, _ := r.proc.Exited(); !exited {
+			return nil
+		}
+	}
+	p, err := startProcess(r.tb, r.dir, procSpec{
+		name: r.name,
+		bin:  r.bin,
+		args: []string{"serve", r.config},
+	})
+	if err != nil {
+		return err
+	}
+	r.proc = p
+	r.started++
+	return p.waitReady(ctx, 30*time.Second, func(ctx context.Context) error {
+		return httpOK(ctx, http.DefaultClient, "http://"+r.Host+"/v2/", "")
+	})
+}
+
+// Stop stops the registry; connections to Host are refused until Start.
+func (r *Registry) Stop() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.proc != nil {
+		r.proc.Stop(2 * time.Second)
+	}
+}
+
+// Repo returns HOST/repo.
+func (r *Registry) Repo(repo string) string { return r.Host + "/" + repo }
+
+// PushRandom builds a small random image in Go, pushes it as HOST/repo:tag
+// and returns its digest reference HOST/repo@sha256:….
+func (r *Registry) PushRandom(ctx context.Context, repo, tag string) (name.Digest, error) {
+	img, err := random.Image(256, 1)
+	if err != nil {
+		return name.Digest{}, fmt.Errorf("build random image: %w", err)
+	}
+	ref, err := name.NewTag(r.Repo(repo)+":"+tag, name.Insecure)
+	if err != nil {
+		return name.Digest{}, fmt.Errorf("push %s/%s:%s: %w", r.Host, repo, tag, err)
+	}
+	if err := remote.Write(ref, img, remote.WithContext(ctx)); err != nil {
+		return name.Digest{}, fmt.Errorf("push %s: %w", ref, err)
+	}
+	h, err := img.Digest()
+	if err != nil {
+		return name.Digest{}, fmt.Errorf("push %s: digest: %w", ref, err)
+	}
+	return name.NewDigest(r.Repo(repo)+"@"+h.String(), name.Insecure)
+}
+
+// PushSigned pushes a random image as HOST/repo:tag and signs its digest
+// with key in layout using the cosign CLI.
+func (r *Registry) PushSigned(ctx context.Context, c *Cosign, key KeyPair, layout Layout, repo, tag string) (name.Digest, error) {
+	d, err := r.PushRandom(ctx, repo, tag)
+	if err != nil {
+		return name.Digest{}, err
+	}
+	if err := c.Sign(ctx, key, d, layout); err != nil {
+		return name.Digest{}, err
+	}
+	return d, nil
+}
