@@ -254,3 +254,78 @@ func TestServeFinishesInFlightOnShutdown(t *testing.T) {
 		t.Errorf("run: %v", err)
 	}
 }
+
+// TestServeReloadsConfig: a changed --config applies to the next reviews
+// without a restart; a bad one keeps the last good configuration; both
+// are counted.
+func TestServeReloadsConfig(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	writeCert(t, certFile, keyFile, 1)
+	policyDir := filepath.Join(dir, "policies")
+	if err := os.Mkdir(policyDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	config := filepath.Join(dir, "config.yaml")
+	writeConfig := func(unmatched string) {
+		t.Helper()
+		if err := os.WriteFile(config, []byte("apiVersion: signgate.dev/v1alpha1\nkind: GateConfiguration\nunmatchedImages: "+unmatched+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeConfig("deny")
+	o := serveOptions{Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0", CertFile: certFile, KeyFile: keyFile,
+		PolicyDir: policyDir, ConfigFile: config, LogFormat: "text", Namespace: "signgate-system"}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	s, err := newServer(ctx, o, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.close()
+	if err := s.listen(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec
+	pod := `{"metadata":{"name":"p"},"spec":{"securityContext":{"runAsNonRoot":true,"seccompProfile":{"type":"RuntimeDefault"}},"containers":[{"name":"a","image":"registry.example.com/a@sha256:` +
+		strings.Repeat("a", 64) + `","securityContext":{"allowPrivilegeEscalation":false,"capabilities":{"drop":["ALL"]}}}]}}`
+	review := `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u3","kind":{"group":"","version":"v1","kind":"Pod"},"operation":"CREATE","namespace":"team-a","object":` + pod + `}}`
+	allowed := func() bool {
+		t.Helper()
+		resp, err := client.Post("https://"+s.webhookLn.Addr().String()+"/validate", "application/json", strings.NewReader(review))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return strings.Contains(string(b), `"allowed":true`)
+	}
+	metric := func(result string) bool {
+		_, m := get(t, "http://"+s.metricsLn.Addr().String()+"/metrics")
+		return strings.Contains(m, `signgate_config_reloads_total{result="`+result+`"} 1`)
+	}
+	eventually := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			if cond() {
+				return
+			}
+		}
+		t.Fatalf("timed out waiting for %s", what)
+	}
+
+	if allowed() {
+		t.Fatal("unmatched image allowed with unmatchedImages: deny")
+	}
+	writeConfig("allow")
+	eventually("the reload to allow unmatched images", func() bool { return allowed() && metric("success") })
+	writeConfig("sometimes")
+	eventually("the bad reload to be counted", func() bool { return metric("failure") })
+	if !allowed() {
+		t.Error("a bad reload replaced the last good configuration")
+	}
+}
