@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	"go.uber.org/goleak"
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -172,10 +173,21 @@ func TestBudget(t *testing.T) {
 }
 
 // TestDeadline: with a registry that stalls, ?timeout=2s is answered in
-// under 2s with "timed out, retry".
+// under 2s with "timed out, retry", and once the verifier's own timeout
+// has ended the work it shared, no goroutine is left behind.
 func TestDeadline(t *testing.T) {
 	e := newEnv(t, configDefault)
 	e.reg.SetFault(registrytest.Delay(20 * time.Second))
+	before := goleak.IgnoreCurrent()
+	defer func() {
+		var err error
+		for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			if err = goleak.Find(before); err == nil {
+				return
+			}
+		}
+		t.Errorf("goroutines left after the review: %v", err)
+	}()
 	body := e.review(t, "validate-pod-registry-down")
 	start := time.Now()
 	resp := e.post(t, WebhookValidate, body, "?timeout=2s")
