@@ -72,6 +72,9 @@ func StartAPIServer(ctx context.Context, tb TB, bin, dir, etcdURL string, ca *CA
 			"--secure-port=" + strconv.Itoa(port),
 			"--bind-address=127.0.0.1",
 			"--advertise-address=127.0.0.1",
+			// Nothing runs behind the kubernetes Service here, and the
+			// reconciler refuses a loopback advertise address.
+			"--endpoint-reconciler-type=none",
 			"--cert-dir=" + certDir,
 			"--tls-cert-file=" + certFile,
 			"--tls-private-key-file=" + keyFile,
