@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -257,5 +258,39 @@ func TestPoliciesNotReadyIsUndecided(t *testing.T) {
 	want := "cannot read namespace team-a: trust policies not loaded yet, retry"
 	if resp.Allowed || resp.Result.Code != http.StatusServiceUnavailable || resp.Result.Message != want {
 		t.Errorf("response = %+v, want 503 %q", resp.Result, want)
+	}
+}
+
+// TestConcurrentReviewsShareVerification: 200 simultaneous reviews of a
+// pod with a digest nobody has verified yet cost one verification's worth
+// of registry requests, and all are admitted.
+func TestConcurrentReviewsShareVerification(t *testing.T) {
+	e := newEnv(t, configDefault)
+	req, err := DecodeReview(e.review(t, "validate-pod-bundle-signed"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 200
+	errs := make(chan string, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			<-start
+			if r := e.gate.Validate(t.Context(), req); !r.Allowed {
+				errs <- r.Result.Message
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	close(errs)
+	for msg := range errs {
+		t.Errorf("review denied: %s", msg)
+	}
+	got := e.reg.Requests()
+	t.Logf("%d reviews, %d registry requests", n, got)
+	if got > 10 {
+		t.Errorf("%d reviews made %d registry requests, want one verification's worth (<= 10): %v", n, got, e.reg.RequestLog())
 	}
 }
