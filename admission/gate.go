@@ -53,6 +53,14 @@ func (s StaticConfig) Current() *policy.Config {
 	return s.Config
 }
 
+// The implementations the interfaces above are written for.
+var (
+	_ Verifier     = (*verifier.Verifier)(nil)
+	_ PolicySource = (*policy.FileSource)(nil)
+	_ PolicySource = (*policy.ClusterSource)(nil)
+	_ ConfigSource = (*policy.ConfigWatcher)(nil)
+)
+
 // DefaultConcurrency is how many registry operations one review runs at a
 // time when Options.Concurrency is zero.
 const DefaultConcurrency = 8

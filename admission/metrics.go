@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/signgate/signgate/verifier"
 )
 
 // Metrics are signgate's Prometheus metrics (DESIGN.md §8), registered on a
@@ -94,3 +96,5 @@ func (m *Metrics) observeAdmission(webhook, operation, kind, decision string, d 
 		m.duration.WithLabelValues(webhook).Observe(d.Seconds())
 	}
 }
+
+var _ verifier.Observer = (*Metrics)(nil)
