@@ -21,7 +21,7 @@ KO_VERSION             := v0.19.1
 FUZZTIME ?= 30s
 
 .PHONY: all build test lint fmt vet staticcheck bench fuzz crds verify-crds \
-        e2e-tools e2e demo load image chart-check clean
+        e2e-tools e2e demo registry load image chart-check clean
 
 all: build
 
@@ -111,26 +111,41 @@ e2e-tools: $(STAMP)/kube-apiserver-$(KUBE_VERSION) $(STAMP)/pod-security-webhook
            $(STAMP)/etcd-$(ETCD_VERSION) $(STAMP)/cosign-$(COSIGN_VERSION) \
            $(STAMP)/crane-$(GGCR_VERSION) $(STAMP)/helm-$(HELM_VERSION) registry
 
+# A stamp whose binary is gone (bin/ partly removed by hand) is stale:
+# forget it so the tool is built again.
+E2E_TOOLS := kube-apiserver pod-security-webhook etcd cosign crane helm
+$(foreach t,$(E2E_TOOLS),$(if $(wildcard $(BIN)/$(t)),,$(shell rm -f $(STAMP)/$(t)-*)))
+
+## e2e: the end-to-end suite against real kube-apiserver, etcd, registry and cosign (e2e/).
 e2e: build e2e-tools
-	$(GO) test -tags e2e -count=1 -timeout 30m -v ./e2e/...
+	$(GO) test -tags e2e -count=1 -timeout 30m -v ./e2e/ ./e2e/harness/
 
+## demo: bring the e2e environment up and show the main job; Ctrl-C ends it (DEMO_EXIT=1: runs through and exits).
 demo: build e2e-tools
-	$(GO) run -tags e2e ./e2e/cmd/demo
+	$(GO) build -tags e2e -o $(BIN)/signgate-demo ./e2e/cmd/demo
+	$(BIN)/signgate-demo
 
+## registry: Debian's docker-registry (CNCF distribution), installed with apt-get when missing.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 registry:
-	@command -v docker-registry >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-registry; }
+	@command -v docker-registry >/dev/null || { \
+	  echo "installing docker-registry with apt-get"; \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-registry; }
 
-$(STAMP)/kube-apiserver-$(KUBE_VERSION):
+# Tool stamps also depend on the go.mod/go.sum pinning them, so a changed
+# pin rebuilds the tool even when the version variable stays the same.
+$(STAMP)/kube-apiserver-$(KUBE_VERSION): e2e/tools/go.mod e2e/tools/go.sum
 	cd e2e/tools && $(GO) build -trimpath \
 	  -ldflags "-X k8s.io/component-base/version.gitVersion=$(KUBE_VERSION) -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37" \
 	  -o $(BIN)/kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver
 	@mkdir -p $(STAMP) && touch $@
 
-$(STAMP)/pod-security-webhook-$(KUBE_VERSION):
+$(STAMP)/pod-security-webhook-$(KUBE_VERSION): e2e/tools/go.mod e2e/tools/go.sum
 	cd e2e/tools && $(GO) build -trimpath -o $(BIN)/pod-security-webhook k8s.io/pod-security-admission/cmd/webhook
 	@mkdir -p $(STAMP) && touch $@
 
-$(STAMP)/etcd-$(ETCD_VERSION):
+$(STAMP)/etcd-$(ETCD_VERSION): e2e/tools/etcd/go.mod e2e/tools/etcd/go.sum
 	cd e2e/tools/etcd && $(GO) build -trimpath -o $(BIN)/etcd go.etcd.io/etcd/server/v3
 	@mkdir -p $(STAMP) && touch $@
 
