@@ -20,15 +20,9 @@ type imageCheck struct {
 	field policy.ImageField
 	ref   name.Reference
 	req   *policy.Requirement // nil: resolution probe
-}
-
-// key identifies the verification an imageCheck needs: the same reference
-// under the same policy is verified once per review.
-func (c imageCheck) key() string {
-	if c.req == nil {
-		return c.ref.Name()
-	}
-	return c.ref.Name() + "\x00" + c.req.Policy
+	// key identifies the work: the same canonical reference under the same
+	// policy is verified once per review.
+	key string
 }
 
 // checked is the outcome of one verification.
@@ -49,15 +43,15 @@ func (e *evaluation) images(ctx context.Context, fields []policy.ImageField) {
 	index := map[string]int{}
 	var tasks []func(context.Context) checked
 	for _, c := range checks {
-		if _, ok := index[c.key()]; ok {
+		if _, ok := index[c.key]; ok {
 			continue
 		}
-		index[c.key()] = len(tasks)
+		index[c.key] = len(tasks)
 		tasks = append(tasks, e.verifyTask(c))
 	}
 	results := runBounded(ctx, e.gate.concurrency, tasks, func(err error) checked { return checked{err: err} })
 	for _, c := range checks {
-		e.judge(c, results[index[c.key()]])
+		e.judge(c, results[index[c.key]])
 	}
 }
 
@@ -76,7 +70,7 @@ func (e *evaluation) imageChecks(f policy.ImageField) []imageCheck {
 		return nil
 	}
 	if _, pinned := ref.(name.Digest); !pinned && !e.pod.Workload {
-		return []imageCheck{{field: f, ref: ref}}
+		return []imageCheck{{field: f, ref: ref, key: parsed.name}}
 	}
 	reqs := e.snap.Requirements(e.req.Namespace, e.labels, parsed.repo)
 	if len(reqs) == 0 {
@@ -93,7 +87,7 @@ func (e *evaluation) imageChecks(f policy.ImageField) []imageCheck {
 		case r.Static == policy.StaticFail:
 			e.f.add(r.Mode, auditImagePolicy, fmt.Sprintf("%s %q: rejected by %s (static fail)", path, f.Image, r.Policy))
 		default:
-			checks = append(checks, imageCheck{field: f, ref: ref, req: r})
+			checks = append(checks, imageCheck{field: f, ref: ref, req: r, key: parsed.name + "\x00" + r.Policy})
 		}
 	}
 	return checks

@@ -15,6 +15,7 @@ const refCacheSize = 4096
 // repository, or why it is not a valid reference.
 type parsedRef struct {
 	ref  name.Reference
+	name string // canonical reference, ref.Name()
 	repo string // canonical repository, for policy matching
 	err  error
 }
@@ -43,7 +44,7 @@ func (c *refCache) parse(image string) parsedRef {
 	p := parsedRef{}
 	p.ref, p.err = verifier.ParseReference(image)
 	if p.err == nil {
-		p.repo = verifier.Repository(p.ref)
+		p.name, p.repo = p.ref.Name(), verifier.Repository(p.ref)
 	}
 	c.lru.Add(image, p)
 	return p
