@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"io"
 	"log/slog"
 	"math/big"
@@ -18,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -69,28 +71,58 @@ func servedSerial(t *testing.T, addr string) int64 {
 	return conn.ConnectionState().PeerCertificates[0].SerialNumber.Int64()
 }
 
-func TestServeRotatesCertificate(t *testing.T) {
-	dir := t.TempDir()
+// testOptions returns serve options on loopback ports with a fresh
+// certificate (serial 1) and an empty policy directory, all in dir.
+func testOptions(t *testing.T, dir string) serveOptions {
+	t.Helper()
 	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
 	writeCert(t, certFile, keyFile, 1)
 	policyDir := filepath.Join(dir, "policies")
 	if err := os.Mkdir(policyDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	o := serveOptions{Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0", CertFile: certFile, KeyFile: keyFile,
+	return serveOptions{Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0", CertFile: certFile, KeyFile: keyFile,
 		PolicyDir: policyDir, LogFormat: "text", Namespace: "signgate-system"}
+}
+
+// startServer builds and starts a server. stop is SIGTERM: it cancels the
+// server's context and returns run's result once it has stopped.
+func startServer(t *testing.T, o serveOptions) (s *server, stop func() error) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
 	s, err := newServer(ctx, o, slog.New(slog.DiscardHandler))
 	if err != nil {
+		cancel()
 		t.Fatal(err)
 	}
-	defer s.close()
+	t.Cleanup(s.close)
 	if err := s.listen(); err != nil {
+		cancel()
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- s.run(ctx) }()
+	var once sync.Once
+	var runErr error
+	stop = func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case runErr = <-done:
+			case <-time.After(shutdownGrace + 5*time.Second):
+				runErr = errors.New("server did not stop after cancel")
+			}
+		})
+		return runErr
+	}
+	t.Cleanup(func() { _ = stop() })
+	return s, stop
+}
+
+func TestServeRotatesCertificate(t *testing.T) {
+	o := testOptions(t, t.TempDir())
+	certFile, keyFile := o.CertFile, o.KeyFile
+	s, stop := startServer(t, o)
 	addr, metrics := s.webhookLn.Addr().String(), "http://"+s.metricsLn.Addr().String()
 
 	if got := servedSerial(t, addr); got != 1 {
@@ -130,14 +162,8 @@ func TestServeRotatesCertificate(t *testing.T) {
 		t.Fatalf("after rotation serial = %d, want 2", got)
 	}
 
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("run: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("server did not stop after cancel")
+	if err := stop(); err != nil {
+		t.Fatalf("run: %v", err)
 	}
 }
 
@@ -194,15 +220,10 @@ func TestServeFinishesInFlightOnShutdown(t *testing.T) {
 	reg.SetFault(registrytest.Delay(time.Second))
 
 	dir := t.TempDir()
-	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
-	writeCert(t, certFile, keyFile, 1)
-	policyDir := filepath.Join(dir, "policies")
-	if err := os.Mkdir(policyDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
+	o := testOptions(t, dir)
 	key := "          " + strings.ReplaceAll(strings.TrimSpace(string(signer.PublicPEM)), "\n", "\n          ")
 	pol := "apiVersion: signgate.dev/v1alpha1\nkind: ImagePolicy\nmetadata: {name: ci, namespace: team-a}\nspec:\n  images: [{glob: \"" + reg.Host + "/team-a/**\"}]\n  authorities:\n    - name: ci-key\n      key:\n        data: |\n" + key + "\n"
-	if err := os.WriteFile(filepath.Join(policyDir, "policy.yaml"), []byte(pol), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(o.PolicyDir, "policy.yaml"), []byte(pol), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	config := filepath.Join(dir, "config.yaml")
@@ -210,20 +231,8 @@ func TestServeFinishesInFlightOnShutdown(t *testing.T) {
 	if err := os.WriteFile(config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	o := serveOptions{Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0", CertFile: certFile, KeyFile: keyFile,
-		PolicyDir: policyDir, ConfigFile: config, LogFormat: "text", Namespace: "signgate-system"}
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	s, err := newServer(ctx, o, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.close()
-	if err := s.listen(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.run(ctx) }()
+	o.ConfigFile = config
+	s, stop := startServer(t, o)
 
 	pod := `{"metadata":{"name":"p"},"spec":{"securityContext":{"runAsNonRoot":true,"seccompProfile":{"type":"RuntimeDefault"}},"containers":[{"name":"a","image":"` +
 		d.String() + `","securityContext":{"allowPrivilegeEscalation":false,"capabilities":{"drop":["ALL"]}}}]}}`
@@ -245,12 +254,13 @@ func TestServeFinishesInFlightOnShutdown(t *testing.T) {
 		answered <- result{string(b), err}
 	}()
 	time.Sleep(300 * time.Millisecond) // the review is now waiting on the registry
-	cancel()
+	stopped := make(chan error, 1)
+	go func() { stopped <- stop() }()
 	r := <-answered
 	if r.err != nil || !strings.Contains(r.body, `"uid":"u2"`) || !strings.Contains(r.body, `"allowed":true`) {
 		t.Errorf("in-flight review: %v %s", r.err, r.body)
 	}
-	if err := <-done; err != nil {
+	if err := <-stopped; err != nil {
 		t.Errorf("run: %v", err)
 	}
 }
@@ -260,12 +270,7 @@ func TestServeFinishesInFlightOnShutdown(t *testing.T) {
 // are counted.
 func TestServeReloadsConfig(t *testing.T) {
 	dir := t.TempDir()
-	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
-	writeCert(t, certFile, keyFile, 1)
-	policyDir := filepath.Join(dir, "policies")
-	if err := os.Mkdir(policyDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
+	o := testOptions(t, dir)
 	config := filepath.Join(dir, "config.yaml")
 	writeConfig := func(unmatched string) {
 		t.Helper()
@@ -274,21 +279,8 @@ func TestServeReloadsConfig(t *testing.T) {
 		}
 	}
 	writeConfig("deny")
-	o := serveOptions{Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0", CertFile: certFile, KeyFile: keyFile,
-		PolicyDir: policyDir, ConfigFile: config, LogFormat: "text", Namespace: "signgate-system"}
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	s, err := newServer(ctx, o, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.close()
-	if err := s.listen(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.run(ctx) }()
-	defer func() { cancel(); <-done }()
+	o.ConfigFile = config
+	s, _ := startServer(t, o)
 
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec
 	pod := `{"metadata":{"name":"p"},"spec":{"securityContext":{"runAsNonRoot":true,"seccompProfile":{"type":"RuntimeDefault"}},"containers":[{"name":"a","image":"registry.example.com/a@sha256:` +
