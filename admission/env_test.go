@@ -64,6 +64,7 @@ var configExtra = map[string]string{
 //   - team-warn / team-audit: the same policy in warn / audit mode, Pod
 //     Security enforce baseline, warn and audit restricted
 //   - prod (env: prod): ci policy and the hardening checks of testConfig
+//   - team-broken: ImagePolicy broken on REG/team-a/** with a bad key
 //   - everywhere: ClusterImagePolicy public, static pass on REG/public/**
 const policies = `apiVersion: v1
 kind: Namespace
@@ -101,6 +102,15 @@ spec:
         data: |
 {{$.CIKey}}
 {{end}}---
+apiVersion: signgate.dev/v1alpha1
+kind: ImagePolicy
+metadata: {name: broken, namespace: team-broken}
+spec:
+  images: [{glob: "{{.Reg}}/team-a/**"}]
+  authorities:
+    - name: bad-key
+      key: {data: "not a PEM key"}
+---
 apiVersion: signgate.dev/v1alpha1
 kind: ClusterImagePolicy
 metadata: {name: public}

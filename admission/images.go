@@ -82,7 +82,7 @@ func (e *evaluation) imageChecks(f policy.ImageField) []imageCheck {
 		r := &reqs[i]
 		switch {
 		case r.Err != nil:
-			e.f.deny = append(e.f.deny, fmt.Sprintf("%s %q: %s is invalid: %v; fix the policy", path, f.Image, r.Policy, r.Err))
+			e.f.deny = append(e.f.deny, fmt.Sprintf("%s %q: %s; fix the policy", path, f.Image, oneLine(r.Err.Error())))
 		case r.Static == policy.StaticPass:
 		case r.Static == policy.StaticFail:
 			e.f.add(r.Mode, auditImagePolicy, fmt.Sprintf("%s %q: rejected by %s (static fail)", path, f.Image, r.Policy))

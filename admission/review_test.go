@@ -91,6 +91,7 @@ func TestReviews(t *testing.T) {
 		{"validate-pod-unpinned", configDefault},
 		{"validate-pod-tag-and-digest", configDefault},
 		{"validate-pod-unmatched", configDefault},
+		{"validate-pod-invalid-policy", configDefault},
 		{"validate-pod-static-pass", configDefault},
 		{"validate-pod-invalid-reference", configDefault},
 		{"validate-pod-every-container-kind", configDefault},
