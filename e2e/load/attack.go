@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"net/http"
 	"sync/atomic"
 	"time"
@@ -35,7 +36,8 @@ type shape struct {
 	Rate     int
 	Workers  int
 	Duration time.Duration
-	Count    int // stop after this many requests when > 0
+	Count    int       // stop after this many requests when > 0
+	Trace    io.Writer // if set, gets "offset_ms latency_ms" per request
 }
 
 func (s shape) String() string {
@@ -99,6 +101,7 @@ func attack(ctx context.Context, client *http.Client, pid int, url string, bodie
 	var m vegeta.Metrics
 	var allowed, patched uint64
 	allowedTrue, patch := []byte(`"allowed":true`), []byte(`"patch":`)
+	start := time.Now()
 	results := atk.Attack(targeter, pacer, sh.Duration, "")
 	for {
 		select {
@@ -121,6 +124,9 @@ func attack(ctx context.Context, client *http.Client, pid int, url string, bodie
 				patched++
 			}
 			res.Body = nil
+			if sh.Trace != nil {
+				fmt.Fprintf(sh.Trace, "%.1f %.3f\n", float64(res.Timestamp.Sub(start))/1e6, float64(res.Latency)/1e6)
+			}
 			m.Add(res)
 		}
 	}

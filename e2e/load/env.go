@@ -9,6 +9,8 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -228,6 +230,14 @@ func (e *env) measureMarked(ctx context.Context, s *server, url, workload string
 		}
 	}
 	mark()
+	if e.o.TraceDir != "" {
+		f, err := os.Create(filepath.Join(e.o.TraceDir, fmt.Sprintf("%s-%s-%s.txt", s.Name, strings.ReplaceAll(workload, " ", "_"), strings.NewReplacer(" ", "_", "/", "per", ",", "").Replace(sh.String()))))
+		if err != nil {
+			return result{}, err
+		}
+		defer f.Close()
+		sh.Trace = f
+	}
 	r, err := attack(ctx, e.client, s.Pid(), url, bodies, sh)
 	if err != nil {
 		return result{}, err

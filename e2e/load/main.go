@@ -44,6 +44,7 @@ type options struct {
 	Out         string
 	ProfileDir  string
 	KeepTemp    bool
+	TraceDir    string
 }
 
 func main() {
@@ -71,6 +72,7 @@ func main() {
 	flag.StringVar(&o.Out, "o", "", "also write the report to this file")
 	flag.StringVar(&o.ProfileDir, "profile-dir", "bin/load-profiles", "where the profile section writes pprof files")
 	flag.BoolVar(&o.KeepTemp, "keep", false, "keep the temp directory (logs, configs)")
+	flag.StringVar(&o.TraceDir, "trace-dir", "", "write per-request offsets and latencies of each measured attack here")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -106,6 +108,7 @@ func run(ctx context.Context, o options, stdout io.Writer) error {
 
 	sections := map[string]func(context.Context, *env, *report) error{
 		"compare": compare,
+		"fixed":   compareFixed,
 		"mutate":  mutateCached,
 		"nocache": noCache,
 		"cold":    cold,

@@ -15,6 +15,15 @@ import (
 // hardening): saturation with the same workers for 1, 3 and 10 containers,
 // then a fixed rate with the 3-container pod for p99 and CPU per review.
 func compare(ctx context.Context, e *env, rep *report) error {
+	return compareShapes(ctx, e, rep, true, true)
+}
+
+// compareFixed is only the fixed-rate half of compare.
+func compareFixed(ctx context.Context, e *env, rep *report) error {
+	return compareShapes(ctx, e, rep, false, true)
+}
+
+func compareShapes(ctx context.Context, e *env, rep *report, saturation, fixed bool) error {
 	if err := e.startPSA(ctx); err != nil {
 		return err
 	}
@@ -24,6 +33,9 @@ func compare(ctx context.Context, e *env, rep *report) error {
 			slices.Reverse(pair)
 		}
 		for _, n := range []int{1, 3, 10} {
+			if !saturation {
+				break
+			}
 			bodies := reviews(64, e.pinned(n))
 			for _, s := range pair {
 				r, err := e.measure(ctx, s, e.validateURL(s), fmt.Sprintf("%d-container pod", n), bodies,
@@ -36,6 +48,9 @@ func compare(ctx context.Context, e *env, rep *report) error {
 		}
 		bodies := reviews(64, e.pinned(3))
 		for _, s := range pair {
+			if !fixed {
+				break
+			}
 			r, err := e.measure(ctx, s, e.validateURL(s), "3-container pod", bodies,
 				shape{Rate: e.o.Rate, Workers: e.o.Workers, Duration: e.o.Duration})
 			if err != nil {
