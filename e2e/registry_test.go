@@ -3,7 +3,9 @@
 package e2e
 
 import (
+	"context"
 	"testing"
+	"time"
 
 	"github.com/signgate/signgate/e2e/harness"
 )
@@ -13,7 +15,6 @@ import (
 // denied with a message that says to retry (fail closed, not "unsigned").
 // Not parallel: it stops registry 1, which only this test uses.
 func TestRegistryOutage(t *testing.T) {
-	ctx := testContext(t)
 	reg := env.Registries[1]
 	ns := namespace(t, nil)
 	trust(t, ns, reg, keyA)
@@ -25,6 +26,9 @@ func TestRegistryOutage(t *testing.T) {
 
 	reg.Stop()
 	t.Cleanup(func() {
+		// t.Context() is already cancelled when cleanups run.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
 		if err := reg.Start(ctx); err != nil {
 			t.Errorf("restart registry: %v", err)
 		}

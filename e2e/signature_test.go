@@ -54,7 +54,8 @@ func TestUnsignedPodDenied(t *testing.T) {
 	unsigned := pushUnsigned(t, reg, repo(t, "app"))
 	signed := pushSigned(t, reg, keyA, harness.Classic, repo(t, "signed"))
 	_, err := createPod(t, ns, harness.RestrictedPod("unsigned", signed.String(), unsigned.String()))
-	msg := mustDeny(t, "pod with an unsigned second container", err, "spec.containers[1].image", unsigned.Context().RepositoryStr())
+	msg := mustDeny(t, "pod with an unsigned second container", err,
+		"spec.containers[1].image", unsigned.Context().RepositoryStr(), "sign it with a key trusted in namespace "+ns)
 	if strings.Contains(msg, "spec.containers[0].image") {
 		t.Errorf("denial names the signed container too: %s", msg)
 	}

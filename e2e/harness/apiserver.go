@@ -83,6 +83,10 @@ func StartAPIServer(ctx context.Context, tb TB, bin, dir, etcdURL string, ca *CA
 			// containers before any webhook sees them; the suite wants
 			// signgate's Pod Security answer.
 			"--allow-privileged=true",
+			// The built-in Pod Security Admission plugin runs before the
+			// webhooks and would answer first in labelled namespaces; off,
+			// every Pod Security decision the suite sees is signgate's.
+			"--disable-admission-plugins=PodSecurity",
 		},
 		// SIGTERM makes kube-apiserver wait out its shutdown delays (>30s).
 		grace: 2 * time.Second,
