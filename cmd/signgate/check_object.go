@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"sort"
 	"strings"
 	"time"
@@ -18,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/signgate/signgate/admission"
 	"github.com/signgate/signgate/policy"
 )
 
@@ -116,24 +116,22 @@ func review(ctx context.Context, decide func(context.Context, *admissionv1.Admis
 	return decide(ctx, req)
 }
 
-// verdict classifies a response like admission.Decision: 503 is undecided,
-// anything else that is not allowed is a denial (a gate error included:
-// the API server would reject the object too).
+// verdict classifies a response with admission.Decision: undecided (503,
+// "retry") stays undecided; a denial or a gate error is a denial, as the API
+// server would reject the object either way.
 func verdict(r *admissionv1.AdmissionResponse) (decision, []string) {
+	d := admission.Decision(r)
 	switch {
+	case d == "allowed":
+		return admitted, []string{}
 	case r == nil:
 		return denied, []string{"internal error: no admission response"}
-	case r.Allowed:
-		return admitted, []string{}
+	case r.Result == nil:
+		return denied, []string{}
+	case d == "undecided":
+		return undecided, splitMessage(r.Result.Message)
 	}
-	msg := []string{}
-	if r.Result != nil {
-		msg = append(msg, splitMessage(r.Result.Message)...)
-	}
-	if r.Result != nil && r.Result.Code == http.StatusServiceUnavailable {
-		return undecided, msg
-	}
-	return denied, msg
+	return denied, splitMessage(r.Result.Message)
 }
 
 func responseWarnings(r *admissionv1.AdmissionResponse) []string {

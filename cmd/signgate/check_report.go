@@ -198,7 +198,7 @@ func objectName(namespace, name string) string {
 // splitMessage turns a webhook message into lines: the gate joins its
 // reasons with newlines (or "; " when one line is needed).
 func splitMessage(msg string) []string {
-	var out []string
+	out := []string{}
 	for _, l := range strings.Split(msg, "\n") {
 		if l = strings.TrimSpace(l); l != "" {
 			out = append(out, l)

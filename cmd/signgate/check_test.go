@@ -157,10 +157,9 @@ func TestCheckGolden(t *testing.T) {
 		// The Deployment's template is resolved and verified in /validate.
 		{name: "undecided.txt", args: []string{"-f", "single/deployment.yaml"}, fault: registrytest.FailN(503, -1), wantCode: exitUndecided},
 		{name: "undecided.json", args: []string{"-f", "single/deployment.yaml", "-o", "json"}, fault: registrytest.FailN(503, -1), wantCode: exitUndecided},
-		// A pod whose tag cannot be resolved stays unpinned, and /validate
-		// denies unpinned pod images: the webhook's answer is a denial
-		// (with the mutating webhook's "retry" warning), and so is check's.
-		{name: "pod-registry-down.txt", args: []string{"-f", "single/web.yaml"}, fault: registrytest.FailN(503, -1), wantCode: exitDenied},
+		// A pod whose tag cannot be resolved stays unpinned; /validate
+		// cannot resolve it either: undecided, retry.
+		{name: "pod-registry-down.txt", args: []string{"-f", "single/web.yaml"}, fault: registrytest.FailN(503, -1), wantCode: exitUndecided},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -378,7 +377,7 @@ func TestCheckSameAsWebhook(t *testing.T) {
 		{name: "unsigned cronjob", manifest: "apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: c}\nspec:\n  schedule: '@daily'\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          restartPolicy: Never\n" + podSpec("REGISTRY/team-a/unsigned:1.0", 8), namespace: "team-a", want: denied},
 		{name: "podtemplate", manifest: "apiVersion: v1\nkind: PodTemplate\nmetadata: {name: pt}\ntemplate:\n  spec:\n" + podSpec("REGISTRY/team-a/web:1.0", 2), namespace: "team-a", want: admitted},
 		{name: "registry down, deployment", manifest: templateYAML("apps/v1", "Deployment", "d", "REGISTRY/team-a/web:1.0"), namespace: "team-a", fault: registrytest.FailN(503, -1), want: undecided},
-		{name: "registry down, pod", manifest: podYAML("web", "REGISTRY/team-a/web:1.0"), namespace: "team-a", fault: registrytest.FailN(503, -1), want: denied},
+		{name: "registry down, pod", manifest: podYAML("web", "REGISTRY/team-a/web:1.0"), namespace: "team-a", fault: registrytest.FailN(503, -1), want: undecided},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
