@@ -220,6 +220,9 @@ func (r *report) writeProfile(p func(string, ...any)) {
 	p("")
 	p("```\n%s```", r.profileCPU)
 	p("")
+	p("Per review (sampled heap profile, delta over the attack): **%s allocated, %s objects**.",
+		perReview(r.profileAllocs, r.profileReviews), perReview(r.profileAllocObjects, r.profileReviews))
+	p("")
 	p("Allocated bytes during the attack (`-sample_index=alloc_space -base`):")
 	p("")
 	p("```\n%s```", r.profileAllocs)
@@ -228,6 +231,42 @@ func (r *report) writeProfile(p func(string, ...any)) {
 	p("")
 	p("```\n%s```", r.profileAllocObjects)
 	p("")
+}
+
+// perReview divides the total of a `pprof -top` output ("... of 464.27MB
+// total" or "... of 4425521 total") by the number of reviews.
+func perReview(top string, reviews uint64) string {
+	var line string
+	for _, l := range strings.Split(top, "\n") {
+		if strings.HasPrefix(l, "Showing nodes accounting for") {
+			line = l
+		}
+	}
+	i := strings.LastIndex(line, " of ")
+	j := strings.LastIndex(line, " total")
+	if i < 0 || j < i || reviews == 0 {
+		return "?"
+	}
+	v := line[i+4 : j]
+	mult := 1.0
+	for _, u := range []struct {
+		suffix string
+		m      float64
+	}{{"GB", 1 << 30}, {"MB", 1 << 20}, {"kB", 1 << 10}, {"B", 1}} {
+		if strings.HasSuffix(v, u.suffix) {
+			v, mult = strings.TrimSuffix(v, u.suffix), u.m
+			var f float64
+			if _, err := fmt.Sscanf(v, "%g", &f); err != nil {
+				return "?"
+			}
+			return fmt.Sprintf("%.1f KiB", f*mult/float64(reviews)/1024)
+		}
+	}
+	var f float64
+	if _, err := fmt.Sscanf(v, "%g", &f); err != nil {
+		return "?"
+	}
+	return fmt.Sprintf("%.0f", f/float64(reviews))
 }
 
 func cpuModel() string {
