@@ -5,6 +5,8 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
+	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
@@ -21,7 +23,8 @@ import (
 // pod the way the API server sends it after defaulting: a ReplicaSet-owned
 // pod of a restricted-compliant Deployment, with one container per image,
 // resource limits, read-only root filesystems and the projected
-// service-account token volume, about 1.5 kB of JSON per container.
+// service-account token volume and the managedFields entry of the
+// controller, about 3 kB of JSON per container.
 func podReview(uid, namespace string, images []string) []byte {
 	pod := restrictedPod(namespace, images)
 	raw, err := json.Marshal(pod)
@@ -105,7 +108,38 @@ func restrictedPod(namespace string, images []string) *corev1.Pod {
 	for i, image := range images {
 		pod.Spec.Containers = append(pod.Spec.Containers, restrictedContainer(i, image))
 	}
+	pod.ManagedFields = []metav1.ManagedFieldsEntry{{
+		Manager: "kube-controller-manager", Operation: metav1.ManagedFieldsOperationUpdate, APIVersion: "v1",
+		Time: &metav1.Time{Time: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}, FieldsType: "FieldsV1",
+		FieldsV1: &metav1.FieldsV1{Raw: managedFields(len(images))},
+	}}
 	return pod
+}
+
+// managedFields is the fieldsV1 the API server records for the controller
+// that created the pod; it arrives with every CREATE review.
+func managedFields(containers int) []byte {
+	var b strings.Builder
+	b.WriteString(`{"f:metadata":{"f:annotations":{".":{},"f:kubectl.kubernetes.io/default-container":{}},"f:generateName":{},` +
+		`"f:labels":{".":{},"f:app.kubernetes.io/name":{},"f:app.kubernetes.io/part-of":{},"f:pod-template-hash":{}},` +
+		`"f:ownerReferences":{".":{},"k:{\"uid\":\"5f0c2a4e-1b7d-4c1e-8f3a-2d9b6e7c4a10\"}":{}}},"f:spec":{"f:containers":{`)
+	for i := range containers {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, `"k:{\"name\":\"c%d\"}":{".":{},"f:args":{},"f:env":{".":{},"k:{\"name\":\"LOG_LEVEL\"}":{".":{},"f:name":{},"f:value":{}},`+
+			`"k:{\"name\":\"POD_NAME\"}":{".":{},"f:name":{},"f:valueFrom":{".":{},"f:fieldRef":{}}}},"f:image":{},"f:imagePullPolicy":{},"f:name":{},`+
+			`"f:ports":{".":{},"k:{\"containerPort\":%d,\"protocol\":\"TCP\"}":{".":{},"f:containerPort":{},"f:name":{},"f:protocol":{}}},`+
+			`"f:readinessProbe":{".":{},"f:failureThreshold":{},"f:httpGet":{".":{},"f:path":{},"f:port":{},"f:scheme":{}},"f:periodSeconds":{},"f:successThreshold":{},"f:timeoutSeconds":{}},`+
+			`"f:resources":{".":{},"f:limits":{".":{},"f:cpu":{},"f:memory":{}},"f:requests":{".":{},"f:cpu":{},"f:memory":{}}},`+
+			`"f:securityContext":{".":{},"f:allowPrivilegeEscalation":{},"f:capabilities":{".":{},"f:drop":{}},"f:readOnlyRootFilesystem":{},"f:runAsNonRoot":{},"f:seccompProfile":{".":{},"f:type":{}}},`+
+			`"f:terminationMessagePath":{},"f:terminationMessagePolicy":{},"f:volumeMounts":{".":{},"k:{\"mountPath\":\"/etc/web\"}":{".":{},"f:mountPath":{},"f:name":{},"f:readOnly":{}},"k:{\"mountPath\":\"/tmp\"}":{".":{},"f:mountPath":{},"f:name":{}}}}`, i, 8080+i)
+	}
+	b.WriteString(`},"f:dnsPolicy":{},"f:enableServiceLinks":{},"f:restartPolicy":{},"f:schedulerName":{},` +
+		`"f:securityContext":{".":{},"f:fsGroup":{},"f:runAsGroup":{},"f:runAsNonRoot":{},"f:runAsUser":{},"f:seccompProfile":{".":{},"f:type":{}}},` +
+		`"f:terminationGracePeriodSeconds":{},"f:volumes":{".":{},"k:{\"name\":\"config\"}":{".":{},"f:configMap":{".":{},"f:defaultMode":{},"f:name":{}},"f:name":{}},` +
+		`"k:{\"name\":\"tmp\"}":{".":{},"f:emptyDir":{".":{},"f:sizeLimit":{}},"f:name":{}}}}}`)
+	return []byte(b.String())
 }
 
 func restrictedContainer(i int, image string) corev1.Container {
