@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"sync/atomic"
 	"time"
@@ -63,6 +64,12 @@ type result struct {
 	CPU        time.Duration // server user+system CPU during the attack
 	Errors     []string
 }
+
+// answered is the number of HTTP 2xx answers.
+func (r result) answered() uint64 { return uint64(math.Round(r.Success * float64(r.Reviews))) }
+
+// failed is the number of requests without a 2xx answer.
+func (r result) failed() uint64 { return r.Reviews - r.answered() }
 
 // CPUPerReview is the server's CPU time per review, from /proc.
 func (r result) CPUPerReview() time.Duration {

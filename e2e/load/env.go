@@ -246,8 +246,12 @@ func (e *env) measureMarked(ctx context.Context, s *server, url, workload string
 	logf("%-28s %-22s %-24s %8.0f r/s  p50 %-8v p99 %-8v p999 %-8v cpu/review %v  allowed %d/%d",
 		s.Name, workload, sh, r.Throughput, r.P50.Round(10*time.Microsecond), r.P99.Round(10*time.Microsecond),
 		r.P999.Round(10*time.Microsecond), r.CPUPerReview().Round(time.Microsecond), r.Allowed, r.Reviews)
-	if r.Allowed != r.Reviews {
-		return r, fmt.Errorf("%w: %s on %s: %d of %d admitted, errors %v", errNotAllowed, workload, s.Name, r.Allowed, r.Reviews, r.Errors)
+	// A denial is a wrong answer and ends the run; a transport error (the
+	// generator shares two cores with the servers) is tolerated up to 0.1%
+	// and shown in the report.
+	if denied := r.answered() - r.Allowed; denied > 0 || r.failed()*1000 > r.Reviews {
+		return r, fmt.Errorf("%w: %s on %s: %d of %d admitted, %d denied, %d failed: %v",
+			errNotAllowed, workload, s.Name, r.Allowed, r.Reviews, denied, r.failed(), r.Errors)
 	}
 	return r, nil
 }

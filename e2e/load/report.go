@@ -80,11 +80,11 @@ func (r *report) writeRows(p func(string, ...any), section, title string) {
 	}
 	p("### %s", title)
 	p("")
-	p("| round | server | workload | load | reviews | throughput (r/s) | p50 | p99 | p99.9 | server CPU / review | admitted |")
-	p("|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
+	p("| round | server | workload | load | reviews | throughput (r/s) | p50 | p99 | p99.9 | server CPU / review | admitted | failed |")
+	p("|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, x := range rows {
-		p("| %d | %s | %s | %s | %d | %.0f | %s | %s | %s | %s | %d |", x.Round+1, x.Server, x.Workload, x.Shape,
-			x.Reviews, x.Throughput, ms(x.P50), ms(x.P99), ms(x.P999), ms(x.CPUPerReview()), x.Allowed)
+		p("| %d | %s | %s | %s | %d | %.0f | %s | %s | %s | %s | %d | %d |", x.Round+1, x.Server, x.Workload, x.Shape,
+			x.Reviews, x.Throughput, ms(x.P50), ms(x.P99), ms(x.P999), ms(x.CPUPerReview()), x.Allowed, x.failed())
 	}
 	p("")
 }
