@@ -91,7 +91,7 @@ func (r *report) writeRows(p func(string, ...any), section, title string) {
 
 func (r *report) writeCompare(p func(string, ...any)) {
 	r.writeRows(p, "compare", "signgate (signatures cached + Pod Security restricted + hardening) vs PSA's webhook, same reviews")
-	var sat [3][]float64
+	var sat, satCPU [3][]float64
 	var p99, cpu []float64
 	var p99s [][2]time.Duration
 	var cpus [][2]time.Duration
@@ -100,8 +100,9 @@ func (r *report) writeCompare(p func(string, ...any)) {
 			wl := fmt.Sprintf("%d-container pod", n)
 			a, ok1 := r.find("compare", round, "signgate", wl, true)
 			b, ok2 := r.find("compare", round, "pod-security-webhook", wl, true)
-			if ok1 && ok2 && b.Throughput > 0 {
+			if ok1 && ok2 && b.Throughput > 0 && b.CPUPerReview() > 0 {
 				sat[i] = append(sat[i], a.Throughput/b.Throughput)
+				satCPU[i] = append(satCPU[i], float64(a.CPUPerReview())/float64(b.CPUPerReview()))
 			}
 		}
 		a, ok1 := r.find("compare", round, "signgate", "3-container pod", false)
@@ -125,6 +126,9 @@ func (r *report) writeCompare(p func(string, ...any)) {
 	}
 	p("| p99 at %d r/s, 3-container pod | %.2f× | %s | ≤ 1.0× | %s |", r.opts.Rate, median(p99), pairs(p99s), met(median(p99) <= 1.0))
 	p("| server CPU per review at %d r/s, 3-container pod | %.2f× | %s | ≤ 0.8× | %s |", r.opts.Rate, median(cpu), pairs(cpus), met(median(cpu) <= 0.8))
+	for i, n := range []int{1, 3, 10} {
+		p("| server CPU per review at saturation, %d-container pod | %.2f× | %s | (no target) | |", n, median(satCPU[i]), ratios(satCPU[i]))
+	}
 	p("")
 }
 
