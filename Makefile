@@ -21,7 +21,7 @@ KO_VERSION             := v0.19.1
 FUZZTIME ?= 30s
 
 .PHONY: all build test lint fmt vet staticcheck bench fuzz crds verify-crds \
-        e2e-tools e2e demo registry load image chart-check clean
+        e2e-tools e2e demo registry load image chart-check dogfood clean
 
 all: build
 
@@ -29,7 +29,7 @@ build:
 	$(GO) build -o $(BIN)/signgate ./cmd/signgate
 
 ## test: unit + integration tests (race detector) and the chart checks.
-test: chart-check verify-crds
+test: chart-check verify-crds dogfood
 	$(GO) test -race -count=1 ./...
 
 lint: fmt vet staticcheck
@@ -79,6 +79,12 @@ verify-crds: $(STAMP)/controller-gen-$(CONTROLLER_GEN_VERSION)
 	  { echo "generated files are stale: run make crds"; exit 1; }
 
 ## chart-check: helm lint + helm template of charts/signgate.
+## dogfood: `signgate check` on the chart's own rendered Deployment (Pod
+## Security restricted + hardening; offline, signatures out of scope).
+dogfood: build $(STAMP)/helm-$(HELM_VERSION)
+	$(BIN)/helm template signgate charts/signgate -n signgate-system --show-only templates/deployment.yaml \
+	  | $(BIN)/signgate check --offline -f - --namespace signgate-system --config cmd/signgate/testdata/dogfood/config.yaml
+
 chart-check: $(STAMP)/helm-$(HELM_VERSION)
 	@if [ -f charts/signgate/Chart.yaml ]; then \
 	  $(BIN)/helm lint --strict charts/signgate -n signgate-system && \
