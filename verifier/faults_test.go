@@ -54,12 +54,12 @@ func writeSigImage(t *testing.T, reg *registrytest.Registry, d name.Digest, sigs
 	}
 }
 
-// timedVerify runs Verify and returns its outcome, error and duration.
-func timedVerify(t *testing.T, v *verifier.Verifier, d name.Digest, set verifier.AuthoritySet) (verifier.Result, error, time.Duration) {
+// timedVerify runs Verify and returns its result, duration and error.
+func timedVerify(t *testing.T, v *verifier.Verifier, d name.Digest, set verifier.AuthoritySet) (verifier.Result, time.Duration, error) {
 	t.Helper()
 	start := time.Now()
 	res, err := v.Verify(t.Context(), d, set)
-	return res, err, time.Since(start)
+	return res, time.Since(start), err
 }
 
 // wantFreshVerified checks that, with the fault gone, Verify answers a
@@ -146,7 +146,7 @@ func manyLayers(t *testing.T, e *faultEnv, n int, wantCap bool) {
 	}
 	e.reg.ResetRequests()
 	v := newVerifier(t, e.reg, verifier.Options{MaxSignatures: maxSigs, CacheSize: -1})
-	_, err, took := timedVerify(t, v, e.d, e.set)
+	_, took, err := timedVerify(t, v, e.d, e.set)
 	var nv *verifier.NotVerifiedError
 	if !errors.As(err, &nv) {
 		t.Fatalf("err = %v (%T), want *NotVerifiedError", err, err)
@@ -183,7 +183,7 @@ func TestRegistryFaults(t *testing.T) {
 					return true
 				})
 				v := newVerifier(t, e.reg, verifier.Options{Timeout: 10 * time.Second})
-				_, err, took := timedVerify(t, v, e.d, e.set)
+				_, took, err := timedVerify(t, v, e.d, e.set)
 				wantUndecided(t, err, took, 2*time.Second)
 				wantFreshVerified(t, e, v)
 			},
@@ -194,7 +194,7 @@ func TestRegistryFaults(t *testing.T) {
 				const burst = 4
 				e.reg.SetFault(registrytest.FailN(http.StatusServiceUnavailable, burst))
 				v := newVerifier(t, e.reg, verifier.Options{})
-				_, err, took := timedVerify(t, v, e.d, e.set)
+				_, took, err := timedVerify(t, v, e.d, e.set)
 				wantUndecided(t, err, took, 2*time.Second)
 				// Each undecided call consumes at least one failing request,
 				// so the burst is over after at most burst calls.
@@ -219,7 +219,7 @@ func TestRegistryFaults(t *testing.T) {
 					return true
 				})
 				v := newVerifier(t, e.reg, verifier.Options{Timeout: 300 * time.Millisecond})
-				_, err, took := timedVerify(t, v, e.d, e.set)
+				_, took, err := timedVerify(t, v, e.d, e.set)
 				wantUndecided(t, err, took, 3*time.Second)
 				if took < 250*time.Millisecond {
 					t.Errorf("undecided after %s, before the 300ms timeout", took)
@@ -242,7 +242,7 @@ func TestRegistryFaults(t *testing.T) {
 					t.Fatal(err)
 				}
 				for i := range 2 { // the second call is not served from a cache either
-					_, err, took := timedVerify(t, v, d, e.set)
+					_, took, err := timedVerify(t, v, d, e.set)
 					wantUndecided(t, err, took, 2*time.Second)
 					if i == 0 && e.reg.Requests() != 0 {
 						t.Fatalf("the live registry saw requests: %v", e.reg.RequestLog())
@@ -275,7 +275,7 @@ func TestRegistryFaults(t *testing.T) {
 				}
 				writeSigImage(t, e.reg, e.d, random, badB64)
 				v := newVerifier(t, e.reg, verifier.Options{})
-				_, err, took := timedVerify(t, v, e.d, e.set)
+				_, took, err := timedVerify(t, v, e.d, e.set)
 				var nv *verifier.NotVerifiedError
 				if !errors.As(err, &nv) {
 					t.Fatalf("err = %v (%T), want *NotVerifiedError", err, err)
@@ -317,7 +317,7 @@ func TestRegistryFaults(t *testing.T) {
 					return true
 				})
 				v := newVerifier(t, e.reg, verifier.Options{})
-				res, err, took := timedVerify(t, v, e.d, e.set)
+				res, took, err := timedVerify(t, v, e.d, e.set)
 				if got := outcome(res, err); got == "verified" || strings.HasPrefix(got, "error") {
 					t.Fatalf("outcome %q, want not verified or undecided; err %v", got, err)
 				}
