@@ -105,7 +105,7 @@ type CacheConfig struct {
 	MaxEntries int           `yaml:"maxEntries"` // verdict entries, default 10000
 	TTL        time.Duration `yaml:"ttl"`        // verified verdicts, default 10m
 	FailureTTL time.Duration `yaml:"failureTTL"` // definite failures, default 30s
-	TagTTL     time.Duration `yaml:"tagTTL"`     // tag→digest resolutions, default 15s
+	TagTTL     time.Duration `yaml:"tagTTL"`     // tag→digest resolutions, default 15s; 0 disables the tag cache
 }
 
 // RegistryConfig is the registry section.
@@ -286,10 +286,13 @@ func (cc *CacheConfig) validate(errs *problems) {
 	for _, d := range []struct {
 		field string
 		v     time.Duration
-	}{{"ttl", cc.TTL}, {"failureTTL", cc.FailureTTL}, {"tagTTL", cc.TagTTL}} {
+	}{{"ttl", cc.TTL}, {"failureTTL", cc.FailureTTL}} {
 		if d.v <= 0 {
 			errs.add(path{"cache", d.field}, "must be a positive duration such as 30s (got %s)", d.v)
 		}
+	}
+	if cc.TagTTL < 0 {
+		errs.add(path{"cache", "tagTTL"}, "must be a duration such as 15s, or 0 to disable the tag cache (got %s)", cc.TagTTL)
 	}
 }
 

@@ -206,3 +206,18 @@ func mustReadFile(t testing.TB, name string) []byte {
 	}
 	return data
 }
+
+func TestTagTTLZeroDisables(t *testing.T) {
+	t.Parallel()
+	cfg, err := ParseConfig([]byte("apiVersion: signgate.dev/v1alpha1\nkind: GateConfiguration\ncache: {tagTTL: 0s}\n"))
+	if err != nil {
+		t.Fatalf("tagTTL: 0 must be accepted (it disables the tag cache): %v", err)
+	}
+	if cfg.Cache.TagTTL != 0 {
+		t.Errorf("TagTTL = %s, want 0", cfg.Cache.TagTTL)
+	}
+	_, err = ParseConfig([]byte("apiVersion: signgate.dev/v1alpha1\nkind: GateConfiguration\ncache: {tagTTL: -1s}\n"))
+	if err == nil || !strings.Contains(err.Error(), "cache.tagTTL") {
+		t.Errorf("tagTTL: -1s: err = %v, want an error naming cache.tagTTL", err)
+	}
+}

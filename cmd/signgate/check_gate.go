@@ -117,6 +117,6 @@ func verifierOptions(cfg *policy.Config, opts checkOptions) verifier.Options {
 		CacheSize:          cfg.Cache.MaxEntries,
 		TTL:                cfg.Cache.TTL,
 		FailureTTL:         cfg.Cache.FailureTTL,
-		TagTTL:             cfg.Cache.TagTTL,
+		TagTTL:             verifierTagTTL(cfg.Cache.TagTTL),
 	}
 }

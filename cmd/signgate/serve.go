@@ -194,7 +194,7 @@ func newVerifier(cfg *policy.Config, m *admission.Metrics) (*verifier.Verifier, 
 		CacheSize:          cfg.Cache.MaxEntries,
 		TTL:                cfg.Cache.TTL,
 		FailureTTL:         cfg.Cache.FailureTTL,
-		TagTTL:             cfg.Cache.TagTTL,
+		TagTTL:             verifierTagTTL(cfg.Cache.TagTTL),
 		Observer:           m,
 	})
 }
@@ -435,4 +435,14 @@ func restConfig(kubeconfig string) (*rest.Config, error) {
 		return nil, fmt.Errorf("in-cluster configuration: %w (outside a cluster, use --kubeconfig or --policy-dir)", err)
 	}
 	return rc, nil
+}
+
+// verifierTagTTL translates cache.tagTTL: 0 in the configuration disables
+// the tag cache (DESIGN §4); the verifier spells that as a negative TTL and
+// reads 0 as "default".
+func verifierTagTTL(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
