@@ -224,6 +224,31 @@ func checkNamespaceSelector(t *testing.T, w webhook) {
 	}
 }
 
+// webhook.namespaceSelector narrows every webhook to labelled namespaces
+// (opt-in rollout) and is ANDed with the exclusion by name: the exclusion
+// stays the first matchExpression, the extra ones follow it.
+func TestWebhookNamespaceSelector(t *testing.T) {
+	t.Parallel()
+	_, _, all := webhooks(t, render(t,
+		"--set", "config.pinning.workloadTemplates=true",
+		"--set-json", `webhook.namespaceSelector={"matchLabels":{"signgate.dev/enforce":"true"},"matchExpressions":[{"key":"tier","operator":"NotIn","values":["sandbox"]}]}`))
+	want := map[string]any{
+		"matchLabels": map[string]any{"signgate.dev/enforce": "true"},
+		"matchExpressions": []any{
+			map[string]any{"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": []any{"kube-system", releaseNamespace}},
+			map[string]any{"key": "tier", "operator": "NotIn", "values": []any{"sandbox"}},
+		},
+	}
+	if len(all) != 4 {
+		t.Fatalf("%d webhooks, want 4 (pods and workloads, mutating and validating)", len(all))
+	}
+	for _, w := range all {
+		if diff := cmp.Diff(want, toMap(t, w.namespaceSelector)); diff != "" {
+			t.Errorf("%s %s: namespaceSelector (-want +got):\n%s", w.kind, w.name, diff)
+		}
+	}
+}
+
 func TestWebhookRulesCoverEveryImageSource(t *testing.T) {
 	t.Parallel()
 	type rule struct{ group, resource string }
@@ -433,6 +458,8 @@ func TestSchemaRejectsBadValues(t *testing.T) {
 		{"plain-HTTP webhook url", "webhook.url=http://127.0.0.1:8443"},
 		{"unknown hardening check", "config.hardening[0].check=privileged"},
 		{"tag in the digest", "image.digest=latest"},
+		{"unknown namespaceSelector field", "webhook.namespaceSelector.matchFields=x"},
+		{"unknown namespaceSelector operator", "webhook.namespaceSelector.matchExpressions[0].operator=Gt"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

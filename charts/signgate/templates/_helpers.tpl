@@ -134,13 +134,24 @@ caBundle: {{ . }}
 {{- end }}
 {{- end }}
 
-{{/* namespaceSelector shared by every webhook. */}}
+{{/*
+namespaceSelector shared by every webhook: the exclusion by name, ANDed with
+webhook.namespaceSelector (its matchLabels, and its matchExpressions after the
+exclusion), which can only narrow it.
+*/}}
 {{- define "signgate.namespaceSelector" -}}
+{{- $extra := .Values.webhook.namespaceSelector | default dict -}}
 namespaceSelector:
+  {{- with $extra.matchLabels }}
+  matchLabels: {{ toJson . }}
+  {{- end }}
   matchExpressions:
     - key: kubernetes.io/metadata.name
       operator: NotIn
       values: {{ include "signgate.excludedNamespaces" . }}
+    {{- range $extra.matchExpressions }}
+    - {{ toJson . }}
+    {{- end }}
 {{- end }}
 
 {{/* Rules for pods: CREATE/UPDATE of the pod and its ephemeral containers. */}}
