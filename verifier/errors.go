@@ -64,15 +64,15 @@ func IsUndecided(err error) bool {
 
 // transient reports whether err is registry trouble worth retrying:
 // deadlines, refused or reset connections, 5xx and 429. Failures of our
-// own rules (blocked address, oversized body, digest mismatch) and 4xx
-// answers are definite.
+// own rules (blocked address, oversized body, digest mismatch, withheld
+// credentials) and 4xx answers are definite.
 func transient(err error) bool {
 	switch {
 	case err == nil:
 		return false
 	case errors.Is(err, errBlocked), errors.Is(err, errTooLarge),
 		errors.Is(err, errDigestMismatch), errors.Is(err, errTooManyHops),
-		errors.Is(err, errPlainHTTP):
+		errors.Is(err, errPlainHTTP), errors.Is(err, errCredsWithheld):
 		return false
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return true

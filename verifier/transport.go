@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -12,10 +13,14 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
@@ -26,6 +31,7 @@ var (
 	errDigestMismatch = errors.New("manifest bytes do not match Docker-Content-Digest")
 	errTooManyHops    = errors.New("too many redirects")
 	errPlainHTTP      = errors.New("registry answered in plain HTTP; list it in insecureRegistries if that is intended")
+	errCredsWithheld  = errors.New("credentials withheld from a host the keychain does not give them to")
 )
 
 // notTLS reports whether an HTTPS request reached a plain HTTP server.
@@ -50,6 +56,7 @@ func newPuller(o Options) (*remote.Puller, error) {
 		maxManifest: o.MaxManifestBytes,
 		maxPayload:  o.MaxPayloadBytes,
 		obs:         o.Observer,
+		creds:       &credentialGuard{keychain: o.Keychain},
 	}
 	return remote.NewPuller(
 		remote.WithTransport(rt),
@@ -114,18 +121,24 @@ func (g dialGuard) check(host, address string) error {
 
 // registryTransport enforces the per-request rules under go-containerregistry:
 // HTTPS unless the host is insecure, bounded redirects without credentials
-// across hosts, capped bodies, manifest bytes matching the digest the
-// registry claims, and an Observer event per request.
+// across hosts, credentials only to hosts the keychain gives them to,
+// capped bodies, manifest bytes matching the digest the registry claims,
+// and an Observer event per request.
 type registryTransport struct {
 	base        http.RoundTripper
 	insecure    map[string]bool
 	maxManifest int64
 	maxPayload  int64
 	obs         Observer
+	creds       *credentialGuard
 }
 
 func (t *registryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	req, upgraded, err := t.prepare(req)
+	if err != nil {
+		return nil, err
+	}
+	req, withheld, err := t.creds.check(req)
 	if err != nil {
 		return nil, err
 	}
@@ -139,6 +152,10 @@ func (t *registryTransport) RoundTrip(req *http.Request) (*http.Response, error)
 		return nil, err
 	}
 	t.obs.RegistryRequest(op, resp.StatusCode)
+	if withheld && (resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden) {
+		resp.Body.Close()
+		return nil, t.creds.refusal(req)
+	}
 	return t.limit(req, op, resp)
 }
 
@@ -167,6 +184,131 @@ func (t *registryTransport) prepare(req *http.Request) (_ *http.Request, upgrade
 		req.URL.Scheme = "https"
 	}
 	return req, plain, nil
+}
+
+// credentialGuard decides where keychain credentials may travel.
+//
+// go-containerregistry exchanges a registry's credentials for a bearer
+// token at whatever realm the registry's 401 names (WWW-Authenticate:
+// Bearer realm=...), on any host. The rule here: a credential (Basic
+// username and password, or an OAuth2 refresh token or password) is sent
+// to a host only if the keychain gives that same credential to that host.
+// A realm on the registry's own host:port therefore gets the credentials
+// as before; a realm on another host gets an anonymous token request (the
+// Authorization header is removed, and an OAuth2 form carrying a secret is
+// not sent at all), and if it then refuses, the request fails with
+// errCredsWithheld, a definite answer. To trust a token service on another
+// host, as Docker Hub's is, give it the same credentials in the keychain
+// (a docker config or pull-secret entry for the token host, or a pattern
+// that covers it). Redirects are handled in prepare and never carry
+// credentials to another host. Bearer tokens are not checked: the
+// registry client attaches them only to the registry's own host.
+//
+// Confirmed host and credential pairs are remembered (up to
+// maxCredentialGrants), so the keychain is asked once per pair, not on
+// every request to a Basic-auth registry.
+type credentialGuard struct {
+	keychain authn.Keychain
+	mu       sync.Mutex
+	granted  map[[sha256.Size]byte]bool
+}
+
+const maxCredentialGrants = 256
+
+// check returns req, or a copy without credentials the keychain does not
+// give to req's host (withheld), or an error for a form that would carry
+// such a secret in its body.
+func (g *credentialGuard) check(req *http.Request) (_ *http.Request, withheld bool, _ error) {
+	if user, pass, ok := req.BasicAuth(); ok {
+		if g.allowed(req, "basic", user+":"+pass, func(c *authn.AuthConfig) bool { return basicOf(c) == user+":"+pass }) {
+			return req, false, nil
+		}
+		req = req.Clone(req.Context())
+		req.Header.Del("Authorization")
+		return req, true, nil
+	}
+	form, err := tokenForm(req)
+	if err != nil {
+		return nil, false, err
+	}
+	if tok := form.Get("refresh_token"); tok != "" && !g.allowed(req, "refresh", tok, func(c *authn.AuthConfig) bool { return c.IdentityToken == tok }) {
+		return nil, false, g.refusal(req)
+	}
+	if pw := form.Get("password"); pw != "" {
+		cred := form.Get("username") + ":" + pw
+		if !g.allowed(req, "basic", cred, func(c *authn.AuthConfig) bool { return basicOf(c) == cred }) {
+			return nil, false, g.refusal(req)
+		}
+	}
+	return req, false, nil
+}
+
+func (g *credentialGuard) refusal(req *http.Request) error {
+	return fmt.Errorf("token realm %s: %w (it is not the registry's host; give it the same credentials in the keychain if it is trusted)",
+		req.URL.Host, errCredsWithheld)
+}
+
+// allowed reports whether the keychain gives cred (of kind) to req's host.
+func (g *credentialGuard) allowed(req *http.Request, kind, cred string, match func(*authn.AuthConfig) bool) bool {
+	host := strings.ToLower(req.URL.Host)
+	key := sha256.Sum256([]byte(kind + "\x00" + host + "\x00" + cred))
+	g.mu.Lock()
+	ok := g.granted[key]
+	g.mu.Unlock()
+	if ok {
+		return true
+	}
+	reg, err := name.NewRegistry(host)
+	if err != nil {
+		return false
+	}
+	auth, err := authn.Resolve(req.Context(), g.keychain, reg)
+	if err != nil {
+		return false
+	}
+	cfg, err := authn.Authorization(req.Context(), auth)
+	if err != nil || !match(cfg) {
+		return false
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.granted == nil || len(g.granted) >= maxCredentialGrants {
+		g.granted = make(map[[sha256.Size]byte]bool)
+	}
+	g.granted[key] = true
+	return true
+}
+
+// basicOf is the user:password the registry client would send for c as
+// Basic auth, or "" if it would send none.
+func basicOf(c *authn.AuthConfig) string {
+	if c.Username != "" && c.Password != "" {
+		return c.Username + ":" + c.Password
+	}
+	if b, err := base64.StdEncoding.DecodeString(c.Auth); err == nil && c.Auth != "" {
+		return string(b)
+	}
+	return ""
+}
+
+// tokenForm returns the form of an OAuth2 token POST (empty for any other
+// request), reading a copy of the body. Token forms are a few hundred
+// bytes; larger bodies are not forms this client sends.
+func tokenForm(req *http.Request) (url.Values, error) {
+	if req.Method != http.MethodPost || req.GetBody == nil ||
+		!strings.HasPrefix(req.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+		return nil, nil
+	}
+	body, err := req.GetBody()
+	if err != nil {
+		return nil, err
+	}
+	defer body.Close()
+	b, err := io.ReadAll(io.LimitReader(body, 64<<10))
+	if err != nil {
+		return nil, err
+	}
+	return url.ParseQuery(string(b))
 }
 
 // limit caps the body and, for manifests, checks the claimed digest.
