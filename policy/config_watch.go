@@ -13,7 +13,7 @@ import (
 // ConfigWatcherOptions are the optional settings of a ConfigWatcher.
 type ConfigWatcherOptions struct {
 	// Interval is how often Run reads the file to look for a change.
-	// Default 2s. Polling the content (not inotify) also sees the symlink
+	// Default 1s, so a change is served within 2s. Polling the content (not inotify) also sees the symlink
 	// swap a ConfigMap volume does on update.
 	Interval time.Duration
 	// OnReload, when set, is called after each attempt to load changed
@@ -43,7 +43,7 @@ type ConfigWatcher struct {
 // read (exit 2).
 func NewConfigWatcher(path string, opts ConfigWatcherOptions) (*ConfigWatcher, error) {
 	if opts.Interval <= 0 {
-		opts.Interval = 2 * time.Second
+		opts.Interval = time.Second
 	}
 	w := &ConfigWatcher{path: path, opts: opts}
 	data, err := os.ReadFile(path)
