@@ -279,8 +279,10 @@ func TestServeSIGTERMUnderLoad(t *testing.T) {
 		}
 	}
 
+	// A new connection per review: a kept-alive idle connection may be
+	// closed under a request being sent (see docs/security.md).
 	client := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{
-		DisableKeepAlives: true, // a kept-alive idle connection may be closed under a request being sent; see docs/security.md
+		DisableKeepAlives: true,
 		TLSClientConfig:   &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}, //nolint:gosec // self-signed test certificate
 	}}
 	var termAt atomic.Pointer[time.Time]
