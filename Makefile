@@ -97,9 +97,11 @@ chart-check: $(STAMP)/helm-$(HELM_VERSION)
 ## image: build the gate's image with ko and push it to $(KO_DOCKER_REPO) (e.g. 127.0.0.1:5055/signgate).
 ## No base image is pulled: e2e/cmd/base-image pushes one (CA certificates + nonroot 65532) to
 ## $(KO_BASE_IMAGE) first and ko builds on it. Static binary (CGO_ENABLED=0), image name = $(KO_DOCKER_REPO).
-## Loopback/localhost registries are pushed to over plain HTTP. The pushed digest ref is in bin/image.ref.
+## Loopback/localhost registries are pushed to over plain HTTP. The pushed digest ref is written to
+## $(IMAGE_REF_FILE) (default bin/image.ref; the e2e suite points it into its temp dir).
 KO_DOCKER_REPO ?=
 KO_BASE_IMAGE  ?= $(KO_DOCKER_REPO)-base:nonroot
+IMAGE_REF_FILE ?= $(BIN)/image.ref
 KO_INSECURE    := $(if $(filter 127.0.0.1:% localhost:% [::1]:%,$(firstword $(subst /, ,$(KO_DOCKER_REPO)))),1)
 IMAGE_VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 image: $(STAMP)/ko-$(KO_VERSION)
@@ -109,17 +111,18 @@ image: $(STAMP)/ko-$(KO_VERSION)
 	KO_DOCKER_REPO=$(KO_DOCKER_REPO) KO_DEFAULTBASEIMAGE=$$base CGO_ENABLED=0 \
 	  GOFLAGS="$(GOFLAGS) -ldflags=-X=main.version=$(IMAGE_VERSION)" \
 	  $(BIN)/ko build --bare --sbom=none --platform=linux/$$($(GO) env GOARCH) \
-	    $(if $(KO_INSECURE),--insecure-registry) --image-refs $(BIN)/image.ref ./cmd/signgate
-	@echo "image: $$(cat $(BIN)/image.ref)"
+	    $(if $(KO_INSECURE),--insecure-registry) --image-refs $(IMAGE_REF_FILE) ./cmd/signgate
+	@echo "image: $$(cat $(IMAGE_REF_FILE))"
 
-## e2e-tools: kube-apiserver, etcd, cosign, crane, helm and PSA's webhook in bin/, plus the registry.
+## e2e-tools: kube-apiserver, etcd, cosign, crane, helm, ko (the suite builds the gate's image with
+## `make image`) and PSA's webhook in bin/, plus the registry.
 e2e-tools: $(STAMP)/kube-apiserver-$(KUBE_VERSION) $(STAMP)/pod-security-webhook-$(KUBE_VERSION) \
            $(STAMP)/etcd-$(ETCD_VERSION) $(STAMP)/cosign-$(COSIGN_VERSION) \
-           $(STAMP)/crane-$(GGCR_VERSION) $(STAMP)/helm-$(HELM_VERSION) registry
+           $(STAMP)/crane-$(GGCR_VERSION) $(STAMP)/helm-$(HELM_VERSION) $(STAMP)/ko-$(KO_VERSION) registry
 
 # A stamp whose binary is gone (bin/ partly removed by hand) is stale:
 # forget it so the tool is built again.
-E2E_TOOLS := kube-apiserver pod-security-webhook etcd cosign crane helm
+E2E_TOOLS := kube-apiserver pod-security-webhook etcd cosign crane helm ko
 $(foreach t,$(E2E_TOOLS),$(if $(wildcard $(BIN)/$(t)),,$(shell rm -f $(STAMP)/$(t)-*)))
 
 ## e2e: the end-to-end suite against real kube-apiserver, etcd, registry and cosign (e2e/).
