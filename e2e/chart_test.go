@@ -3,14 +3,8 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -20,7 +14,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/signgate/signgate/e2e/harness"
@@ -40,7 +33,8 @@ const chartImageDigest = "sha256:" + "0123456789abcdef0123456789abcdef0123456789
 //   - the webhook configurations are only dry-run created (DryRun All):
 //     they point at a dead address (127.0.0.1:1) with failurePolicy Fail,
 //     and registering them for real would deny every pod of every parallel
-//     test;
+//     test (TestOwnImageThroughChart registers them for real, scoped to its
+//     own namespace with webhook.namespaceSelector);
 //   - everything else is created for real in a namespace of the test's own,
 //     under a unique release name (the ClusterRoles and ClusterRoleBinding
 //     are named after it and deleted at cleanup);
@@ -53,19 +47,7 @@ func TestChartRendersAcceptedByAPIServer(t *testing.T) {
 	t.Parallel()
 	ctx := testContext(t)
 
-	helm, err := filepath.Abs(filepath.Join("..", "bin", "helm"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(helm); err != nil {
-		t.Fatalf("%s: %v (run make e2e-tools)", helm, err)
-	}
-
-	suffix := make([]byte, 4)
-	if _, err := rand.Read(suffix); err != nil {
-		t.Fatal(err)
-	}
-	release := "sg-e2e-" + hex.EncodeToString(suffix)
+	release := uniqueRelease(t, "sg-e2e")
 	ns := release + "-ns"
 	if err := env.CreateNamedNamespace(ctx, ns, nil); err != nil {
 		t.Fatal(err)
@@ -74,30 +56,11 @@ func TestChartRendersAcceptedByAPIServer(t *testing.T) {
 	caBundle := base64.StdEncoding.EncodeToString(env.CA.CertPEM)
 	render := func(templates ...string) []*unstructured.Unstructured {
 		t.Helper()
-		args := []string{"template", release, filepath.Join("..", "charts", "signgate"),
-			"-n", ns,
+		return helmTemplate(ctx, t, release, ns, []string{
 			"--set", "webhook.url=https://127.0.0.1:1",
 			"--set", "webhook.caBundle=" + caBundle,
 			"--set", "image.digest=" + chartImageDigest,
-		}
-		for _, tpl := range templates {
-			args = append(args, "--show-only", "templates/"+tpl+".yaml")
-		}
-		cmd := exec.CommandContext(ctx, helm, args...)
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("helm %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
-		}
-		objs, err := harness.DecodeManifests(out)
-		if err != nil {
-			t.Fatalf("decode rendered %v: %v", templates, err)
-		}
-		if len(objs) == 0 {
-			t.Fatalf("helm rendered nothing for %v", templates)
-		}
-		return objs
+		}, templates...)
 	}
 
 	// Cluster-scoped objects are named after the release; delete them at
@@ -133,15 +96,7 @@ func TestChartRendersAcceptedByAPIServer(t *testing.T) {
 	}
 
 	// The gate's configuration from the chart is valid.
-	var configYAML string
-	for _, o := range objs {
-		if o.GetKind() == "ConfigMap" {
-			configYAML, _, _ = unstructured.NestedString(o.Object, "data", "config.yaml")
-		}
-	}
-	if configYAML == "" {
-		t.Fatal("rendered ConfigMap has no data.config.yaml")
-	}
+	configYAML := renderedConfig(t, objs)
 	if _, err := policy.ParseConfig([]byte(configYAML)); err != nil {
 		t.Errorf("chart's config.yaml: %v\n%s", err, configYAML)
 	}
@@ -151,14 +106,7 @@ func TestChartRendersAcceptedByAPIServer(t *testing.T) {
 	if err := env.ApplyPolicy(ctx, pass); err != nil {
 		t.Fatal(err)
 	}
-	deps := render("deployment")
-	if len(deps) != 1 || deps[0].GetKind() != "Deployment" {
-		t.Fatalf("rendered deployment.yaml: %d objects, want one Deployment", len(deps))
-	}
-	var dep appsv1.Deployment
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(deps[0].Object, &dep); err != nil {
-		t.Fatal(err)
-	}
+	dep := renderedDeployment(t, render("deployment"))
 	dep.Namespace = ns
 	deployments := env.Client.AppsV1().Deployments(ns)
 	// The gate sees the new ImagePolicy through an informer: dry-run until

@@ -149,6 +149,9 @@ func (e *Env) InstallCRDs(ctx context.Context, dir string) error {
 
 // StartSigngate starts signgate serve against this API server. opts.Bin
 // and opts.Kubeconfig default to bin/signgate and the admin kubeconfig.
+// It writes gate-config.yaml and the serving pair into e.Dir and sets
+// e.Signgate: it starts the environment's gate. A test that needs a gate
+// of its own calls the package's StartSigngate with a directory of its own.
 func (e *Env) StartSigngate(ctx context.Context, opts SigngateOptions) error {
 	if opts.Bin == "" {
 		opts.Bin = e.Bin.Signgate
