@@ -251,13 +251,15 @@ func TestServeRotatesCertificateUnderLoad(t *testing.T) {
 }
 
 // TestServeSIGTERMUnderLoad runs the signgate binary (this test binary
-// through TestMain) and sends it SIGTERM while reviews that wait on a slow
-// registry are in flight. Every review whose request reached the server
-// must be answered, the process must exit 0, and before SIGTERM nothing may
-// fail. After SIGTERM new connections are refused: that is how the API
-// server learns to use another replica.
+// through TestMain) with --shutdown-delay=1s and sends it SIGTERM while
+// reviews that wait on a slow registry are in flight. /readyz must fail at
+// once; during the delay every review, new connections included, must
+// still be answered; after it, every review whose request reached the
+// server must be answered, and the process must exit 0. Before SIGTERM
+// nothing may fail. After the delay new connections are refused.
 func TestServeSIGTERMUnderLoad(t *testing.T) {
 	const workers = 16
+	const delay = time.Second
 	// One cached verdict for 8 images and a registry that takes 200ms per
 	// request: most reviews are busy verifying when SIGTERM arrives.
 	f := newFixture(t, 8, 2, "cache: {maxEntries: 1}\n")
@@ -266,7 +268,7 @@ func TestServeSIGTERMUnderLoad(t *testing.T) {
 	listen, metrics := freePort(t), freePort(t)
 	cmd := exec.Command(os.Args[0], "serve", "--listen="+listen, "--metrics-listen="+metrics,
 		"--tls-cert-file="+o.CertFile, "--tls-key-file="+o.KeyFile, "--policy-dir="+o.PolicyDir,
-		"--config="+o.ConfigFile, "--namespace=signgate-system", "--log-format=text")
+		"--config="+o.ConfigFile, "--namespace=signgate-system", "--log-format=text", "--shutdown-delay="+delay.String())
 	cmd.Env = append(os.Environ(), "SIGNGATE_TEST_MAIN=1")
 	var logs bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
@@ -300,7 +302,7 @@ func TestServeSIGTERMUnderLoad(t *testing.T) {
 		TLSClientConfig:   &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}, //nolint:gosec // self-signed test certificate
 	}}
 	var termAt atomic.Pointer[time.Time]
-	var answered, inFlightAnswered, notAccepted atomic.Int64
+	var answered, inFlightAnswered, drainAnswered, notAccepted atomic.Int64
 	var stats loadStats
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -327,6 +329,11 @@ func TestServeSIGTERMUnderLoad(t *testing.T) {
 					if term != nil && started.Before(*term) {
 						inFlightAnswered.Add(1)
 					}
+					if term != nil && started.After(*term) {
+						drainAnswered.Add(1)
+					}
+				case term != nil && started.Before(term.Add(delay-200*time.Millisecond)):
+					stats.fail("%s started %s after SIGTERM, inside --shutdown-delay: %v", c.name, started.Sub(*term).Round(time.Millisecond), err)
 				case term != nil && !wrote.Load():
 					// After SIGTERM: refused or reset before the request
 					// was sent; nothing was admitted or denied.
@@ -345,6 +352,16 @@ func TestServeSIGTERMUnderLoad(t *testing.T) {
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
+	unready := false
+	for deadline := now.Add(delay / 2); time.Now().Before(deadline) && !unready; time.Sleep(20 * time.Millisecond) {
+		if resp, err := http.Get("http://" + metrics + "/readyz"); err == nil {
+			resp.Body.Close()
+			unready = resp.StatusCode == http.StatusServiceUnavailable
+		}
+	}
+	if !unready {
+		t.Errorf("/readyz did not fail within %s of SIGTERM", delay/2)
+	}
 	var exitErr error
 	select {
 	case exitErr = <-exited:
@@ -356,8 +373,14 @@ func TestServeSIGTERMUnderLoad(t *testing.T) {
 	wg.Wait()
 
 	stats.requireNoFailures(t)
-	t.Logf("SIGTERM under load: %d reviews answered, %d of them in flight at SIGTERM; %d connections refused after; exit after %s",
-		answered.Load(), inFlightAnswered.Load(), notAccepted.Load(), stoppedAfter.Round(time.Millisecond))
+	t.Logf("SIGTERM under load: %d reviews answered, %d of them in flight at SIGTERM, %d sent during the shutdown delay; %d connections refused after it; exit after %s",
+		answered.Load(), inFlightAnswered.Load(), drainAnswered.Load(), notAccepted.Load(), stoppedAfter.Round(time.Millisecond))
+	if drainAnswered.Load() == 0 {
+		t.Error("no review sent after SIGTERM was answered: --shutdown-delay did not keep serving")
+	}
+	if stoppedAfter < delay {
+		t.Errorf("exited %s after SIGTERM, before the %s shutdown delay", stoppedAfter, delay)
+	}
 	if exitErr != nil {
 		t.Errorf("signgate exited with %v after SIGTERM, want exit 0", exitErr)
 	}

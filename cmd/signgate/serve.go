@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -39,6 +40,10 @@ type serveOptions struct {
 	MetricsListen string // plain HTTP: /healthz, /readyz, /metrics
 	LogFormat     string // json | text
 	Namespace     string // the gate's own namespace, always exempt
+	// ShutdownDelay: after SIGTERM, keep serving this long (unready, no
+	// keep-alives) before closing the port, so the API server stops
+	// sending here before connections are refused.
+	ShutdownDelay time.Duration
 }
 
 // shutdownGrace bounds how long in-flight reviews may take after SIGTERM:
@@ -85,6 +90,7 @@ func parseServeFlags(args []string, stderr io.Writer) (serveOptions, error) {
 	fs.StringVar(&o.MetricsListen, "metrics-listen", ":9090", "`ADDR` of the plain-HTTP /healthz, /readyz and /metrics endpoints")
 	fs.StringVar(&o.LogFormat, "log-format", "json", "log format: json or text")
 	fs.StringVar(&o.Namespace, "namespace", defaultNamespace(), "the gate's own `NAMESPACE`, never evaluated (default: $POD_NAMESPACE or signgate-system)")
+	fs.DurationVar(&o.ShutdownDelay, "shutdown-delay", 0, "after SIGTERM, keep answering for `DURATION` with /readyz failing and keep-alives off before the port closes, while Service endpoints update (in a cluster: 5s)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -97,6 +103,8 @@ func parseServeFlags(args []string, stderr io.Writer) (serveOptions, error) {
 		return o, fmt.Errorf("--log-format must be json or text, not %q", o.LogFormat)
 	case o.Namespace == "":
 		return o, errors.New("--namespace must not be empty")
+	case o.ShutdownDelay < 0 || o.ShutdownDelay > time.Minute:
+		return o, fmt.Errorf("--shutdown-delay must be between 0s and 1m, not %s", o.ShutdownDelay)
 	}
 	return o, nil
 }
@@ -125,12 +133,15 @@ type server struct {
 	stop     []func() // close watchers and informers
 
 	webhookLn, metricsLn net.Listener
+
+	shutdownDelay time.Duration
+	draining      atomic.Bool // SIGTERM received: /readyz fails
 }
 
 // newServer builds everything that can fail on bad input (certificate,
 // configuration, policies) before any port is opened.
 func newServer(ctx context.Context, o serveOptions, log *slog.Logger) (*server, error) {
-	s := &server{log: log}
+	s := &server{log: log, shutdownDelay: o.ShutdownDelay}
 	certs, err := newCertReloader(o.CertFile, o.KeyFile, log)
 	if err != nil {
 		return nil, err
@@ -217,6 +228,9 @@ func (s *server) metricsMux(reg *prometheus.Registry) *http.ServeMux {
 // deliberately not part of it: an unready gate is taken out of service,
 // and a registry outage must give "retry" denials, not no answer.
 func (s *server) ready() error {
+	if s.draining.Load() {
+		return errors.New("shutting down")
+	}
 	if !s.certs.loaded() {
 		return errors.New("TLS certificate not loaded")
 	}
@@ -249,6 +263,7 @@ func (s *server) run(ctx context.Context) error {
 	var err error
 	select {
 	case <-ctx.Done():
+		err = s.drain(errc)
 		s.log.Info("shutting down: finishing in-flight reviews")
 	case err = <-errc:
 		err = fmt.Errorf("serve: %w", err)
@@ -266,6 +281,27 @@ func (s *server) run(ctx context.Context) error {
 	wg.Wait()
 	s.log.Info("stopped")
 	return err
+}
+
+// drain is the first step of a shutdown: /readyz fails at once, and for
+// --shutdown-delay the gate still answers every review, closing each
+// connection after its answer, while the endpoints of its Service are
+// updated; only then does run close the port. Without the delay the API
+// server may still pick this replica for a moment and find the port
+// closed: with failurePolicy Fail that is a denied pod.
+func (s *server) drain(errc <-chan error) error {
+	s.draining.Store(true)
+	if s.shutdownDelay <= 0 {
+		return nil
+	}
+	s.log.Info("shutting down: unready, still answering", "shutdownDelay", s.shutdownDelay)
+	s.webhook.SetKeepAlivesEnabled(false)
+	select {
+	case <-time.After(s.shutdownDelay):
+		return nil
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	}
 }
 
 func (s *server) close() {
