@@ -105,7 +105,7 @@ func TestDeploymentWiring(t *testing.T) {
 	c := d.Spec.Template.Spec.Containers[0]
 	wantArgs := []string{"serve", "--listen", ":8443", "--metrics-listen", ":9090",
 		"--tls-cert-file", "/tls/tls.crt", "--tls-key-file", "/tls/tls.key",
-		"--config", "/config/config.yaml", "--namespace", releaseNamespace}
+		"--config", "/config/config.yaml", "--namespace", releaseNamespace, "--shutdown-delay", "5s"}
 	if diff := cmp.Diff(wantArgs, c.Args); diff != "" {
 		t.Errorf("args (-want +got):\n%s", diff)
 	}
@@ -460,6 +460,7 @@ func TestSchemaRejectsBadValues(t *testing.T) {
 		{"tag in the digest", "image.digest=latest"},
 		{"unknown namespaceSelector field", "webhook.namespaceSelector.matchFields=x"},
 		{"unknown namespaceSelector operator", "webhook.namespaceSelector.matchExpressions[0].operator=Gt"},
+		{"shutdownDelay without a unit", "shutdownDelay=5"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
