@@ -205,15 +205,17 @@ func (t *registryTransport) prepare(req *http.Request) (_ *http.Request, upgrade
 // registry client attaches them only to the registry's own host.
 //
 // Confirmed host and credential pairs are remembered (up to
-// maxCredentialGrants), so the keychain is asked once per pair, not on
-// every request to a Basic-auth registry.
+// maxCredentialGrants, 32 bytes each), so the keychain is asked once per
+// pair, not on every request to a Basic-auth registry, and a credential
+// the registry client still holds after the keychain rotated it keeps
+// working where it was confirmed.
 type credentialGuard struct {
 	keychain authn.Keychain
 	mu       sync.Mutex
 	granted  map[[sha256.Size]byte]bool
 }
 
-const maxCredentialGrants = 256
+const maxCredentialGrants = 4096
 
 // check returns req, or a copy without credentials the keychain does not
 // give to req's host (withheld), or an error for a form that would carry
@@ -244,7 +246,7 @@ func (g *credentialGuard) check(req *http.Request) (_ *http.Request, withheld bo
 }
 
 func (g *credentialGuard) refusal(req *http.Request) error {
-	return fmt.Errorf("token realm %s: %w (it is not the registry's host; give it the same credentials in the keychain if it is trusted)",
+	return fmt.Errorf("token realm %s: %w (a realm on another host than the registry gets them only if the keychain gives it the same credentials)",
 		req.URL.Host, errCredsWithheld)
 }
 
