@@ -102,7 +102,7 @@ type PinningConfig struct {
 
 // CacheConfig is the cache section. Every value must be positive.
 type CacheConfig struct {
-	MaxEntries int           `yaml:"maxEntries"` // verdict entries, default 10000
+	MaxEntries int           `yaml:"maxEntries"` // verified verdicts, and as many definite failures; default 10000
 	TTL        time.Duration `yaml:"ttl"`        // verified verdicts, default 10m
 	FailureTTL time.Duration `yaml:"failureTTL"` // definite failures, default 30s
 	TagTTL     time.Duration `yaml:"tagTTL"`     // tag→digest resolutions, default 15s; 0 disables the tag cache

@@ -226,3 +226,81 @@ func settledHeap() int64 {
 }
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }
+
+// TestMemoryBoundedAcrossRepositories: image strings come from tenants, so
+// they choose how many distinct repositories the gate talks to. 5,000 pods
+// naming 5,000 new repositories must not grow the heap past what the
+// caches are sized for: go-containerregistry's Puller keeps a reader per
+// repository for its whole life, so the Verifier replaces it every
+// maxPullerRepos repositories (pullers).
+func TestMemoryBoundedAcrossRepositories(t *testing.T) {
+	const (
+		cacheSize = 500
+		total     = 5000
+		full      = 2000 // the verdict cache is full and the Puller has been replaced once
+		workers   = 16
+	)
+	reg := registrytest.New(t)
+	set := AuthoritySet{Authorities: []Authority{{Name: "alice", Key: registrytest.NewSigner(t).Public}}}
+	v, err := New(Options{
+		CacheSize:          cacheSize,
+		TTL:                time.Hour, // see TestMemoryBoundedByCacheSize
+		FailureTTL:         time.Hour,
+		InsecureRegistries: []string{reg.Host},
+		Transport:          reg.InProcess(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(from, to int64) {
+		t.Helper()
+		var wg sync.WaitGroup
+		next := atomic.Int64{}
+		next.Store(from)
+		for range workers {
+			wg.Go(func() {
+				for i := next.Add(1) - 1; i < to; i = next.Add(1) - 1 {
+					sum := sha256.Sum256(fmt.Appendf(nil, "repo %d", i))
+					d, err := name.NewDigest(fmt.Sprintf("%s/tenant%d/app@sha256:%x", reg.Host, i, sum), name.Insecure)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					_, err = v.Verify(t.Context(), d, set)
+					if nv := (*NotVerifiedError)(nil); !errors.As(err, &nv) || nv.Reason != "no signatures found" {
+						t.Errorf("Verify(%s) = %v, want no signatures found", d, err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		reg.ResetRequests()
+	}
+	run(0, full)
+	if t.Failed() {
+		t.FailNow()
+	}
+	heapFull := settledHeap()
+	run(full, total)
+	if t.Failed() {
+		t.FailNow()
+	}
+	heapEnd := settledHeap()
+	repos, gens := v.pullers.stats()
+	growth := heapEnd - heapFull
+	// Without replacement each repository keeps ~450 bytes (more under
+	// -race) in the Puller: 3,000 more repositories would add > 1.3 MiB.
+	const limit = 512 << 10
+	t.Logf("%d repositories: the current Puller serves %d of them, %d Pullers built; live heap %.2f MiB at %d, %.2f MiB at %d (growth %+.1f KiB, limit %d KiB)",
+		total, repos, gens, mib(heapFull), full, mib(heapEnd), total, float64(growth)/1024, limit>>10)
+	if repos > maxPullerRepos {
+		t.Errorf("the Puller serves %d repositories, want at most %d", repos, maxPullerRepos)
+	}
+	if want := total / maxPullerRepos; gens < want {
+		t.Errorf("%d Pullers built for %d repositories, want at least %d", gens, total, want)
+	}
+	if growth > limit {
+		t.Errorf("live heap grew by %.1f KiB from %d to %d repositories, want under %d KiB", float64(growth)/1024, full, total, limit>>10)
+	}
+}

@@ -80,8 +80,10 @@ type Options struct {
 	// MaxSignatures is how many signatures per layout are considered; more
 	// are ignored. Default 100.
 	MaxSignatures int
-	// CacheSize is the number of verdicts kept. Default 10000; <0 disables
-	// the verdict cache.
+	// CacheSize bounds the verdict cache: up to CacheSize verified verdicts
+	// plus up to CacheSize definite failures, kept apart so that a flood of
+	// unsigned digests cannot evict verified ones. Default 10000; <0
+	// disables the verdict cache.
 	CacheSize int
 	// TTL is how long a verified verdict is kept. Default 10m.
 	TTL time.Duration

@@ -53,11 +53,12 @@ func (v *Verifier) resolve(ctx context.Context, tag name.Tag) (name.Digest, erro
 	if err != nil {
 		return name.Digest{}, err
 	}
-	desc, err := v.puller.Head(ctx, rt)
+	puller := v.pullers.forRepo(rt.Context())
+	desc, err := puller.Head(ctx, rt)
 	if err != nil && headUnsupported(err) {
 		// GET computes the digest from the bytes; the transport fails the
 		// read if they disagree with the registry's Docker-Content-Digest.
-		got, gerr := v.puller.Get(ctx, rt)
+		got, gerr := puller.Get(ctx, rt)
 		if gerr != nil {
 			return name.Digest{}, gerr
 		}

@@ -40,12 +40,13 @@ func notTLS(err error) bool {
 	return errors.As(err, &rh) || strings.Contains(err.Error(), "HTTP response to HTTPS client")
 }
 
-// newPuller builds the one remote.Puller a Verifier uses for every
-// registry. Reusing it keeps each repository's ping and token, so a cold
-// verification costs only the requests for the data itself. Retries are
-// off: a verification must finish inside an admission deadline, and an
-// undecided answer is retried by the caller instead.
-func newPuller(o Options) (*remote.Puller, error) {
+// pullerBuilder returns what builds the remote.Puller a Verifier uses for
+// every registry (see pullers): all on one transport. Reusing a Puller
+// keeps each repository's ping and token, so a cold verification costs
+// only the requests for the data itself. Retries are off: a verification
+// must finish inside an admission deadline, and an undecided answer is
+// retried by the caller instead.
+func pullerBuilder(o Options) func() (*remote.Puller, error) {
 	base := o.Transport
 	if base == nil {
 		base = guardedTransport(o.BlockedNetworks, o.AllowedHosts)
@@ -58,13 +59,15 @@ func newPuller(o Options) (*remote.Puller, error) {
 		obs:         o.Observer,
 		creds:       &credentialGuard{keychain: o.Keychain},
 	}
-	return remote.NewPuller(
-		remote.WithTransport(rt),
-		remote.WithAuthFromKeychain(o.Keychain),
-		remote.WithRetryPredicate(func(error) bool { return false }),
-		remote.WithRetryStatusCodes(),
-		remote.WithUserAgent("signgate"),
-	)
+	return func() (*remote.Puller, error) {
+		return remote.NewPuller(
+			remote.WithTransport(rt),
+			remote.WithAuthFromKeychain(o.Keychain),
+			remote.WithRetryPredicate(func(error) bool { return false }),
+			remote.WithRetryStatusCodes(),
+			remote.WithUserAgent("signgate"),
+		)
+	}
 }
 
 func hostSet(hosts []string) map[string]bool {

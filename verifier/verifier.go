@@ -17,7 +17,7 @@ import (
 // expirable LRU) for the lifetime of the process.
 type Verifier struct {
 	opts     Options
-	puller   *remote.Puller
+	pullers  *pullers
 	insecure map[string]bool
 	verdicts *verdictCache
 	tags     *tagCache
@@ -33,13 +33,13 @@ func New(opts Options) (*Verifier, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, err := newPuller(o)
+	p, err := newPullers(pullerBuilder(o))
 	if err != nil {
 		return nil, err
 	}
 	return &Verifier{
 		opts:     o,
-		puller:   p,
+		pullers:  p,
 		insecure: hostSet(o.InsecureRegistries),
 		verdicts: newVerdictCache(o),
 		tags:     newTagCache(o),
@@ -48,9 +48,10 @@ func New(opts Options) (*Verifier, error) {
 	}, nil
 }
 
-// remoteOptions point go-containerregistry calls at the shared puller.
-func (v *Verifier) remoteOptions(ctx context.Context) []remote.Option {
-	return []remote.Option{remote.Reuse(v.puller), remote.WithContext(ctx)}
+// remoteOptions point go-containerregistry calls about repo at the shared
+// puller.
+func (v *Verifier) remoteOptions(ctx context.Context, repo name.Repository) []remote.Option {
+	return []remote.Option{remote.Reuse(v.pullers.forRepo(repo)), remote.WithContext(ctx)}
 }
 
 // nameOptions mark registries listed as insecure, so the registry client

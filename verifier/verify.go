@@ -157,7 +157,7 @@ func (v *Verifier) verify(ctx context.Context, d name.Digest, set AuthoritySet) 
 // verifyClassic checks the signatures in the sha256-<hex>.sig tag.
 func (v *Verifier) verifyClassic(ctx context.Context, d name.Digest, h v1.Hash, t *tally) {
 	tag := d.Context().Tag(strings.Replace(d.DigestStr(), ":", "-", 1) + ".sig")
-	sigs, err := ociremote.Signatures(tag, ociremote.WithRemoteOptions(v.remoteOptions(ctx)...))
+	sigs, err := ociremote.Signatures(tag, ociremote.WithRemoteOptions(v.remoteOptions(ctx, tag.Context())...))
 	if err != nil {
 		t.fail("signature tag "+tag.TagStr(), err)
 		return
@@ -216,7 +216,7 @@ func (v *Verifier) checkClassic(ctx context.Context, what string, sig oci.Signat
 // (go-containerregistry falls back to the sha256-<hex> tag when the
 // registry has no referrers API).
 func (v *Verifier) verifyBundles(ctx context.Context, d name.Digest, h v1.Hash, t *tally) {
-	idx, err := remote.Referrers(d, v.remoteOptions(ctx)...)
+	idx, err := remote.Referrers(d, v.remoteOptions(ctx, d.Context())...)
 	if err != nil {
 		t.fail("referrers", err)
 		return
@@ -242,7 +242,7 @@ func (v *Verifier) verifyBundles(ctx context.Context, d name.Digest, h v1.Hash, 
 			return
 		}
 		what := "bundle " + desc.Digest.String()
-		b, err := ociremote.Bundle(d.Context().Digest(desc.Digest.String()), ociremote.WithRemoteOptions(v.remoteOptions(ctx)...))
+		b, err := ociremote.Bundle(d.Context().Digest(desc.Digest.String()), ociremote.WithRemoteOptions(v.remoteOptions(ctx, d.Context())...))
 		if err != nil {
 			t.fail(what, err)
 			continue
