@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 	kubefake "k8s.io/client-go/kubernetes/fake"
+	clienttesting "k8s.io/client-go/testing"
 
 	"github.com/signgate/signgate/policy/v1alpha1"
 )
@@ -78,6 +80,7 @@ func TestClusterSource(t *testing.T) {
 		}),
 		imagePolicy(t, "team-a", "ci", secretKeySpec("quay.io/team-a/*", "ci")),
 	)
+	statusSubresource(dyn)
 	kube := kubefake.NewClientset(
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team-a", Labels: map[string]string{"env": "prod", corev1.LabelMetadataName: "team-a"}}},
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team-b", Labels: map[string]string{corev1.LabelMetadataName: "team-b"}}},
@@ -170,10 +173,11 @@ func TestClusterSource(t *testing.T) {
 	if _, err := dyn.Resource(cipGVR).Update(ctx, u, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool {
+	waitForf(t, func() (bool, string) {
 		u, err := dyn.Resource(cipGVR).Get(ctx, "prod-broken", metav1.GetOptions{})
 		c := readyCondition(t, u)
-		return err == nil && c != nil && c.Status == metav1.ConditionTrue && c.ObservedGeneration == 2
+		return err == nil && c != nil && c.Status == metav1.ConditionTrue && c.ObservedGeneration == 2,
+			fmt.Sprintf("prod-broken after the fix: err %v, object %v", err, u)
 	})
 	if rs := s.Snapshot().Requirements("team-b", teamBLabels, "ghcr.io/x"); len(rs) != 0 {
 		t.Errorf("fixed policy still covers everything: %+v", summarize(rs))
@@ -252,5 +256,52 @@ func TestNewClusterSourceRequiresClients(t *testing.T) {
 	dyn := dynamicfake.NewSimpleDynamicClient(runtime.NewScheme())
 	if _, err := NewClusterSource(dyn, kubefake.NewClientset(), "", ClusterOptions{}); err == nil {
 		t.Error("empty gate namespace: nil error")
+	}
+}
+
+// statusSubresource makes the fake's UpdateStatus write only .status, as
+// the API server does. The fake replaces the whole object, so a status
+// write from a stale informer copy would undo a spec update made in
+// between (the API server would answer it with a conflict instead).
+func statusSubresource(dyn *dynamicfake.FakeDynamicClient) {
+	dyn.PrependReactor("update", "*", func(a clienttesting.Action) (bool, runtime.Object, error) {
+		ua, ok := a.(clienttesting.UpdateAction)
+		if !ok || ua.GetSubresource() != "status" {
+			return false, nil, nil
+		}
+		obj, ok := ua.GetObject().(*unstructured.Unstructured)
+		if !ok {
+			return false, nil, nil
+		}
+		cur, err := dyn.Tracker().Get(ua.GetResource(), ua.GetNamespace(), obj.GetName())
+		if err != nil {
+			return true, nil, err
+		}
+		u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(cur.DeepCopyObject())
+		if err != nil {
+			return true, nil, err
+		}
+		merged := &unstructured.Unstructured{Object: u}
+		merged.Object["status"] = runtime.DeepCopyJSONValue(obj.Object["status"])
+		if err := dyn.Tracker().Update(ua.GetResource(), merged, ua.GetNamespace()); err != nil {
+			return true, nil, err
+		}
+		return true, merged, nil
+	})
+}
+
+// waitForf is waitFor that says what it saw last when it gives up.
+func waitForf(t *testing.T, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ok, last := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within 10s; last: %s", last)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
