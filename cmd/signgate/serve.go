@@ -136,6 +136,7 @@ type server struct {
 
 	shutdownDelay time.Duration
 	draining      atomic.Bool // SIGTERM received: /readyz fails
+	conns         connStates  // of the webhook server
 }
 
 // newServer builds everything that can fail on bad input (certificate,
@@ -182,6 +183,7 @@ func newServer(ctx context.Context, o serveOptions, log *slog.Logger) (*server, 
 		IdleTimeout:       90 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ConnState:         s.conns.track,
 	}
 	s.metrics = &http.Server{
 		Addr:              o.MetricsListen,
@@ -265,6 +267,7 @@ func (s *server) run(ctx context.Context) error {
 	case <-ctx.Done():
 		err = s.drain(errc)
 		s.log.Info("shutting down: finishing in-flight reviews")
+		s.stopAccepting()
 	case err = <-errc:
 		err = fmt.Errorf("serve: %w", err)
 	}
@@ -281,6 +284,48 @@ func (s *server) run(ctx context.Context) error {
 	wg.Wait()
 	s.log.Info("stopped")
 	return err
+}
+
+// stopAccepting closes the webhook port and waits until every connection
+// already accepted has had its first request read (or has closed, at the
+// latest after ReadHeaderTimeout): Go's http.Server drops, unanswered, a
+// request it finishes reading after Shutdown has begun, so calling
+// Shutdown with a just-accepted connection could leave a review the API
+// server sent without an answer.
+func (s *server) stopAccepting() {
+	if err := s.webhookLn.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+		s.log.Warn("close webhook listener", "err", err)
+	}
+	deadline := time.Now().Add(s.webhook.ReadHeaderTimeout)
+	for s.conns.fresh() > 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// connStates counts the webhook's connections that have not yet begun a
+// request (http.StateNew). Used as http.Server.ConnState.
+type connStates struct {
+	mu  sync.Mutex
+	new map[net.Conn]struct{}
+}
+
+func (c *connStates) track(conn net.Conn, st http.ConnState) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st == http.StateNew {
+		if c.new == nil {
+			c.new = make(map[net.Conn]struct{})
+		}
+		c.new[conn] = struct{}{}
+		return
+	}
+	delete(c.new, conn)
+}
+
+func (c *connStates) fresh() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.new)
 }
 
 // drain is the first step of a shutdown: /readyz fails at once, and for
