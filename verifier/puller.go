@@ -2,14 +2,18 @@ package verifier
 
 import (
 	"sync"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
-// maxPullerRepos is how many distinct repositories one remote.Puller serves
-// before it is replaced.
-const maxPullerRepos = 1000
+// A remote.Puller is replaced after it has served maxPullerRepos distinct
+// repositories or lived maxPullerAge.
+const (
+	maxPullerRepos = 1000
+	maxPullerAge   = 10 * time.Minute
+)
 
 // pullers hands out the shared remote.Puller. go-containerregistry's Puller
 // keeps a reader (ping result and token) for every repository it has
@@ -17,19 +21,24 @@ const maxPullerRepos = 1000
 // of pods naming ever new repositories would grow memory without bound.
 // After maxPullerRepos distinct repositories the Puller is replaced by a
 // new one on the same transport (connections are kept; a repository seen
-// again costs one ping and token again). Calls in flight keep the Puller
-// they started with. Safe for concurrent use.
+// again costs one ping and token again). It is also replaced after
+// maxPullerAge, so that rotated registry credentials (a Secret updated in
+// place) are picked up: a Puller asks the keychain once per repository.
+// Calls in flight keep the Puller they started with. Safe for concurrent
+// use.
 type pullers struct {
 	build func() (*remote.Puller, error)
+	now   func() time.Time
 
 	mu    sync.Mutex
 	cur   *remote.Puller
 	repos map[string]struct{} // repositories cur has served
+	born  time.Time           // when cur was built
 	gens  int                 // Pullers built so far
 }
 
 func newPullers(build func() (*remote.Puller, error)) (*pullers, error) {
-	p := &pullers{build: build}
+	p := &pullers{build: build, now: time.Now}
 	if err := p.replace(); err != nil {
 		return nil, err
 	}
@@ -41,7 +50,7 @@ func (p *pullers) replace() error {
 	if err != nil {
 		return err
 	}
-	p.cur, p.repos = cur, make(map[string]struct{})
+	p.cur, p.repos, p.born = cur, make(map[string]struct{}), p.now()
 	p.gens++
 	return nil
 }
@@ -51,10 +60,11 @@ func (p *pullers) forRepo(repo name.Repository) *remote.Puller {
 	key := repo.Name()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if _, ok := p.repos[key]; ok {
+	stale := p.now().Sub(p.born) > maxPullerAge
+	if _, ok := p.repos[key]; ok && !stale {
 		return p.cur
 	}
-	if len(p.repos) >= maxPullerRepos {
+	if stale || len(p.repos) >= maxPullerRepos {
 		// Build cannot fail here: the options were checked by the first build.
 		if err := p.replace(); err != nil {
 			return p.cur

@@ -6,8 +6,6 @@ import (
 	"maps"
 	"os"
 
-	"github.com/google/go-containerregistry/pkg/authn"
-
 	"github.com/signgate/signgate/admission"
 	"github.com/signgate/signgate/policy"
 	"github.com/signgate/signgate/verifier"
@@ -28,7 +26,7 @@ func newCheckGate(_ context.Context, opts checkOptions, ms []manifest) (admissio
 	}
 	var v admission.Verifier = offlineVerifier{}
 	if !opts.Offline {
-		if v, err = verifier.New(verifierOptions(cfg, opts)); err != nil {
+		if v, err = verifier.New(checkVerifierOptions(cfg, opts)); err != nil {
 			return nil, fmt.Errorf("configure the verifier: %w", err)
 		}
 	}
@@ -101,22 +99,11 @@ func namespaceLabels(opts checkOptions, ms []manifest) map[string]map[string]str
 	return out
 }
 
-// verifierOptions are the registry settings of the configuration, plus the
-// --insecure-registry and --allow-host flags. Credentials come from the
-// docker config (~/.docker/config.json, $DOCKER_CONFIG: `docker login`,
-// `crane auth login`), as CI runners have them; the webhook uses the pods'
-// pull secrets instead.
-func verifierOptions(cfg *policy.Config, opts checkOptions) verifier.Options {
-	return verifier.Options{
-		Keychain:           authn.DefaultKeychain,
-		Timeout:            cfg.Registry.Timeout,
-		MaxManifestBytes:   cfg.Registry.MaxManifestBytes,
-		InsecureRegistries: append(append([]string(nil), cfg.Registry.InsecureRegistries...), opts.Insecure...),
-		AllowedHosts:       append(append([]string(nil), cfg.Registry.AllowedHosts...), opts.AllowHosts...),
-		BlockedNetworks:    cfg.Registry.BlockedPrefixes(),
-		CacheSize:          cfg.Cache.MaxEntries,
-		TTL:                cfg.Cache.TTL,
-		FailureTTL:         cfg.Cache.FailureTTL,
-		TagTTL:             verifierTagTTL(cfg.Cache.TagTTL),
-	}
+// checkVerifierOptions are the gate's verifier options plus the
+// command line's extra insecure and allowed registries.
+func checkVerifierOptions(cfg *policy.Config, opts checkOptions) verifier.Options {
+	o := verifierOptions(cfg)
+	o.InsecureRegistries = append(o.InsecureRegistries, opts.Insecure...)
+	o.AllowedHosts = append(o.AllowedHosts, opts.AllowHosts...)
+	return o
 }

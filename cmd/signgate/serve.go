@@ -198,18 +198,9 @@ func newServer(ctx context.Context, o serveOptions, log *slog.Logger) (*server, 
 // and registry settings apply from start; a reload changes policies and
 // decisions, not these.
 func newVerifier(cfg *policy.Config, m *admission.Metrics) (*verifier.Verifier, error) {
-	return verifier.New(verifier.Options{
-		Timeout:            cfg.Registry.Timeout,
-		InsecureRegistries: cfg.Registry.InsecureRegistries,
-		AllowedHosts:       cfg.Registry.AllowedHosts,
-		BlockedNetworks:    cfg.Registry.BlockedPrefixes(),
-		MaxManifestBytes:   cfg.Registry.MaxManifestBytes,
-		CacheSize:          cfg.Cache.MaxEntries,
-		TTL:                cfg.Cache.TTL,
-		FailureTTL:         cfg.Cache.FailureTTL,
-		TagTTL:             verifierTagTTL(cfg.Cache.TagTTL),
-		Observer:           m,
-	})
+	o := verifierOptions(cfg)
+	o.Observer = m
+	return verifier.New(o)
 }
 
 func (s *server) metricsMux(reg *prometheus.Registry) *http.ServeMux {
@@ -516,14 +507,4 @@ func restConfig(kubeconfig string) (*rest.Config, error) {
 		return nil, fmt.Errorf("in-cluster configuration: %w (outside a cluster, use --kubeconfig or --policy-dir)", err)
 	}
 	return rc, nil
-}
-
-// verifierTagTTL translates cache.tagTTL: 0 in the configuration disables
-// the tag cache (DESIGN §4); the verifier spells that as a negative TTL and
-// reads 0 as "default".
-func verifierTagTTL(d time.Duration) time.Duration {
-	if d == 0 {
-		return -1
-	}
-	return d
 }

@@ -1,0 +1,47 @@
+package main
+
+import (
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+
+	"github.com/signgate/signgate/policy"
+	"github.com/signgate/signgate/verifier"
+)
+
+// verifierOptions are the registry and cache settings of the gate
+// configuration, the same for `serve` and `check` so that both read
+// registries alike.
+//
+// Registry credentials come from the docker keychain: $DOCKER_CONFIG/
+// config.json or ~/.docker/config.json (`docker login`, `crane auth
+// login`, a kubernetes.io/dockerconfigjson Secret mounted by the chart's
+// registryCredentials), else $REGISTRY_AUTH_FILE or Podman's auth.json;
+// anonymous when there is none. The file is read again on every lookup, so
+// a rotated Secret applies without a restart (to registry sessions begun
+// after it; the verifier renews its sessions every 10 minutes). The
+// credential guard sends a credential only to the hosts it is given for.
+func verifierOptions(cfg *policy.Config) verifier.Options {
+	return verifier.Options{
+		Keychain:           authn.DefaultKeychain,
+		Timeout:            cfg.Registry.Timeout,
+		MaxManifestBytes:   cfg.Registry.MaxManifestBytes,
+		InsecureRegistries: append([]string(nil), cfg.Registry.InsecureRegistries...),
+		AllowedHosts:       append([]string(nil), cfg.Registry.AllowedHosts...),
+		BlockedNetworks:    cfg.Registry.BlockedPrefixes(),
+		CacheSize:          cfg.Cache.MaxEntries,
+		TTL:                cfg.Cache.TTL,
+		FailureTTL:         cfg.Cache.FailureTTL,
+		TagTTL:             verifierTagTTL(cfg.Cache.TagTTL),
+	}
+}
+
+// verifierTagTTL translates cache.tagTTL: 0 in the configuration disables
+// the tag cache (DESIGN §4); the verifier spells that as a negative TTL and
+// reads 0 as "default".
+func verifierTagTTL(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
+}
