@@ -155,6 +155,9 @@ func (e *evaluation) judge(c imageCheck, r checked) {
 	case r.err == nil:
 		e.f.add(c.req.Mode, auditImagePolicy, fmt.Sprintf("%s %q: %s for %s (need %d of: %s; verified: %s); %s",
 			path, c.field.Image, "not enough valid signatures", c.req.Policy, threshold, authorityNames(c.req), strings.Join(r.result.Verified, ", "), e.signAdvice()))
+	case errors.As(r.err, &notVerified) && notVerified.AccessDenied:
+		e.f.add(c.req.Mode, auditImagePolicy, fmt.Sprintf("%s %q: cannot verify against %s: %s; give signgate credentials that can read %s (registry credentials of the gate, docs/helm.md)",
+			path, c.field.Image, c.req.Policy, notVerified.Reason, notVerified.Digest.Context()))
 	case errors.As(r.err, &notVerified):
 		e.f.add(c.req.Mode, auditImagePolicy, fmt.Sprintf("%s %q: %s for %s (need %d of: %s); %s",
 			path, c.field.Image, notVerified.Reason, c.req.Policy, threshold, authorityNames(c.req), e.signAdvice()))

@@ -22,6 +22,10 @@ type NotVerifiedError struct {
 	Digest  name.Digest
 	Reason  string   // short, e.g. "no signatures found"
 	Details []string // one line per rejected signature, sorted
+	// AccessDenied: the registry answered 401 or 403, so the signatures
+	// could not be read with the gate's credentials. The fix is read
+	// access for the gate, not a signature.
+	AccessDenied bool
 }
 
 func (e *NotVerifiedError) Error() string {
@@ -85,6 +89,13 @@ func transient(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET)
+}
+
+// accessDenied reports whether err is a registry 401 or 403: the
+// credentials the gate has (or none) cannot read the repository.
+func accessDenied(err error) bool {
+	var te *transport.Error
+	return errors.As(err, &te) && (te.StatusCode == http.StatusUnauthorized || te.StatusCode == http.StatusForbidden)
 }
 
 // notFound reports whether err is a registry 404.

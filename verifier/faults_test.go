@@ -189,6 +189,28 @@ func TestRegistryFaults(t *testing.T) {
 			},
 		},
 		{
+			name: "401 and 403: access denied, a definite answer about the gate's credentials",
+			run: func(t *testing.T, e *faultEnv) {
+				for _, code := range []int{http.StatusUnauthorized, http.StatusForbidden} {
+					e.reg.SetFault(registrytest.FailN(code, -1))
+					v := newVerifier(t, e.reg, verifier.Options{})
+					_, err := v.Verify(t.Context(), e.d, e.set)
+					var nv *verifier.NotVerifiedError
+					if !errors.As(err, &nv) || !nv.AccessDenied || !strings.Contains(nv.Reason, "denied signgate read access") {
+						t.Errorf("HTTP %d: Verify = %v, want a NotVerifiedError with AccessDenied", code, err)
+					}
+					tag, terr := name.NewTag(e.d.Context().String()+":v1", name.Insecure)
+					if terr != nil {
+						t.Fatal(terr)
+					}
+					if _, err := v.Resolve(t.Context(), tag); err == nil || verifier.IsUndecided(err) || !strings.Contains(err.Error(), "denied signgate read access") {
+						t.Errorf("HTTP %d: Resolve = %v, want a definite access-denied error", code, err)
+					}
+				}
+				e.reg.SetFault(nil)
+			},
+		},
+		{
 			name: "503 burst then recovery",
 			run: func(t *testing.T, e *faultEnv) {
 				const burst = 4

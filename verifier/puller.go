@@ -74,6 +74,25 @@ func (p *pullers) forRepo(repo name.Repository) *remote.Puller {
 	return p.cur
 }
 
+// minRenewAge keeps renew from replacing Pullers more than every 10s when
+// many requests are refused at once (or a registry refuses on purpose).
+const minRenewAge = 10 * time.Second
+
+// renew replaces the current Puller after a registry refused access, so
+// that the next call asks the keychain again (a Puller keeps the
+// credentials it found first for each repository). At most every
+// minRenewAge.
+func (p *pullers) renew() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.now().Sub(p.born) < minRenewAge {
+		return
+	}
+	if err := p.replace(); err != nil {
+		return // cannot fail: the options were checked by the first build
+	}
+}
+
 // stats returns the repositories the current Puller serves and how many
 // Pullers have been built.
 func (p *pullers) stats() (repos, gens int) {

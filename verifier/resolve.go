@@ -39,6 +39,9 @@ func (v *Verifier) Resolve(ctx context.Context, ref name.Reference) (name.Digest
 		if err == nil {
 			v.tags.put(key, d)
 		}
+		if accessDenied(err) {
+			v.pullers.renew() // ask the keychain again: credentials may have been fixed
+		}
 		return d, err
 	})
 	if err != nil {
@@ -91,6 +94,8 @@ func resolveError(tag name.Tag, err error) error {
 		return &UndecidedError{Op: "resolve", Ref: tag.String(), Err: err}
 	case notFound(err):
 		return fmt.Errorf("resolve %s: tag not found in the registry: %w", tag, err)
+	case accessDenied(err):
+		return fmt.Errorf("resolve %s: the registry denied signgate read access; give the gate credentials that can read %s: %w", tag, tag.Context(), err)
 	default:
 		return fmt.Errorf("resolve %s: %w", tag, err)
 	}

@@ -75,6 +75,9 @@ func (v *Verifier) Verify(ctx context.Context, d name.Digest, set AuthoritySet) 
 	v.opts.Observer.CacheRequest("verdict", "miss")
 	val, err := v.flights.do(ctx, key, v.opts.Timeout, func(ctx context.Context) (any, error) {
 		verified, err := v.verify(ctx, d, set)
+		if nv := (*NotVerifiedError)(nil); errors.As(err, &nv) && nv.AccessDenied {
+			v.pullers.renew() // ask the keychain again: credentials may have been fixed
+		}
 		v.verdicts.put(key, verified, err)
 		v.opts.Observer.Verification(outcome(err))
 		return verified, err
@@ -339,6 +342,7 @@ type tally struct {
 	signatures int
 	details    []string
 	unread     bool  // some signatures could not be read (definite)
+	denied     bool  // ... because the registry answered 401/403
 	byClassic  bool  // a classic signature verified
 	byBundle   bool  // a bundle verified
 	trouble    error // first transient failure
@@ -410,6 +414,7 @@ func (t *tally) fail(what string, err error) {
 		return
 	}
 	t.unread = true
+	t.denied = t.denied || accessDenied(err)
 	t.reject(what, err)
 }
 
@@ -432,6 +437,8 @@ func (t *tally) result(d name.Digest) ([]string, error) {
 	}
 	nv := &NotVerifiedError{Digest: d, Details: t.details}
 	switch {
+	case t.signatures == 0 && t.denied:
+		nv.Reason, nv.AccessDenied = "the registry denied signgate read access to the signatures", true
 	case t.signatures == 0 && t.unread:
 		nv.Reason = "signatures could not be read"
 	case t.signatures == 0:
