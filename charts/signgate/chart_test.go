@@ -461,6 +461,8 @@ func TestSchemaRejectsBadValues(t *testing.T) {
 		{"unknown namespaceSelector field", "webhook.namespaceSelector.matchFields=x"},
 		{"unknown namespaceSelector operator", "webhook.namespaceSelector.matchExpressions[0].operator=Gt"},
 		{"shutdownDelay without a unit", "shutdownDelay=5"},
+		{"registry credentials Secret name with a slash", "registryCredentials.existingSecret=a/b"},
+		{"the removed rbac.pullSecrets", "rbac.pullSecrets=true"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -584,4 +586,55 @@ func toMap(t *testing.T, v any) map[string]any {
 		t.Fatal(fmt.Errorf("re-decode %T: %w", v, err))
 	}
 	return m
+}
+
+// registryCredentials.existingSecret: the dockerconfigjson Secret is
+// mounted read-only as $DOCKER_CONFIG/config.json; nothing is mounted and
+// DOCKER_CONFIG is unset without it.
+func TestRegistryCredentials(t *testing.T) {
+	t.Parallel()
+	dockerConfig := func(c corev1.Container) string {
+		for _, e := range c.Env {
+			if e.Name == "DOCKER_CONFIG" {
+				return e.Value
+			}
+		}
+		return ""
+	}
+
+	d := one[appsv1.Deployment](t, render(t), "Deployment")
+	if got := dockerConfig(d.Spec.Template.Spec.Containers[0]); got != "" {
+		t.Errorf("DOCKER_CONFIG = %q without registryCredentials, want unset", got)
+	}
+
+	d = one[appsv1.Deployment](t, render(t, "--set", "registryCredentials.existingSecret=regcred"), "Deployment")
+	spec := d.Spec.Template.Spec
+	c := spec.Containers[0]
+	dir := dockerConfig(c)
+	if dir == "" {
+		t.Fatal("DOCKER_CONFIG not set with registryCredentials.existingSecret")
+	}
+	var mounted bool
+	for _, m := range c.VolumeMounts {
+		if m.Name == "registry-credentials" {
+			mounted = m.MountPath == dir && m.ReadOnly
+		}
+	}
+	if !mounted {
+		t.Errorf("volume registry-credentials not mounted read-only at %s: %+v", dir, c.VolumeMounts)
+	}
+	var found bool
+	for _, v := range spec.Volumes {
+		if v.Name != "registry-credentials" {
+			continue
+		}
+		found = true
+		s := v.Secret
+		if s == nil || s.SecretName != "regcred" || len(s.Items) != 1 || s.Items[0].Key != ".dockerconfigjson" || s.Items[0].Path != "config.json" {
+			t.Errorf("registry-credentials volume = %+v, want Secret regcred, .dockerconfigjson as config.json", v.VolumeSource)
+		}
+	}
+	if !found {
+		t.Error("no registry-credentials volume")
+	}
 }
