@@ -126,6 +126,14 @@ func (d *demo) show(ctx context.Context, s *harness.Session) error {
 	d.title("Creating three pods")
 	pods := env.Client.CoreV1().Pods(namespace)
 	tagRef := signed.Context().String() + ":v1"
+	// The gate learns about the new namespace and policy through informers,
+	// a few milliseconds after they are stored: dry-run until it has.
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		_, err := pods.Create(ctx, harness.RestrictedPod("hello", tagRef), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+	}
 	got, err := pods.Create(ctx, harness.RestrictedPod("hello", tagRef), metav1.CreateOptions{})
 	if err != nil {
 		return fmt.Errorf("the signed pod was denied: %w", err)
