@@ -3,7 +3,9 @@ package verifier
 import (
 	"context"
 	"crypto"
+	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -106,37 +108,140 @@ func (c *tagCache) put(key string, d name.Digest) {
 	}
 }
 
-// keyIDCache memoizes the PKIX encoding of key objects so that computing a
-// fingerprint on every Verify call stays cheap. Entries hold the key object
-// itself, so a pointer cannot be reused by another key while cached.
+// keyIDCacheSize bounds each map of a keyIDCache. A cluster trusts far
+// fewer keys and authority sets; when a map is full it is emptied, so a
+// stream of new keys costs their encoding again, never unbounded memory.
+const keyIDCacheSize = 4096
+
+// maxMemoKeys is the largest authority set whose derived values are
+// memoized; larger sets (unusual) are derived on every call.
+const maxMemoKeys = 8
+
+// keyIDCache memoizes what the verifier derives from key objects alone:
+// the PKIX encoding of each key, and for each authority set its validity,
+// fingerprint and per-authority encodings, so that a cached Verify neither
+// re-encodes keys nor re-hashes the set. Entries hold the key objects
+// themselves, so a pointer cannot be reused by another key while cached.
+// Key identities never expire: entries stay until a map reaches
+// keyIDCacheSize and is emptied. Safe for concurrent use.
 type keyIDCache struct {
-	lru *expirable.LRU[any, string]
+	mu   sync.RWMutex
+	ids  map[any]string
+	sets map[setKey]*setInfo
+}
+
+// setKey identifies an authority set by its content: the threshold and
+// its key objects in order (pointers, Ed25519 keys by value). Names are
+// left out: they change neither the fingerprint nor the validity of a set.
+type setKey struct {
+	threshold int
+	n         int
+	keys      [maxMemoKeys]any
+}
+
+// setInfo is what Verify derives from a valid authority set. Shared by
+// every caller: read only.
+type setInfo struct {
+	fingerprint string
+	ids         []string // keyID of Authorities[i]
 }
 
 func newKeyIDCache() *keyIDCache {
-	return &keyIDCache{lru: expirable.NewLRU[any, string](4096, nil, 0)}
+	return &keyIDCache{ids: map[any]string{}, sets: map[setKey]*setInfo{}}
+}
+
+// comparableKey returns key as a map key, or false for a nil key or a type
+// that is not one of the supported ones (such a set fails validation).
+func comparableKey(key crypto.PublicKey) (any, bool) {
+	switch k := key.(type) {
+	case *ecdsa.PublicKey:
+		return k, k != nil
+	case *rsa.PublicKey:
+		return k, k != nil
+	case ed25519.PublicKey:
+		return string(k), true // slices are not comparable
+	}
+	return nil, false
 }
 
 func (c *keyIDCache) id(key crypto.PublicKey) string {
-	if key == nil {
+	k, ok := comparableKey(key)
+	if !ok {
 		return keyID(key)
 	}
-	var k any = key
-	if ed, ok := key.(ed25519.PublicKey); ok {
-		k = string(ed) // slices are not comparable
-	}
-	if id, ok := c.lru.Get(k); ok {
+	c.mu.RLock()
+	id, ok := c.ids[k]
+	c.mu.RUnlock()
+	if ok {
 		return id
 	}
-	id := keyID(key)
-	c.lru.Add(k, id)
+	id = keyID(key)
+	c.mu.Lock()
+	if len(c.ids) >= keyIDCacheSize {
+		clear(c.ids)
+	}
+	c.ids[k] = id
+	c.mu.Unlock()
 	return id
 }
 
-// fingerprint is AuthoritySet.Fingerprint with memoized key encodings.
-func (v *Verifier) fingerprint(s AuthoritySet) string {
-	return fingerprint(s, v.keyIDs.id)
+// len is the number of memoized key encodings.
+func (c *keyIDCache) len() int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.ids)
 }
+
+// set returns the fingerprint and key encodings of s, validating s the
+// first time its content is seen. Only valid sets are memoized: a set
+// with the same key objects and threshold as a memoized one is valid too,
+// since validity depends on nothing else.
+func (c *keyIDCache) set(s AuthoritySet) (*setInfo, error) {
+	k, memo := setKeyOf(s)
+	if memo {
+		c.mu.RLock()
+		info, ok := c.sets[k]
+		c.mu.RUnlock()
+		if ok {
+			return info, nil
+		}
+	}
+	if err := s.validate(c.id); err != nil {
+		return nil, err
+	}
+	info := &setInfo{fingerprint: fingerprint(s, c.id), ids: make([]string, len(s.Authorities))}
+	for i, a := range s.Authorities {
+		info.ids[i] = c.id(a.Key)
+	}
+	if memo {
+		c.mu.Lock()
+		if len(c.sets) >= keyIDCacheSize {
+			clear(c.sets)
+		}
+		c.sets[k] = info
+		c.mu.Unlock()
+	}
+	return info, nil
+}
+
+// setKeyOf returns the memo key of s, or false when s is not memoized
+// (too many authorities, or a nil key or one of an unsupported type).
+func setKeyOf(s AuthoritySet) (setKey, bool) {
+	k := setKey{threshold: s.Threshold, n: len(s.Authorities)}
+	if k.n > maxMemoKeys {
+		return k, false
+	}
+	for i, a := range s.Authorities {
+		key, ok := comparableKey(a.Key)
+		if !ok {
+			return k, false
+		}
+		k.keys[i] = key
+	}
+	return k, true
+}
+
+// fingerprint is AuthoritySet.Fingerprint with id encoding each key.
 
 func fingerprint(s AuthoritySet, id func(crypto.PublicKey) string) string {
 	keys := distinctKeys(s.Authorities, id)

@@ -188,7 +188,7 @@ func TestMemoryBoundedByCacheSize(t *testing.T) {
 	if n := v.layouts.lru.Len(); n > 2 {
 		t.Errorf("layout hints hold %d repositories, want at most 2 (two repositories were used)", n)
 	}
-	if n := v.keyIDs.lru.Len(); n > 1 {
+	if n := v.keyIDs.len(); n > 1 {
 		t.Errorf("key ID cache holds %d keys, want 1", n)
 	}
 }

@@ -57,28 +57,18 @@ type Result struct {
 //
 // Errors: *NotVerifiedError (definite) or *UndecidedError (transient).
 func (v *Verifier) Verify(ctx context.Context, d name.Digest, set AuthoritySet) (Result, error) {
-	d, err := canonicalDigest(d)
-	if err != nil {
-		return Result{}, fmt.Errorf("verify %s: %w", d, err)
-	}
-	if err := set.validate(v.keyIDs.id); err != nil {
-		return Result{}, &NotVerifiedError{Digest: d, Reason: "invalid authority set: " + err.Error()}
-	}
-	key := verdictKey(d, v.fingerprint(set))
-	if vd, ok := v.verdicts.get(key); ok {
-		v.opts.Observer.CacheRequest("verdict", "hit")
-		if vd.err != nil {
-			return Result{}, vd.err.clone()
-		}
-		return Result{Digest: d, Verified: v.names(set, vd.verified), Cached: true}, nil
+	q, res, known, err := v.lookup(d, set)
+	if known {
+		return res, err
 	}
 	v.opts.Observer.CacheRequest("verdict", "miss")
-	val, err := v.flights.do(ctx, key, v.opts.Timeout, func(ctx context.Context) (any, error) {
+	d = q.digest
+	val, err := v.flights.do(ctx, q.key, v.opts.Timeout, func(ctx context.Context) (any, error) {
 		verified, err := v.verify(ctx, d, set)
 		if nv := (*NotVerifiedError)(nil); errors.As(err, &nv) && nv.AccessDenied {
 			v.pullers.renew() // ask the keychain again: credentials may have been fixed
 		}
-		v.verdicts.put(key, verified, err)
+		v.verdicts.put(q.key, verified, err)
 		v.opts.Observer.Verification(outcome(err))
 		return verified, err
 	})
@@ -95,20 +85,63 @@ func (v *Verifier) Verify(ctx context.Context, d name.Digest, set AuthoritySet) 
 	case err != nil: // this caller's context ended first
 		return Result{}, &UndecidedError{Op: "verify", Ref: d.String(), Err: err}
 	}
-	return Result{Digest: d, Verified: v.names(set, val.([]string))}, nil
+	return Result{Digest: d, Verified: q.names(set, val.([]string))}, nil
+}
+
+// Cached returns what Verify would answer when that needs no registry
+// I/O: a cached verdict (counted as a verdict cache hit, as Verify counts
+// it), or the rejection of a digest or set that is invalid. ok is false
+// when only the registry can answer; nothing is counted then (Verify
+// counts the miss). As from Verify, every call gets its own copies of the
+// result and error. It lets a caller with many digests verify the cached
+// ones on its own goroutine and start goroutines only for the rest.
+func (v *Verifier) Cached(d name.Digest, set AuthoritySet) (res Result, ok bool, err error) {
+	_, res, ok, err = v.lookup(d, set)
+	return res, ok, err
+}
+
+// query is a verification after the checks and look-ups that need no I/O.
+type query struct {
+	digest name.Digest // canonical
+	key    string      // verdict cache key
+	set    *setInfo
 }
 
 // names returns the caller's names for the verified keys: verdicts are
 // shared by every set with the same keys, whatever each calls them.
-func (v *Verifier) names(set AuthoritySet, keyIDs []string) []string {
+func (q query) names(set AuthoritySet, keyIDs []string) []string {
 	var names []string
-	for _, a := range set.Authorities {
-		if slices.Contains(keyIDs, v.keyIDs.id(a.Key)) {
+	for i, a := range set.Authorities {
+		if slices.Contains(keyIDs, q.set.ids[i]) {
 			names = append(names, a.Name)
 		}
 	}
 	slices.Sort(names)
 	return slices.Compact(names)
+}
+
+// lookup does the part of Verify that needs no registry I/O: it
+// canonicalizes d, checks set (once per distinct set, see keyIDCache) and
+// looks the verdict up. known reports whether res and err are the answer.
+func (v *Verifier) lookup(d name.Digest, set AuthoritySet) (q query, res Result, known bool, err error) {
+	d, err = canonicalDigest(d)
+	if err != nil {
+		return q, Result{}, true, fmt.Errorf("verify %s: %w", d, err)
+	}
+	info, err := v.keyIDs.set(set)
+	if err != nil {
+		return q, Result{}, true, &NotVerifiedError{Digest: d, Reason: "invalid authority set: " + err.Error()}
+	}
+	q = query{digest: d, key: verdictKey(d, info.fingerprint), set: info}
+	vd, ok := v.verdicts.get(q.key)
+	if !ok {
+		return q, Result{}, false, nil
+	}
+	v.opts.Observer.CacheRequest("verdict", "hit")
+	if vd.err != nil {
+		return q, Result{}, true, vd.err.clone()
+	}
+	return q, Result{Digest: d, Verified: q.names(set, vd.verified), Cached: true}, true, nil
 }
 
 func outcome(err error) string {
