@@ -30,6 +30,15 @@ type Verifier interface {
 	ImageVerifier
 }
 
+// cachedVerifier is a Verifier that can also answer without registry I/O
+// when it can (*verifier.Verifier): ok is false when only Verify can
+// answer. The Gate asks it first, on the request's goroutine, and starts
+// workers only for the rest. A Verifier without it gets every image
+// through Verify.
+type cachedVerifier interface {
+	Cached(d name.Digest, set verifier.AuthoritySet) (res verifier.Result, ok bool, err error)
+}
+
 // PolicySource gives a consistent view of trust policies and namespaces for
 // one review. policy.FileSource and policy.ClusterSource implement it.
 type PolicySource interface {
@@ -55,10 +64,11 @@ func (s StaticConfig) Current() *policy.Config {
 
 // The implementations the interfaces above are written for.
 var (
-	_ Verifier     = (*verifier.Verifier)(nil)
-	_ PolicySource = (*policy.FileSource)(nil)
-	_ PolicySource = (*policy.ClusterSource)(nil)
-	_ ConfigSource = (*policy.ConfigWatcher)(nil)
+	_ Verifier       = (*verifier.Verifier)(nil)
+	_ cachedVerifier = (*verifier.Verifier)(nil)
+	_ PolicySource   = (*policy.FileSource)(nil)
+	_ PolicySource   = (*policy.ClusterSource)(nil)
+	_ ConfigSource   = (*policy.ConfigWatcher)(nil)
 )
 
 // DefaultConcurrency is how many registry operations one review runs at a
@@ -91,6 +101,7 @@ type Options struct {
 // AdmissionRequest. Safe for concurrent use.
 type Gate struct {
 	verifier    Verifier
+	cached      cachedVerifier // nil: the verifier has no cache to ask
 	policies    PolicySource
 	config      ConfigSource
 	podSecurity *policy.PodSecurity
@@ -116,6 +127,7 @@ func NewGate(opts Options) (*Gate, error) {
 		concurrency: opts.Concurrency,
 		refs:        newRefCache(),
 	}
+	g.cached, _ = opts.Verifier.(cachedVerifier)
 	if g.config == nil {
 		g.config = StaticConfig{}
 	}

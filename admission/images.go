@@ -34,39 +34,66 @@ type checked struct {
 // images checks every image of the pod: a valid reference, pinned by digest
 // (pods; templates are resolved here since they are only pinned on
 // request), and verified against every requirement that applies to it in
-// the namespace.
+// the namespace. Verdicts the verifier has cached are taken on this
+// goroutine; workers start only for the rest, so a review whose verdicts
+// are all cached starts none.
 func (e *evaluation) images(ctx context.Context, fields []policy.ImageField) {
 	var checks []imageCheck
 	for _, f := range fields {
 		checks = append(checks, e.imageChecks(f)...)
 	}
 	index := map[string]int{}
+	var results []checked
+	var misses []int // indexes into results of the tasks
 	var tasks []func(context.Context) checked
 	for _, c := range checks {
 		if _, ok := index[c.key]; ok {
 			continue
 		}
-		index[c.key] = len(tasks)
-		tasks = append(tasks, e.verifyTask(c))
+		index[c.key] = len(results)
+		var set verifier.AuthoritySet
+		if c.req != nil {
+			set = authoritySet(c.req)
+		}
+		r, ok := e.cached(c, set)
+		if !ok {
+			misses = append(misses, len(results))
+			tasks = append(tasks, e.verifyTask(c, set))
+		}
+		results = append(results, r)
 	}
-	results := runBounded(ctx, e.gate.concurrency, tasks, func(err error) checked { return checked{err: err} })
+	for i, r := range runBounded(ctx, e.gate.concurrency, tasks, func(err error) checked { return checked{err: err} }) {
+		results[misses[i]] = r
+	}
 	for _, c := range checks {
 		e.judge(c, results[index[c.key]])
 	}
 }
 
+// cached returns the outcome of c when the verifier knows it without
+// registry I/O: a cached verdict for a pinned image. ok is false when c
+// needs a worker.
+func (e *evaluation) cached(c imageCheck, set verifier.AuthoritySet) (r checked, ok bool) {
+	d, pinned := c.ref.(name.Digest)
+	if c.req == nil || !pinned || e.gate.cached == nil {
+		return checked{}, false
+	}
+	r.result, ok, r.err = e.gate.cached.Cached(d, set)
+	return r, ok
+}
+
 // imageChecks returns the verifications one image needs, recording the
-// problems found without any registry I/O.
+// problems found without any registry I/O. Field paths are built only for
+// the lines written: an admitted image needs none.
 func (e *evaluation) imageChecks(f policy.ImageField) []imageCheck {
-	path := f.Path(e.pod.Prefix)
 	if f.Image == "" {
-		e.f.deny = append(e.f.deny, path+": image is empty; set an image reference")
+		e.f.deny = append(e.f.deny, f.Path(e.pod.Prefix)+": image is empty; set an image reference")
 		return nil
 	}
 	parsed := e.gate.refs.parse(f.Image)
 	ref := parsed.ref
 	if parsed.err != nil {
-		e.f.deny = append(e.f.deny, fmt.Sprintf("%s %q: not a valid image reference (want host/repository[:tag]@sha256:<64 hex digits>); fix the image name", path, f.Image))
+		e.f.deny = append(e.f.deny, fmt.Sprintf("%s %q: not a valid image reference (want host/repository[:tag]@sha256:<64 hex digits>); fix the image name", f.Path(e.pod.Prefix), f.Image))
 		return nil
 	}
 	if _, pinned := ref.(name.Digest); !pinned && !e.pod.Workload {
@@ -74,7 +101,7 @@ func (e *evaluation) imageChecks(f policy.ImageField) []imageCheck {
 	}
 	reqs := e.snap.Requirements(e.req.Namespace, e.labels, parsed.repo)
 	if len(reqs) == 0 {
-		e.unmatched(f, path, parsed.repo)
+		e.unmatched(f, parsed.repo)
 		return nil
 	}
 	var checks []imageCheck
@@ -82,10 +109,10 @@ func (e *evaluation) imageChecks(f policy.ImageField) []imageCheck {
 		r := &reqs[i]
 		switch {
 		case r.Err != nil:
-			e.f.deny = append(e.f.deny, fmt.Sprintf("%s %q: %s; fix the policy", path, f.Image, oneLine(r.Err.Error())))
+			e.f.deny = append(e.f.deny, fmt.Sprintf("%s %q: %s; fix the policy", f.Path(e.pod.Prefix), f.Image, oneLine(r.Err.Error())))
 		case r.Static == policy.StaticPass:
 		case r.Static == policy.StaticFail:
-			e.f.add(r.Mode, auditImagePolicy, fmt.Sprintf("%s %q: rejected by %s (static fail)", path, f.Image, r.Policy))
+			e.f.add(r.Mode, auditImagePolicy, fmt.Sprintf("%s %q: rejected by %s (static fail)", f.Path(e.pod.Prefix), f.Image, r.Policy))
 		default:
 			checks = append(checks, imageCheck{field: f, ref: ref, req: r, key: parsed.name + "\x00" + r.Policy})
 		}
@@ -105,28 +132,28 @@ func (e *evaluation) unpinned(path, image string, resolveErr error) {
 }
 
 // unmatched applies unmatchedImages to an image no policy covers.
-func (e *evaluation) unmatched(f policy.ImageField, path, repo string) {
-	line := fmt.Sprintf("%s %q: no ClusterImagePolicy or ImagePolicy in namespace %s covers %s; add a policy for it or use an image one covers",
-		path, f.Image, e.req.Namespace, repo)
-	switch e.cfg.UnmatchedImages {
-	case policy.UnmatchedAllow:
-	case policy.UnmatchedWarn:
-		e.f.warn = append(e.f.warn, line)
-	default:
-		e.f.deny = append(e.f.deny, line)
+func (e *evaluation) unmatched(f policy.ImageField, repo string) {
+	if e.cfg.UnmatchedImages == policy.UnmatchedAllow {
+		return
 	}
+	line := fmt.Sprintf("%s %q: no ClusterImagePolicy or ImagePolicy in namespace %s covers %s; add a policy for it or use an image one covers",
+		f.Path(e.pod.Prefix), f.Image, e.req.Namespace, repo)
+	if e.cfg.UnmatchedImages == policy.UnmatchedWarn {
+		e.f.warn = append(e.f.warn, line)
+		return
+	}
+	e.f.deny = append(e.f.deny, line)
 }
 
 // verifyTask resolves the reference if needed (templates) and verifies the
 // digest against the requirement's authorities.
-func (e *evaluation) verifyTask(c imageCheck) func(context.Context) checked {
+func (e *evaluation) verifyTask(c imageCheck, set verifier.AuthoritySet) func(context.Context) checked {
 	if c.req == nil {
 		return func(ctx context.Context) checked {
 			d, err := e.gate.verifier.Resolve(ctx, c.ref)
 			return checked{result: verifier.Result{Digest: d}, err: err}
 		}
 	}
-	set := authoritySet(c.req)
 	return func(ctx context.Context) checked {
 		d, ok := c.ref.(name.Digest)
 		if !ok {
@@ -142,16 +169,17 @@ func (e *evaluation) verifyTask(c imageCheck) func(context.Context) checked {
 
 // judge records the outcome of one check under its requirement's mode.
 func (e *evaluation) judge(c imageCheck, r checked) {
-	path := c.field.Path(e.pod.Prefix)
 	if c.req == nil {
-		e.unpinned(path, c.field.Image, r.err)
+		e.unpinned(c.field.Path(e.pod.Prefix), c.field.Image, r.err)
 		return
 	}
 	threshold := max(c.req.Threshold, 1)
+	if r.err == nil && len(r.result.Verified) >= threshold {
+		return
+	}
+	path := c.field.Path(e.pod.Prefix)
 	var notVerified *verifier.NotVerifiedError
 	switch {
-	case r.err == nil && len(r.result.Verified) >= threshold:
-		return
 	case r.err == nil:
 		e.f.add(c.req.Mode, auditImagePolicy, fmt.Sprintf("%s %q: %s for %s (need %d of: %s; verified: %s); %s",
 			path, c.field.Image, "not enough valid signatures", c.req.Policy, threshold, authorityNames(c.req), strings.Join(r.result.Verified, ", "), e.signAdvice()))

@@ -83,7 +83,7 @@ func (g *Gate) pinsFor(req *admissionv1.AdmissionRequest, gk groupKind, pod podT
 		if f.Image == "" {
 			continue
 		}
-		if img, ok := old[f.JSONPointer(pod.Prefix)]; ok && img == f.Image {
+		if len(old) > 0 && old[f.JSONPointer(pod.Prefix)] == f.Image {
 			continue
 		}
 		parsed := g.refs.parse(f.Image)
