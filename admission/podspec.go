@@ -16,8 +16,9 @@ type podTemplate struct {
 	// Prefix is the dot-separated path of Spec in the object, as taken by
 	// policy.ImageField.Path: "spec", "spec.template.spec", ...
 	Prefix string
-	Meta   *metav1.ObjectMeta
-	Spec   *corev1.PodSpec
+	// Meta holds only the fields of objectMeta; the rest are not decoded.
+	Meta *metav1.ObjectMeta
+	Spec *corev1.PodSpec
 	// Workload is true for templates (everything but a Pod).
 	Workload bool
 }
@@ -84,35 +85,69 @@ func unmarshal(raw []byte, v any) error {
 	return kjson.UnmarshalCaseSensitivePreserveInts(raw, v)
 }
 
-func decodePod(raw []byte) (*metav1.ObjectMeta, *corev1.PodSpec, error) {
-	var o struct {
-		Metadata metav1.ObjectMeta `json:"metadata"`
-		Spec     corev1.PodSpec    `json:"spec"`
+// objectMeta is the part of an object's metadata the gate decodes: Pod
+// Security reads the annotations (AppArmor and seccomp), update.go
+// compares them, and the names, labels and owners are kept for anything
+// that describes the pod. Everything else — managedFields above all, a few
+// kB that the API server sends with every request — is skipped by the
+// decoder without being allocated.
+type objectMeta struct {
+	Name            string                  `json:"name,omitempty"`
+	GenerateName    string                  `json:"generateName,omitempty"`
+	Namespace       string                  `json:"namespace,omitempty"`
+	Labels          map[string]string       `json:"labels,omitempty"`
+	Annotations     map[string]string       `json:"annotations,omitempty"`
+	OwnerReferences []metav1.OwnerReference `json:"ownerReferences,omitempty"`
+}
+
+// objectMeta returns m as the ObjectMeta that Pod Security takes.
+func (m *objectMeta) objectMeta() *metav1.ObjectMeta {
+	return &metav1.ObjectMeta{
+		Name:            m.Name,
+		GenerateName:    m.GenerateName,
+		Namespace:       m.Namespace,
+		Labels:          m.Labels,
+		Annotations:     m.Annotations,
+		OwnerReferences: m.OwnerReferences,
 	}
+}
+
+// podTemplateSpec is corev1.PodTemplateSpec with only objectMeta decoded.
+type podTemplateSpec struct {
+	Metadata objectMeta     `json:"metadata,omitempty"`
+	Spec     corev1.PodSpec `json:"spec,omitempty"`
+}
+
+func (t *podTemplateSpec) parts() (*metav1.ObjectMeta, *corev1.PodSpec, error) {
+	return t.Metadata.objectMeta(), &t.Spec, nil
+}
+
+func decodePod(raw []byte) (*metav1.ObjectMeta, *corev1.PodSpec, error) {
+	var o podTemplateSpec // a Pod's metadata and spec have the same names
 	if err := unmarshal(raw, &o); err != nil {
 		return nil, nil, err
 	}
-	return &o.Metadata, &o.Spec, nil
+	return o.parts()
 }
 
 // decodeTemplateSpec decodes the kinds whose template is spec.template.
 func decodeTemplateSpec(raw []byte) (*metav1.ObjectMeta, *corev1.PodSpec, error) {
 	var o struct {
 		Spec struct {
-			Template corev1.PodTemplateSpec `json:"template"`
+			Template podTemplateSpec `json:"template"`
 		} `json:"spec"`
 	}
 	if err := unmarshal(raw, &o); err != nil {
 		return nil, nil, err
 	}
-	return &o.Spec.Template.ObjectMeta, &o.Spec.Template.Spec, nil
+	return o.Spec.Template.parts()
 }
 
 // decodeReplicationController: its template is optional (a pointer).
 func decodeReplicationController(raw []byte) (*metav1.ObjectMeta, *corev1.PodSpec, error) {
 	var o struct {
 		Spec struct {
-			Template *corev1.PodTemplateSpec `json:"template"`
+			Template *podTemplateSpec `json:"template"`
 		} `json:"spec"`
 	}
 	if err := unmarshal(raw, &o); err != nil {
@@ -121,7 +156,7 @@ func decodeReplicationController(raw []byte) (*metav1.ObjectMeta, *corev1.PodSpe
 	if o.Spec.Template == nil {
 		return &metav1.ObjectMeta{}, &corev1.PodSpec{}, nil
 	}
-	return &o.Spec.Template.ObjectMeta, &o.Spec.Template.Spec, nil
+	return o.Spec.Template.parts()
 }
 
 func decodeCronJob(raw []byte) (*metav1.ObjectMeta, *corev1.PodSpec, error) {
@@ -129,7 +164,7 @@ func decodeCronJob(raw []byte) (*metav1.ObjectMeta, *corev1.PodSpec, error) {
 		Spec struct {
 			JobTemplate struct {
 				Spec struct {
-					Template corev1.PodTemplateSpec `json:"template"`
+					Template podTemplateSpec `json:"template"`
 				} `json:"spec"`
 			} `json:"jobTemplate"`
 		} `json:"spec"`
@@ -137,16 +172,15 @@ func decodeCronJob(raw []byte) (*metav1.ObjectMeta, *corev1.PodSpec, error) {
 	if err := unmarshal(raw, &o); err != nil {
 		return nil, nil, err
 	}
-	t := &o.Spec.JobTemplate.Spec.Template
-	return &t.ObjectMeta, &t.Spec, nil
+	return o.Spec.JobTemplate.Spec.Template.parts()
 }
 
 func decodePodTemplate(raw []byte) (*metav1.ObjectMeta, *corev1.PodSpec, error) {
 	var o struct {
-		Template corev1.PodTemplateSpec `json:"template"`
+		Template podTemplateSpec `json:"template"`
 	}
 	if err := unmarshal(raw, &o); err != nil {
 		return nil, nil, err
 	}
-	return &o.Template.ObjectMeta, &o.Template.Spec, nil
+	return o.Template.parts()
 }
