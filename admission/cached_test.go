@@ -2,6 +2,7 @@ package admission
 
 import (
 	"context"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -10,28 +11,38 @@ import (
 	"github.com/signgate/signgate/verifier"
 )
 
-// countingVerifier counts the calls that reach Verify, which the gate
-// makes only on its workers (runBounded); Cached and Resolve are the real
-// verifier's.
+// countingVerifier counts the calls that reach Resolve and Verify, which
+// the gate makes only on its workers (runBounded); ResolveCached and
+// Cached are the real verifier's.
 type countingVerifier struct {
 	*verifier.Verifier
-	verifies atomic.Int64
+	calls atomic.Int64
+}
+
+func (c *countingVerifier) Resolve(ctx context.Context, ref name.Reference) (name.Digest, error) {
+	c.calls.Add(1)
+	return c.Verifier.Resolve(ctx, ref)
 }
 
 func (c *countingVerifier) Verify(ctx context.Context, d name.Digest, set verifier.AuthoritySet) (verifier.Result, error) {
-	c.verifies.Add(1)
+	c.calls.Add(1)
 	return c.Verifier.Verify(ctx, d, set)
 }
 
 // uncachedVerifier hides Cached: every image goes through Verify.
 type uncachedVerifier struct{ Verifier }
 
-// TestReviewsCachedVerdicts: once a pod's verdicts are cached, a review
-// asks Verify nothing (so runBounded gets no task and starts no goroutine)
-// and answers exactly as the first review did, and as a gate whose
-// verifier cannot answer from its cache.
+// TestReviewsCachedVerdicts: once a pod's verdicts (and a template's or
+// /mutate's tags) are cached, a review calls neither Resolve nor Verify
+// (so runBounded gets no task and starts no goroutine) and answers exactly
+// as the first review did, and as a gate whose verifier cannot answer
+// from its caches.
 func TestReviewsCachedVerdicts(t *testing.T) {
 	reviews := []string{
+		"mutate-pod-tags",
+		"mutate-pod-pinned",
+		"validate-deployment-signed-tag",
+		"validate-deployment-unsigned",
 		"validate-pod-signed",
 		"validate-pod-bundle-signed",
 		"validate-pod-unsigned",
@@ -60,15 +71,19 @@ func TestReviewsCachedVerdicts(t *testing.T) {
 	for _, name := range reviews {
 		t.Run(name, func(t *testing.T) {
 			body := e.review(t, name)
+			w := WebhookValidate
+			if strings.HasPrefix(name, "mutate-") {
+				w = WebhookMutate
+			}
 			e.gate = cached
-			checkGolden(t, e, name, e.post(t, WebhookValidate, body, "?timeout=10s")) // may verify
-			before := counting.verifies.Load()
-			checkGolden(t, e, name, e.post(t, WebhookValidate, body, "?timeout=10s"))
-			if n := counting.verifies.Load() - before; n != 0 {
-				t.Errorf("a review whose verdicts are cached called Verify %d times", n)
+			checkGolden(t, e, name, e.post(t, w, body, "?timeout=10s")) // may resolve and verify
+			before := counting.calls.Load()
+			checkGolden(t, e, name, e.post(t, w, body, "?timeout=10s"))
+			if n := counting.calls.Load() - before; n != 0 {
+				t.Errorf("a review whose tags and verdicts are cached called Resolve or Verify %d times", n)
 			}
 			e.gate = uncached
-			checkGolden(t, e, name, e.post(t, WebhookValidate, body, "?timeout=10s"))
+			checkGolden(t, e, name, e.post(t, w, body, "?timeout=10s"))
 		})
 	}
 }

@@ -30,12 +30,13 @@ type Verifier interface {
 	ImageVerifier
 }
 
-// cachedVerifier is a Verifier that can also answer without registry I/O
-// when it can (*verifier.Verifier): ok is false when only Verify can
-// answer. The Gate asks it first, on the request's goroutine, and starts
-// workers only for the rest. A Verifier without it gets every image
-// through Verify.
+// cachedVerifier is a Verifier that can also answer from its caches,
+// without registry I/O (*verifier.Verifier): ok is false when only Resolve
+// or Verify can answer. The Gate asks it first, on the request's
+// goroutine, and starts workers only for the rest. A Verifier without it
+// gets every image through Resolve and Verify.
 type cachedVerifier interface {
+	ResolveCached(ref name.Reference) (d name.Digest, ok bool)
 	Cached(d name.Digest, set verifier.AuthoritySet) (res verifier.Result, ok bool, err error)
 }
 

@@ -71,11 +71,14 @@ func (e *evaluation) images(ctx context.Context, fields []policy.ImageField) {
 }
 
 // cached returns the outcome of c when the verifier knows it without
-// registry I/O: a cached verdict for a pinned image. ok is false when c
-// needs a worker.
+// registry I/O: a cached verdict, for a template's tag a cached digest
+// too. ok is false when c needs a worker.
 func (e *evaluation) cached(c imageCheck, set verifier.AuthoritySet) (r checked, ok bool) {
-	d, pinned := c.ref.(name.Digest)
-	if c.req == nil || !pinned || e.gate.cached == nil {
+	if c.req == nil || e.gate.cached == nil {
+		return checked{}, false
+	}
+	d, ok := e.gate.cached.ResolveCached(c.ref)
+	if !ok {
 		return checked{}, false
 	}
 	r.result, ok, r.err = e.gate.cached.Cached(d, set)

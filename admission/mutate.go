@@ -106,26 +106,37 @@ type resolved struct {
 	err    error
 }
 
-// resolvePins resolves every pin in parallel (each distinct reference once)
-// and returns the patch operations, in field order, and a warning per
-// failure. A failure leaves the image as written: the validating webhook
-// then denies it with the reason, so nothing fails open.
+// resolvePins resolves every pin (each distinct reference once), cached
+// tags on this goroutine and the others in parallel, and returns the patch
+// operations, in field order, and a warning per failure. A failure leaves
+// the image as written: the validating webhook then denies it with the
+// reason, so nothing fails open.
 func (g *Gate) resolvePins(ctx context.Context, prefix string, pins []pin) ([]patchOp, []string) {
 	index := map[string]int{}
+	var results []resolved
+	var misses []int // indexes into results of the tasks
 	var tasks []func(context.Context) resolved
 	for _, p := range pins {
 		key := p.ref.Name()
 		if _, ok := index[key]; ok {
 			continue
 		}
-		index[key] = len(tasks)
+		index[key] = len(results)
+		if d, ok := g.resolveCached(p.ref); ok {
+			results = append(results, resolved{digest: d})
+			continue
+		}
+		misses = append(misses, len(results))
+		results = append(results, resolved{})
 		ref := p.ref
 		tasks = append(tasks, func(ctx context.Context) resolved {
 			d, err := g.verifier.Resolve(ctx, ref)
 			return resolved{d, err}
 		})
 	}
-	results := runBounded(ctx, g.concurrency, tasks, func(err error) resolved { return resolved{err: err} })
+	for i, r := range runBounded(ctx, g.concurrency, tasks, func(err error) resolved { return resolved{err: err} }) {
+		results[misses[i]] = r
+	}
 	var ops []patchOp
 	var warnings []string
 	for _, p := range pins {
@@ -137,6 +148,15 @@ func (g *Gate) resolvePins(ctx context.Context, prefix string, pins []pin) ([]pa
 		ops = append(ops, patchOp{Op: "replace", Path: p.field.JSONPointer(prefix), Value: p.field.Image + "@" + r.digest.DigestStr()})
 	}
 	return ops, warnings
+}
+
+// resolveCached returns the digest of ref when the verifier knows it
+// without registry I/O.
+func (g *Gate) resolveCached(ref name.Reference) (name.Digest, bool) {
+	if g.cached == nil {
+		return name.Digest{}, false
+	}
+	return g.cached.ResolveCached(ref)
 }
 
 func imageStrings(fields []policy.ImageField) []string {

@@ -108,6 +108,26 @@ func (c *tagCache) put(key string, d name.Digest) {
 	}
 }
 
+// ResolveCached returns what Resolve would answer without registry I/O:
+// the digest of a digest reference, or of a tag whose digest is cached
+// (counted as a tag cache hit, as Resolve counts it). ok is false when
+// only Resolve can answer: a tag not cached, or an invalid reference.
+// It lets a caller with many references resolve the cached ones on its
+// own goroutine and start goroutines only for the rest.
+func (v *Verifier) ResolveCached(ref name.Reference) (d name.Digest, ok bool) {
+	c, err := canonical(ref)
+	if err != nil {
+		return name.Digest{}, false
+	}
+	if d, ok := c.(name.Digest); ok {
+		return d, true
+	}
+	if d, ok = v.tags.get(c.(name.Tag).String()); ok { // Resolve's key
+		v.opts.Observer.CacheRequest("tag", "hit")
+	}
+	return d, ok
+}
+
 // keyIDCacheSize bounds each map of a keyIDCache. A cluster trusts far
 // fewer keys and authority sets; when a map is full it is emptied, so a
 // stream of new keys costs their encoding again, never unbounded memory.

@@ -153,3 +153,42 @@ func TestVerifyMemoizedSet(t *testing.T) {
 		}
 	}
 }
+
+// TestResolveCached: digests answer at once, tags only once Resolve has
+// cached them, with the same digest and without any request.
+func TestResolveCached(t *testing.T) {
+	t.Parallel()
+	reg := registrytest.New(t)
+	d := reg.PushImage(t, "team/app", "v1")
+	obs := &countingObserver{events: map[string]int{}}
+	v := newVerifier(t, reg, verifier.Options{Observer: obs})
+	tag, err := verifier.ParseReference(reg.Host + "/team/app:v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg.ResetRequests()
+	if got, ok := v.ResolveCached(d); !ok || got.String() != d.String() {
+		t.Errorf("ResolveCached(digest) = %v, %v; want %v", got, ok, d)
+	}
+	if got, ok := v.ResolveCached(tag); ok {
+		t.Errorf("ResolveCached(tag) before Resolve = %v, want a miss", got)
+	}
+	if n := reg.Requests(); n != 0 {
+		t.Errorf("ResolveCached made %d registry requests", n)
+	}
+	want, err := v.Resolve(t.Context(), tag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg.ResetRequests()
+	hits := obs.events["cache/tag/hit"]
+	if got, ok := v.ResolveCached(tag); !ok || got.String() != want.String() {
+		t.Errorf("ResolveCached(tag) after Resolve = %v, %v; want %v", got, ok, want)
+	}
+	if n := reg.Requests(); n != 0 {
+		t.Errorf("ResolveCached made %d registry requests", n)
+	}
+	if got := obs.events["cache/tag/hit"] - hits; got != 1 {
+		t.Errorf("a cached resolution counted %d tag cache hits, want 1", got)
+	}
+}
