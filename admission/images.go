@@ -77,9 +77,11 @@ func (e *evaluation) cached(c imageCheck, set verifier.AuthoritySet) (r checked,
 	if c.req == nil || e.gate.cached == nil {
 		return checked{}, false
 	}
-	d, ok := e.gate.cached.ResolveCached(c.ref)
+	d, ok := c.ref.(name.Digest)
 	if !ok {
-		return checked{}, false
+		if d, ok = e.gate.cached.ResolveCached(c.ref); !ok {
+			return checked{}, false
+		}
 	}
 	r.result, ok, r.err = e.gate.cached.Cached(d, set)
 	return r, ok

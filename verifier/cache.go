@@ -115,6 +115,10 @@ func (c *tagCache) put(key string, d name.Digest) {
 // It lets a caller with many references resolve the cached ones on its
 // own goroutine and start goroutines only for the rest.
 func (v *Verifier) ResolveCached(ref name.Reference) (d name.Digest, ok bool) {
+	if d, ok := ref.(name.Digest); ok {
+		d, err := canonicalDigest(d) // no parsing when d is canonical already
+		return d, err == nil
+	}
 	c, err := canonical(ref)
 	if err != nil {
 		return name.Digest{}, false
