@@ -55,7 +55,7 @@ func (e *evaluation) images(ctx context.Context, fields []policy.ImageField) {
 		if c.req != nil {
 			set = authoritySet(c.req)
 		}
-		r, ok := e.cached(c, set)
+		r, ok := e.cached(&c, set)
 		if !ok {
 			misses = append(misses, len(results))
 			tasks = append(tasks, e.verifyTask(c, set))
@@ -72,8 +72,9 @@ func (e *evaluation) images(ctx context.Context, fields []policy.ImageField) {
 
 // cached returns the outcome of c when the verifier knows it without
 // registry I/O: a cached verdict, for a template's tag a cached digest
-// too. ok is false when c needs a worker.
-func (e *evaluation) cached(c imageCheck, set verifier.AuthoritySet) (r checked, ok bool) {
+// too. ok is false when c needs a worker; a tag resolved from the cache is
+// then replaced by its digest in c, so the worker does not resolve again.
+func (e *evaluation) cached(c *imageCheck, set verifier.AuthoritySet) (r checked, ok bool) {
 	if c.req == nil || e.gate.cached == nil {
 		return checked{}, false
 	}
@@ -82,6 +83,7 @@ func (e *evaluation) cached(c imageCheck, set verifier.AuthoritySet) (r checked,
 		if d, ok = e.gate.cached.ResolveCached(c.ref); !ok {
 			return checked{}, false
 		}
+		c.ref = d
 	}
 	r.result, ok, r.err = e.gate.cached.Cached(d, set)
 	return r, ok
