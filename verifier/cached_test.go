@@ -122,10 +122,8 @@ func TestCached(t *testing.T) {
 // and an invalid variant of a valid set is rejected every time.
 func TestVerifyMemoizedSet(t *testing.T) {
 	t.Parallel()
-	alice, bob := registrytest.NewSigner(t), registrytest.NewSigner(t)
-	reg := registrytest.New(t)
-	d := reg.PushImage(t, "team/app", "v1")
-	reg.Sign(t, alice, d, registrytest.Classic)
+	reg, alice, d := signedApp(t)
+	bob := registrytest.NewSigner(t)
 	v := newVerifier(t, reg, verifier.Options{})
 	tests := []struct {
 		name         string

@@ -440,10 +440,7 @@ func TestRegistryFaults(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			alice := registrytest.NewSigner(t)
-			reg := registrytest.New(t)
-			d := reg.PushImage(t, "team/app", "v1")
-			reg.Sign(t, alice, d, registrytest.Classic)
+			reg, alice, d := signedApp(t)
 			reg.ResetRequests()
 			tc.run(t, &faultEnv{
 				reg:   reg,

@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/signgate/signgate/internal/registrytest"
 	"github.com/signgate/signgate/verifier"
 )
 
@@ -29,10 +28,7 @@ func (o *countingObserver) Verification(result string) { o.add("verification/" +
 
 func TestObserver(t *testing.T) {
 	t.Parallel()
-	alice := registrytest.NewSigner(t)
-	reg := registrytest.New(t)
-	d := reg.PushImage(t, "team/app", "v1")
-	reg.Sign(t, alice, d, registrytest.Classic)
+	reg, alice, _ := signedApp(t)
 	obs := &countingObserver{events: map[string]int{}}
 	v := newVerifier(t, reg, verifier.Options{Observer: obs})
 	ref, err := verifier.ParseReference(reg.Host + "/team/app:v1")

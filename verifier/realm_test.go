@@ -154,10 +154,7 @@ func TestTokenRealmCredentials(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			alice := registrytest.NewSigner(t)
-			reg := registrytest.New(t)
-			d := reg.PushImage(t, "team/app", "v1")
-			reg.Sign(t, alice, d, registrytest.Classic)
+			reg, alice, d := signedApp(t)
 			set := verifier.AuthoritySet{Authorities: []verifier.Authority{authority("alice", alice)}}
 
 			own, other := &tokenService{}, &tokenService{anonymous: tc.public}

@@ -226,10 +226,7 @@ func TestNetworkRules(t *testing.T) {
 // TestBodyCaps: oversized payloads are refused, definitely.
 func TestBodyCaps(t *testing.T) {
 	t.Parallel()
-	alice := registrytest.NewSigner(t)
-	reg := registrytest.New(t)
-	d := reg.PushImage(t, "team/app", "v1")
-	reg.Sign(t, alice, d, registrytest.Classic)
+	reg, alice, d := signedApp(t)
 	v := newVerifier(t, reg, verifier.Options{MaxPayloadBytes: 16})
 	_, err := v.Verify(context.Background(), d, verifier.AuthoritySet{Authorities: []verifier.Authority{authority("alice", alice)}})
 	var nv *verifier.NotVerifiedError

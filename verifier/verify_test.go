@@ -28,6 +28,17 @@ func newVerifier(t testing.TB, reg *registrytest.Registry, opts verifier.Options
 	return v
 }
 
+// signedApp is the common fixture: a registry holding team/app:v1, signed
+// by alice in the classic layout.
+func signedApp(t testing.TB) (*registrytest.Registry, *registrytest.Signer, name.Digest) {
+	t.Helper()
+	alice := registrytest.NewSigner(t)
+	reg := registrytest.New(t)
+	d := reg.PushImage(t, "team/app", "v1")
+	reg.Sign(t, alice, d, registrytest.Classic)
+	return reg, alice, d
+}
+
 func authority(name string, s *registrytest.Signer) verifier.Authority {
 	return verifier.Authority{Name: name, Key: s.Public}
 }
@@ -160,10 +171,8 @@ func TestVerify(t *testing.T) {
 // together they meet a threshold of 2.
 func TestVerifyMixedLayouts(t *testing.T) {
 	t.Parallel()
-	alice, bob := registrytest.NewSigner(t), registrytest.NewSigner(t)
-	reg := registrytest.New(t)
-	d := reg.PushImage(t, "team/app", "v1")
-	reg.Sign(t, alice, d, registrytest.Classic)
+	reg, alice, d := signedApp(t)
+	bob := registrytest.NewSigner(t)
 	reg.Sign(t, bob, d, registrytest.Bundle)
 	v := newVerifier(t, reg, verifier.Options{})
 	res, err := v.Verify(t.Context(), d, verifier.AuthoritySet{Threshold: 2, Authorities: []verifier.Authority{
@@ -350,10 +359,8 @@ func TestVerifyCallerLeavingDoesNotFailOthers(t *testing.T) {
 
 func TestVerifyCacheKeyFollowsAuthorities(t *testing.T) {
 	t.Parallel()
-	alice, bob := registrytest.NewSigner(t), registrytest.NewSigner(t)
-	reg := registrytest.New(t)
-	d := reg.PushImage(t, "team/app", "v1")
-	reg.Sign(t, alice, d, registrytest.Classic)
+	reg, alice, d := signedApp(t)
+	bob := registrytest.NewSigner(t)
 	v := newVerifier(t, reg, verifier.Options{})
 
 	aliceSet := verifier.AuthoritySet{Authorities: []verifier.Authority{authority("alice", alice)}}
