@@ -124,6 +124,29 @@ func Delay(d time.Duration) Fault {
 	}
 }
 
+// Hold holds every request until release is closed (or the client gives
+// up), then lets the registry answer. A test keeps requests in flight with
+// it until it has observed what it needs, instead of guessing a delay.
+func Hold(release <-chan struct{}) Fault {
+	return func(_ http.ResponseWriter, req *http.Request) bool {
+		select {
+		case <-release:
+			return false
+		case <-req.Context().Done():
+			return true
+		}
+	}
+}
+
+// Stall holds every request until the client gives up: the registry never
+// answers, so only a deadline or a cancellation ends the call.
+func Stall() Fault {
+	return func(_ http.ResponseWriter, req *http.Request) bool {
+		<-req.Context().Done()
+		return true
+	}
+}
+
 func (r *Registry) wrap(inner http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if req.Header.Get(setupHeader) != "" {
