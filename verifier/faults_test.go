@@ -2,12 +2,12 @@ package verifier_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -73,14 +73,18 @@ func wantFreshVerified(t *testing.T, e *faultEnv, v *verifier.Verifier) {
 	}
 }
 
-func wantUndecided(t *testing.T, err error, took, limit time.Duration) {
+// wantUndecided checks that err is undecided because of the fault, named
+// by cause, and not because a time budget ran out: the verifiers here
+// have hangGuard to spend, so an answer caused by the fault is a prompt
+// one however busy the machine is.
+func wantUndecided(t *testing.T, err error, took time.Duration, cause string) {
 	t.Helper()
 	var u *verifier.UndecidedError
 	if !errors.As(err, &u) {
 		t.Fatalf("err = %v (%T), want *UndecidedError", err, err)
 	}
-	if took > limit {
-		t.Fatalf("undecided after %s, want under %s", took, limit)
+	if errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), cause) {
+		t.Fatalf("undecided after %s: %v; want undecided because of %q, without waiting for a deadline", took, err, cause)
 	}
 	t.Logf("undecided after %s: %v", took, err)
 }
@@ -151,16 +155,19 @@ func manyLayers(t *testing.T, e *faultEnv, n int, wantCap bool) {
 	if !errors.As(err, &nv) {
 		t.Fatalf("err = %v (%T), want *NotVerifiedError", err, err)
 	}
-	if took > 10*time.Second {
-		t.Errorf("took %s: a hang, not an answer", took)
-	}
 	if capMsg := fmt.Sprintf("%d signatures beyond the first %d were ignored", n-maxSigs, maxSigs); wantCap && !strings.Contains(nv.Error(), capMsg) {
 		t.Errorf("err = %v, want %q", nv, capMsg)
 	}
-	if got := e.reg.Requests(); got > maxSigs+10 {
-		t.Errorf("%d registry requests, want at most %d: %v", got, maxSigs+10, e.reg.RequestLog())
+	// The registry work is what the answer needs, not one request per
+	// layer: the .sig manifest, the payload blob every layer shares once,
+	// and the look for bundles.
+	if got := count(e.reg, "GET /v2/team/app/blobs/"+desc(payloadLayer).Digest.String()); wantCap && got != 1 {
+		t.Errorf("the shared payload blob was fetched %d times, want once: %v", got, e.reg.RequestLog())
 	}
-	t.Logf("%d layers: %s, %d requests: %s", n, took, e.reg.Requests(), nv.Reason)
+	if got := e.reg.Requests(); got > 6 {
+		t.Errorf("%d registry requests, want at most 6: %v", got, e.reg.RequestLog())
+	}
+	t.Logf("%d layers: %s, %d requests %v: %s", n, took, e.reg.Requests(), e.reg.RequestLog(), nv.Reason)
 }
 
 // TestRegistryFaults: every registry fault ends in a timely, fail-closed,
@@ -182,9 +189,9 @@ func TestRegistryFaults(t *testing.T) {
 					http.Error(w, "slow down", http.StatusTooManyRequests)
 					return true
 				})
-				v := newVerifier(t, e.reg, verifier.Options{Timeout: 10 * time.Second})
+				v := newVerifier(t, e.reg, verifier.Options{})
 				_, took, err := timedVerify(t, v, e.d, e.set)
-				wantUndecided(t, err, took, 2*time.Second)
+				wantUndecided(t, err, took, "429")
 				wantFreshVerified(t, e, v)
 			},
 		},
@@ -217,7 +224,7 @@ func TestRegistryFaults(t *testing.T) {
 				e.reg.SetFault(registrytest.FailN(http.StatusServiceUnavailable, burst))
 				v := newVerifier(t, e.reg, verifier.Options{})
 				_, took, err := timedVerify(t, v, e.d, e.set)
-				wantUndecided(t, err, took, 2*time.Second)
+				wantUndecided(t, err, took, "503")
 				// Each undecided call consumes at least one failing request,
 				// so the burst is over after at most burst calls.
 				for i := 0; ; i++ {
@@ -236,15 +243,22 @@ func TestRegistryFaults(t *testing.T) {
 		{
 			name: "stall longer than Options.Timeout",
 			run: func(t *testing.T, e *faultEnv) {
-				e.reg.SetFault(func(_ http.ResponseWriter, req *http.Request) bool {
-					<-req.Context().Done()
-					return true
-				})
-				v := newVerifier(t, e.reg, verifier.Options{Timeout: 300 * time.Millisecond})
-				_, took, err := timedVerify(t, v, e.d, e.set)
-				wantUndecided(t, err, took, 3*time.Second)
-				if took < 250*time.Millisecond {
-					t.Errorf("undecided after %s, before the 300ms timeout", took)
+				e.reg.SetFault(registrytest.Stall())
+				const timeout = 300 * time.Millisecond
+				v := newVerifier(t, e.reg, verifier.Options{Timeout: timeout})
+				ctx, cancel := context.WithTimeout(t.Context(), hangGuard)
+				defer cancel()
+				start := time.Now()
+				_, err := v.Verify(ctx, e.d, e.set)
+				took := time.Since(start)
+				if !verifier.IsUndecided(err) || !errors.Is(err, context.DeadlineExceeded) {
+					t.Fatalf("err = %v, want undecided: deadline exceeded", err)
+				}
+				// Both bounds follow from the code, not from scheduling:
+				// the registry never answers, so only Options.Timeout ends
+				// the call, and never before it has passed.
+				if took < timeout || took >= hangGuard {
+					t.Fatalf("undecided after %s, want after the %s timeout and before the %s guard", took, timeout, hangGuard)
 				}
 				wantFreshVerified(t, e, v)
 			},
@@ -252,12 +266,7 @@ func TestRegistryFaults(t *testing.T) {
 		{
 			name: "connection refused",
 			run: func(t *testing.T, e *faultEnv) {
-				ln, err := net.Listen("tcp", "127.0.0.1:0")
-				if err != nil {
-					t.Fatal(err)
-				}
-				host := ln.Addr().String()
-				ln.Close()
+				host := registrytest.RefusedHost(t)
 				v := newVerifier(t, e.reg, verifier.Options{AllowedHosts: []string{host}, InsecureRegistries: []string{host}})
 				d, err := name.NewDigest(host+"/team/app@"+e.d.DigestStr(), name.Insecure)
 				if err != nil {
@@ -265,7 +274,7 @@ func TestRegistryFaults(t *testing.T) {
 				}
 				for i := range 2 { // the second call is not served from a cache either
 					_, took, err := timedVerify(t, v, d, e.set)
-					wantUndecided(t, err, took, 2*time.Second)
+					wantUndecided(t, err, took, "connection refused")
 					if i == 0 && e.reg.Requests() != 0 {
 						t.Fatalf("the live registry saw requests: %v", e.reg.RequestLog())
 					}

@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
 	"github.com/signgate/signgate/internal/registrytest"
 	"github.com/signgate/signgate/verifier"
 )
@@ -133,16 +135,26 @@ func TestResolveTagCache(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			v := newVerifier(t, reg, verifier.Options{TagTTL: timeDuration(tc.tagTTL)})
-			// 50 concurrent resolutions of a cold tag: one HEAD.
+			// 50 concurrent resolutions of a cold tag: one HEAD. The
+			// registry holds it until all 50 have joined, so that none
+			// comes late and starts its own.
 			reg.ResetRequests()
+			release := make(chan struct{})
+			reg.SetFault(registrytest.Hold(release))
+			const callers = 50
 			var wg sync.WaitGroup
-			for range 50 {
+			for range callers {
 				wg.Go(func() {
 					if got, err := v.Resolve(t.Context(), ref); err != nil || got.String() != d.String() {
 						t.Errorf("Resolve = %v, %v", got, err)
 					}
 				})
 			}
+			waitFor(t, "every caller to join the resolution", func() bool {
+				return verifier.ResolveWaiters(v, ref.(name.Tag)) == callers
+			})
+			reg.SetFault(nil)
+			close(release)
 			wg.Wait()
 			if n := count(reg, "HEAD "); n != 1 {
 				t.Errorf("concurrent resolutions sent %d HEADs, want 1", n)

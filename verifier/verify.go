@@ -203,16 +203,48 @@ func (v *Verifier) verifyClassic(ctx context.Context, d name.Digest, h v1.Hash, 
 		t.fail("signature tag "+tag.TagStr(), err)
 		return
 	}
+	payloads := make(map[v1.Hash][]byte)
 	for i, sig := range capped(list, v.opts.MaxSignatures, t) {
 		if t.done() {
 			return
 		}
+		sig = sharedPayload{ociSignature: sig, payloads: payloads}
 		v.checkClassic(ctx, fmt.Sprintf("signature %d in %s", i, tag.TagStr()), sig, h, t)
 	}
 }
 
+// sharedPayload fetches each distinct payload blob of one .sig manifest
+// once: signatures by several keys, or a hostile manifest repeating one
+// layer, all point at the same blob. The blob is read by digest and
+// go-containerregistry checks the bytes against it, so the digest is a
+// sound key.
+type sharedPayload struct {
+	ociSignature
+	payloads map[v1.Hash][]byte
+}
+
+// ociSignature is oci.Signature under a name that, embedded, does not
+// hide its Signature method.
+type ociSignature = oci.Signature
+
+func (s sharedPayload) Payload() ([]byte, error) {
+	d, err := s.Digest()
+	if err != nil {
+		return nil, err
+	}
+	if p, ok := s.payloads[d]; ok {
+		return p, nil
+	}
+	p, err := s.ociSignature.Payload()
+	if err != nil {
+		return nil, err
+	}
+	s.payloads[d] = p
+	return p, nil
+}
+
 func (v *Verifier) checkClassic(ctx context.Context, what string, sig oci.Signature, h v1.Hash, t *tally) {
-	s, err := static.Copy(sig) // fetches the payload once, capped by the transport
+	s, err := static.Copy(sig) // reads the payload (capped by the transport) and the annotations
 	if err != nil {
 		t.fail(what, err)
 		return

@@ -12,13 +12,35 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-containerregistry/pkg/name"
+
 	"github.com/signgate/signgate/internal/registrytest"
 	"github.com/signgate/signgate/verifier"
 )
 
+// hangGuard bounds what the tests wait for. It only turns a hang into a
+// failure: no test asserts how long anything took, so a loaded machine
+// changes no outcome.
+const hangGuard = 2 * time.Minute
+
+// waitFor polls cond until it holds; it fails t after hangGuard.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(hangGuard); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("still waiting after %s for %s", hangGuard, what)
+		}
+	}
+}
+
 // newVerifier returns a Verifier allowed to reach reg over plain HTTP.
+// Unless the test sets one, its Timeout is hangGuard rather than the 5 s
+// default, so that a decision the test asserts never turns undecided
+// because the machine is busy.
 func newVerifier(t testing.TB, reg *registrytest.Registry, opts verifier.Options) *verifier.Verifier {
 	t.Helper()
+	if opts.Timeout == 0 {
+		opts.Timeout = hangGuard
+	}
 	opts.InsecureRegistries = append(opts.InsecureRegistries, reg.Host)
 	opts.AllowedHosts = append(opts.AllowedHosts, reg.Host)
 	v, err := verifier.New(opts)
@@ -248,22 +270,23 @@ func TestVerifyTransientNotCached(t *testing.T) {
 	}
 }
 
+// TestVerifySlowRegistryUndecidedInTime: a registry that never answers
+// ends in undecided when the first of Options.Timeout and the caller's
+// deadline passes. The other bound is hangGuard: reaching it means the
+// short one was not applied.
 func TestVerifySlowRegistryUndecidedInTime(t *testing.T) {
 	t.Parallel()
-	alice := registrytest.NewSigner(t)
+	reg, alice, d := signedApp(t)
 	set := verifier.AuthoritySet{Authorities: []verifier.Authority{authority("alice", alice)}}
-	reg := registrytest.New(t)
-	d := reg.PushImage(t, "team/app", "v1")
-	reg.Sign(t, alice, d, registrytest.Classic)
-	reg.SetFault(registrytest.Delay(10 * time.Second))
+	reg.SetFault(registrytest.Stall())
 
 	tests := []struct {
 		name     string
 		timeout  time.Duration // Options.Timeout
 		deadline time.Duration // caller's
 	}{
-		{"options timeout", 200 * time.Millisecond, time.Minute},
-		{"caller deadline", time.Minute, 200 * time.Millisecond},
+		{"options timeout", 200 * time.Millisecond, hangGuard},
+		{"caller deadline", hangGuard, 200 * time.Millisecond},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -273,11 +296,11 @@ func TestVerifySlowRegistryUndecidedInTime(t *testing.T) {
 			defer cancel()
 			start := time.Now()
 			_, err := v.Verify(ctx, d, set)
-			if !verifier.IsUndecided(err) {
-				t.Fatalf("err = %v, want undecided", err)
+			if !verifier.IsUndecided(err) || !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("err = %v, want undecided: deadline exceeded", err)
 			}
-			if el := time.Since(start); el > 2*time.Second {
-				t.Fatalf("took %s, want about 200ms", el)
+			if el := time.Since(start); el >= hangGuard {
+				t.Fatalf("undecided after %s: the 200ms bound was not applied", el)
 			}
 		})
 	}
@@ -285,11 +308,8 @@ func TestVerifySlowRegistryUndecidedInTime(t *testing.T) {
 
 func TestVerifyConcurrentShareOneVerification(t *testing.T) {
 	t.Parallel()
-	alice := registrytest.NewSigner(t)
+	reg, alice, d := signedApp(t)
 	set := verifier.AuthoritySet{Authorities: []verifier.Authority{authority("alice", alice)}}
-	reg := registrytest.New(t)
-	d := reg.PushImage(t, "team/app", "v1")
-	reg.Sign(t, alice, d, registrytest.Classic)
 	v := newVerifier(t, reg, verifier.Options{})
 
 	// Warm the connection and token, so the count is the verification only.
@@ -297,16 +317,22 @@ func TestVerifyConcurrentShareOneVerification(t *testing.T) {
 		t.Fatal("unsigned image verified")
 	}
 	reg.ResetRequests()
-	// Hold requests briefly so all callers arrive while one is in flight.
-	reg.SetFault(registrytest.Delay(100 * time.Millisecond))
+	// Hold requests until every caller has joined the one verification.
+	release := make(chan struct{})
+	reg.SetFault(registrytest.Hold(release))
+	const callers = 100
 	var wg sync.WaitGroup
-	errs := make(chan error, 100)
-	for range 100 {
+	errs := make(chan error, callers)
+	for range callers {
 		wg.Go(func() {
 			_, err := v.Verify(t.Context(), d, set)
 			errs <- err
 		})
 	}
+	waitFor(t, "every caller to join the verification", func() bool {
+		return verifier.FlightWaiters(v, d, set) == callers
+	})
+	close(release)
 	wg.Wait()
 	close(errs)
 	for err := range errs {
@@ -331,29 +357,38 @@ func TestVerifyConcurrentShareOneVerification(t *testing.T) {
 }
 
 // TestVerifyCallerLeavingDoesNotFailOthers: the shared verification
-// continues when one waiter gives up.
+// continues when the caller that started it gives up.
 func TestVerifyCallerLeavingDoesNotFailOthers(t *testing.T) {
 	t.Parallel()
-	alice := registrytest.NewSigner(t)
+	reg, alice, d := signedApp(t)
 	set := verifier.AuthoritySet{Authorities: []verifier.Authority{authority("alice", alice)}}
-	reg := registrytest.New(t)
-	d := reg.PushImage(t, "team/app", "v1")
-	reg.Sign(t, alice, d, registrytest.Classic)
-	reg.SetFault(registrytest.Delay(300 * time.Millisecond))
+	release := make(chan struct{})
+	reg.SetFault(registrytest.Hold(release))
+	reg.ResetRequests()
 	v := newVerifier(t, reg, verifier.Options{})
 
-	impatient, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	impatient, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	var wg sync.WaitGroup
-	var patientErr, impatientErr error
-	wg.Go(func() { _, impatientErr = v.Verify(impatient, d, set) })
-	wg.Go(func() { _, patientErr = v.Verify(t.Context(), d, set) })
-	wg.Wait()
+	var impatientErr, patientErr error
+	impatientDone, patientDone := make(chan struct{}), make(chan struct{})
+	go func() { defer close(impatientDone); _, impatientErr = v.Verify(impatient, d, set) }()
+	waitFor(t, "the impatient caller to start the verification", func() bool { return reg.Requests() > 0 })
+	go func() { defer close(patientDone); _, patientErr = v.Verify(t.Context(), d, set) }()
+	waitFor(t, "the patient caller to join", func() bool { return verifier.FlightWaiters(v, d, set) == 2 })
+	cancel()
+	<-impatientDone
+	close(release)
+	<-patientDone
 	if !verifier.IsUndecided(impatientErr) {
 		t.Errorf("impatient caller: %v, want undecided", impatientErr)
 	}
 	if patientErr != nil {
 		t.Errorf("patient caller: %v, want verified", patientErr)
+	}
+	// The patient caller got the run the impatient one started: one read
+	// of the .sig manifest.
+	if got := count(reg, "GET /v2/team/app/manifests/"); got != 1 {
+		t.Errorf("%d manifest reads, want 1 (one verification); log: %v", got, reg.RequestLog())
 	}
 }
 

@@ -1,0 +1,36 @@
+package verifier
+
+import "github.com/google/go-containerregistry/pkg/name"
+
+// FlightWaiters returns how many callers wait on the running verification
+// of d for set (0 when none runs), so that tests can wait for callers to
+// have joined a shared verification instead of guessing a delay.
+func FlightWaiters(v *Verifier, d name.Digest, set AuthoritySet) int {
+	d, err := canonicalDigest(d)
+	if err != nil {
+		return 0
+	}
+	info, err := v.keyIDs.set(set)
+	if err != nil {
+		return 0
+	}
+	return v.flights.waiters(verdictKey(d, info.fingerprint))
+}
+
+// ResolveWaiters is FlightWaiters for the running resolution of tag.
+func ResolveWaiters(v *Verifier, tag name.Tag) int {
+	c, err := canonical(tag)
+	if err != nil {
+		return 0
+	}
+	return v.resolves.waiters(c.String())
+}
+
+func (f *flightGroup) waiters(key string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if c := f.calls[key]; c != nil {
+		return c.waiters
+	}
+	return 0
+}
