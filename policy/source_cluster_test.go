@@ -293,14 +293,14 @@ func statusSubresource(dyn *dynamicfake.FakeDynamicClient) {
 // waitForf is waitFor that says what it saw last when it gives up.
 func waitForf(t *testing.T, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(hangGuard)
 	for {
 		ok, last := cond()
 		if ok {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within 10s; last: %s", last)
+			t.Fatalf("condition not met within %s; last: %s", hangGuard, last)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
