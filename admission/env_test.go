@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 	"text/template"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	admissionv1 "k8s.io/api/admission/v1"
@@ -119,6 +120,12 @@ spec:
   static: {action: pass}
 `
 
+// hangGuard bounds what the tests wait for, and is the verifier's
+// Timeout: a decision a test asserts never turns undecided because the
+// machine is busy. It only turns a hang into a failure; no test asserts
+// how long anything took.
+const hangGuard = 2 * time.Minute
+
 // newEnv pushes and signs the test images, writes the policies and builds
 // the gate with the named configuration.
 func newEnv(t testing.TB, config string) *env {
@@ -158,7 +165,7 @@ func newEnv(t testing.TB, config string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := verifier.New(verifier.Options{InsecureRegistries: []string{reg.Host}, AllowedHosts: []string{reg.Host}})
+	v, err := verifier.New(verifier.Options{Timeout: hangGuard, InsecureRegistries: []string{reg.Host}, AllowedHosts: []string{reg.Host}})
 	if err != nil {
 		t.Fatal(err)
 	}
