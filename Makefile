@@ -21,7 +21,8 @@ KO_VERSION             := v0.19.1
 FUZZTIME ?= 30s
 
 .PHONY: all build test lint fmt vet staticcheck bench fuzz crds verify-crds \
-        e2e-tools e2e demo registry load image chart-check dogfood clean
+        e2e-tools e2e demo registry load image chart-check dogfood clean \
+        test-stress stress-ng
 
 all: build
 
@@ -31,6 +32,13 @@ build:
 ## test: unit + integration tests (race detector) and the chart checks.
 test: chart-check verify-crds dogfood
 	$(GO) test -race -count=1 ./...
+
+## test-stress: the tests twice (race detector) while stress-ng keeps every
+## core busy: no outcome may depend on timing (installs stress-ng when missing).
+test-stress: stress-ng
+	stress-ng --cpu 0 --timeout 2h --quiet & load=$$!; \
+	trap 'kill $$load 2>/dev/null; wait $$load 2>/dev/null' EXIT; \
+	$(GO) test -race -count=2 -timeout 30m ./...
 
 lint: fmt vet staticcheck
 
@@ -133,6 +141,13 @@ e2e: build e2e-tools
 demo: build e2e-tools
 	$(GO) build -tags e2e -o $(BIN)/signgate-demo ./e2e/cmd/demo
 	$(BIN)/signgate-demo
+
+## stress-ng: Debian's stress-ng, installed with apt-get when missing.
+stress-ng:
+	@command -v stress-ng >/dev/null || { \
+	  echo "installing stress-ng with apt-get"; \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends stress-ng; }
 
 ## registry: Debian's docker-registry (CNCF distribution), installed with apt-get when missing.
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
