@@ -11,6 +11,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/big"
@@ -210,14 +211,17 @@ func TestServeBadInputExits2(t *testing.T) {
 }
 
 // TestServeFinishesInFlightOnShutdown: SIGTERM (ctx cancelled) while a
-// review waits on a slow registry; the review is still answered, then run
+// review waits on the registry; the registry answers only once the
+// server's Shutdown has begun, and the review is still answered, then run
 // returns nil.
 func TestServeFinishesInFlightOnShutdown(t *testing.T) {
 	reg := registrytest.New(t)
 	d := reg.PushImage(t, "team-a/app", "v1")
 	signer := registrytest.NewSigner(t)
 	reg.Sign(t, signer, d, registrytest.Classic)
-	reg.SetFault(registrytest.Delay(time.Second))
+	hold := newRegistryHold(nil)
+	reg.SetFault(hold.Fault)
+	t.Cleanup(hold.Release) // before the registry closes: it waits for held requests
 
 	dir := t.TempDir()
 	o := testOptions(t, dir)
@@ -227,12 +231,18 @@ func TestServeFinishesInFlightOnShutdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	config := filepath.Join(dir, "config.yaml")
-	cfg := "apiVersion: signgate.dev/v1alpha1\nkind: GateConfiguration\nregistry: {insecureRegistries: [\"" + reg.Host + "\"], allowedHosts: [\"" + reg.Host + "\"]}\n"
+	// The review is held on the registry for as long as the test takes to
+	// get to Shutdown: the longest registry timeout and review deadline, so
+	// that only a hang could turn it into a "retry" denial.
+	cfg := "apiVersion: signgate.dev/v1alpha1\nkind: GateConfiguration\nregistry: {insecureRegistries: [\"" + reg.Host + "\"], allowedHosts: [\"" + reg.Host + "\"], timeout: 20s}\n"
 	if err := os.WriteFile(config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	o.ConfigFile = config
 	s, stop := startServer(t, o)
+	// The registry answers once Shutdown has begun: the review is in
+	// flight when it does.
+	s.webhook.RegisterOnShutdown(hold.Release)
 
 	pod := `{"metadata":{"name":"p"},"spec":{"securityContext":{"runAsNonRoot":true,"seccompProfile":{"type":"RuntimeDefault"}},"containers":[{"name":"a","image":"` +
 		d.String() + `","securityContext":{"allowPrivilegeEscalation":false,"capabilities":{"drop":["ALL"]}}}]}}`
@@ -244,7 +254,7 @@ func TestServeFinishesInFlightOnShutdown(t *testing.T) {
 	}
 	answered := make(chan result, 1)
 	go func() {
-		resp, err := client.Post("https://"+s.webhookLn.Addr().String()+"/validate?timeout=10s", "application/json", strings.NewReader(review))
+		resp, err := client.Post("https://"+s.webhookLn.Addr().String()+"/validate?timeout=30s", "application/json", strings.NewReader(review))
 		if err != nil {
 			answered <- result{err: err}
 			return
@@ -253,14 +263,20 @@ func TestServeFinishesInFlightOnShutdown(t *testing.T) {
 		b, err := io.ReadAll(resp.Body)
 		answered <- result{string(b), err}
 	}()
-	time.Sleep(300 * time.Millisecond) // the review is now waiting on the registry
+	select {
+	case <-hold.arrived: // the review is now waiting on the registry
+	case r := <-answered:
+		t.Fatalf("review answered without asking the registry: %v %s", r.err, r.body)
+	case <-time.After(hangGuard):
+		t.Fatalf("waited %s for the review to reach the registry", hangGuard)
+	}
 	stopped := make(chan error, 1)
 	go func() { stopped <- stop() }()
-	r := <-answered
+	r := await(t, "the in-flight review to be answered", answered)
 	if r.err != nil || !strings.Contains(r.body, `"uid":"u2"`) || !strings.Contains(r.body, `"allowed":true`) {
 		t.Errorf("in-flight review: %v %s", r.err, r.body)
 	}
-	if err := <-stopped; err != nil {
+	if err := await(t, "run to return", stopped); err != nil {
 		t.Errorf("run: %v", err)
 	}
 }
@@ -272,11 +288,11 @@ func TestServeReloadsConfig(t *testing.T) {
 	dir := t.TempDir()
 	o := testOptions(t, dir)
 	config := filepath.Join(dir, "config.yaml")
+	// By rename: the watcher polls, and may otherwise read a half-written
+	// file and count a failed reload of its own.
 	writeConfig := func(unmatched string) {
 		t.Helper()
-		if err := os.WriteFile(config, []byte("apiVersion: signgate.dev/v1alpha1\nkind: GateConfiguration\nunmatchedImages: "+unmatched+"\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		writeAtomic(t, config, "apiVersion: signgate.dev/v1alpha1\nkind: GateConfiguration\nunmatchedImages: "+unmatched+"\n")
 	}
 	writeConfig("deny")
 	o.ConfigFile = config
@@ -296,27 +312,26 @@ func TestServeReloadsConfig(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return strings.Contains(string(b), `"allowed":true`)
 	}
-	metric := func(result string) bool {
+	metric := func(result string) error {
 		_, m := get(t, "http://"+s.metricsLn.Addr().String()+"/metrics")
-		return strings.Contains(m, `signgate_config_reloads_total{result="`+result+`"} 1`)
-	}
-	eventually := func(what string, cond func() bool) {
-		t.Helper()
-		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-			if cond() {
-				return
-			}
+		if want := `signgate_config_reloads_total{result="` + result + `"} 1`; !strings.Contains(m, want) {
+			return fmt.Errorf("metrics lack %s", want)
 		}
-		t.Fatalf("timed out waiting for %s", what)
+		return nil
 	}
 
 	if allowed() {
 		t.Fatal("unmatched image allowed with unmatchedImages: deny")
 	}
 	writeConfig("allow")
-	eventually("the reload to allow unmatched images", func() bool { return allowed() && metric("success") })
+	waitFor(t, "the reload to allow unmatched images", func() error {
+		if !allowed() {
+			return errors.New("unmatched image still denied")
+		}
+		return metric("success")
+	})
 	writeConfig("sometimes")
-	eventually("the bad reload to be counted", func() bool { return metric("failure") })
+	waitFor(t, "the bad reload to be counted", func() error { return metric("failure") })
 	if !allowed() {
 		t.Error("a bad reload replaced the last good configuration")
 	}
