@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"strings"
 	"testing"
-	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -66,7 +65,8 @@ func TestChartRendersAcceptedByAPIServer(t *testing.T) {
 	// Cluster-scoped objects are named after the release; delete them at
 	// cleanup (the namespaced ones go with nothing else in the suite).
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		// t.Context() is already cancelled when cleanups run.
+		ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 		defer cancel()
 		rbac := env.Client.RbacV1()
 		fullname := release + "-signgate"
@@ -111,17 +111,10 @@ func TestChartRendersAcceptedByAPIServer(t *testing.T) {
 	deployments := env.Client.AppsV1().Deployments(ns)
 	// The gate sees the new ImagePolicy through an informer: dry-run until
 	// it admits, so the real creation below is a single attempt.
-	var lastErr error
-	for deadline := time.Now().Add(20 * time.Second); ; {
-		_, lastErr = deployments.Create(ctx, dep.DeepCopy(), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
-		if lastErr == nil || time.Now().After(deadline) || !strings.Contains(lastErr.Error(), deniedBySigngate) {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	if lastErr != nil {
-		t.Fatalf("dry-run create the chart's Deployment in %s: %v", ns, lastErr)
-	}
+	waitAdmitted(ctx, t, "the chart's Deployment in "+ns, func() error {
+		_, err := deployments.Create(ctx, dep.DeepCopy(), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		return err
+	})
 	if _, err := deployments.Create(ctx, dep.DeepCopy(), metav1.CreateOptions{}); err != nil {
 		t.Fatalf("create the chart's Deployment in %s: %v", ns, err)
 	}

@@ -58,9 +58,10 @@ const chartPodValidatingWebhook = "pods.validate.signgate.dev"
 // same API server.
 func TestOwnImageThroughChart(t *testing.T) {
 	t.Parallel()
-	// ko compiles the gate (1-2 minutes cold on 2 cores): a longer budget
-	// than testContext's.
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
+	// ko compiles the gate (1-2 minutes cold on an idle 2-core machine,
+	// several on a busy one): a longer hang guard than testContext's, still
+	// well inside `make e2e`'s -timeout 30m.
+	ctx, cancel := context.WithTimeout(t.Context(), 5*hangGuard)
 	defer cancel()
 
 	reg := env.Registry()
@@ -85,8 +86,16 @@ func TestOwnImageThroughChart(t *testing.T) {
 	}
 	unsignedTag := repo + ":unsigned"
 
-	// 2. The second gate: the image's own binary, the chart's config.
+	// 2. The second gate: the image's own binary, the chart's config. Like
+	// the harness's (harness.GateConfig, RegisterWebhooks), its deadlines
+	// are the longest allowed, so a busy machine does not turn an answer
+	// into "retry": the API server's 30 s, the registry's 20 s inside it
+	// (and, as values.yaml asks, a termination grace above shutdownDelay +
+	// webhook.timeoutSeconds).
 	values := []string{
+		"--set", "webhook.timeoutSeconds=30",
+		"--set", "config.registry.timeout=20s",
+		"--set", "terminationGracePeriodSeconds=40",
 		"--set-json", fmt.Sprintf("config.registry.insecureRegistries=[%q]", reg.Host),
 		"--set-json", fmt.Sprintf("config.registry.allowedHosts=[%q]", reg.Host),
 		"--set-json", fmt.Sprintf(`webhook.namespaceSelector={"matchLabels":{%q:%q}}`, chartGateLabel, release),
@@ -137,10 +146,7 @@ func TestOwnImageThroughChart(t *testing.T) {
 		t.Fatal(err)
 	}
 	pods := env.Client.CoreV1().Pods(ns)
-	waitAdmitted(ctx, t, func() error {
-		_, err := pods.Create(ctx, harness.RestrictedPod("gate", image), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
-		return err
-	})
+	waitAdmitted(ctx, t, "pod running the gate's own image "+image+" by both gates", dryRunCreatePod(ctx, ns, harness.RestrictedPod("gate", image)))
 
 	// The gate's image by tag: admitted, pinned to the built digest, and
 	// the chart's gate allowed it.
@@ -189,13 +195,40 @@ func TestOwnImageThroughChart(t *testing.T) {
 	waitCounter(ctx, t, gate, "allowed Deployment CREATEs", allowedDeployments, before)
 
 	// Scoping: a namespace without the label never reaches the chart gate.
+	//
+	// The gate counts a review just after answering it, so "not counted
+	// yet" proves nothing by itself. A barrier replaces waiting: after the
+	// unscoped Pod request has returned, a dry-run Deployment create in
+	// the labelled namespace, which the chart gate must answer. The API
+	// server sends the barrier only after the unscoped request is over,
+	// and the gate records a review right after writing its answer, in the
+	// same handler: a leaked Pod review is recorded before the barrier's
+	// (its handler would have to stall for the barrier's whole round trip
+	// through the API server otherwise). So once the barrier's validating
+	// review is counted, every series but the Deployment ones must be
+	// where it was: a Pod review for the unscoped request, from either of
+	// the chart's webhooks, would show.
+	//
+	// Nothing else reaches the chart gate meanwhile, so equality is exact:
+	// its webhooks select only namespaces labelled chartGateLabel=<this
+	// test's unique release>, which only ns is; the parallel tests use
+	// unlabelled namespaces of their own; this test's earlier requests have
+	// all returned (and been counted: waitCounter, waitLogLine); there is
+	// no controller manager to create pods from the stored Deployment.
 	other := namespace(t, nil)
-	total := counter(ctx, t, gate, nil)
+	deploymentsSeen := map[string]string{"kind": "Deployment"}
+	barrierSeen := map[string]string{"kind": "Deployment", "webhook": "validate"}
+	total, deploymentsBefore := counter(ctx, t, gate, nil), counter(ctx, t, gate, deploymentsSeen)
+	barrierBefore := counter(ctx, t, gate, barrierSeen)
 	_, err = env.Client.CoreV1().Pods(other).Create(ctx, harness.RestrictedPod("unscoped", unsigned.String()), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 	mustDeny(t, "unsigned pod in an unlabelled namespace", err)
-	time.Sleep(500 * time.Millisecond) // the gate counts after it answers
-	if after := counter(ctx, t, gate, nil); after != total {
-		t.Errorf("chart gate answered %v requests for namespace %s, which lacks %s=%s", after-total, other, chartGateLabel, release)
+	barrier := harness.RestrictedDeployment("barrier", built.String())
+	_, err = deployments.Create(ctx, barrier, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+	mustAdmit(t, "barrier: dry-run Deployment running "+built.String()+" in the labelled namespace "+ns, err)
+	waitCounter(ctx, t, gate, "validated Deployment CREATEs (the barrier)", barrierSeen, barrierBefore)
+	others := (counter(ctx, t, gate, nil) - total) - (counter(ctx, t, gate, deploymentsSeen) - deploymentsBefore)
+	if others != 0 {
+		t.Errorf("chart gate answered %v reviews besides the barrier Deployment, for the pod in namespace %s, which lacks %s=%s", others, other, chartGateLabel, release)
 	}
 }
 
@@ -248,7 +281,8 @@ func checkScoped(t *testing.T, objs []*unstructured.Unstructured, release string
 // deleteWebhookConfigurations deletes the rendered webhook configurations
 // objs from the API server.
 func deleteWebhookConfigurations(t *testing.T, objs []*unstructured.Unstructured) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	// t.Context() is already cancelled when cleanups run.
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
 	ar := env.Client.AdmissionregistrationV1()
 	for _, o := range objs {
@@ -273,39 +307,11 @@ func waitChartGate(ctx context.Context, t *testing.T, gate *harness.Signgate, ns
 	t.Helper()
 	validated := map[string]string{"webhook": "validate"}
 	before := counter(ctx, t, gate, validated)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		_, err := env.Client.CoreV1().Pods(ns).Create(ctx, harness.RestrictedPod("probe", image), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
-		if counter(ctx, t, gate, validated) > before {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the chart gate was never called for namespace %s (last dry run: %v)", ns, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
-// waitAdmitted calls create until it succeeds, retrying while a signgate
-// webhook (either gate's) denies: the gates see a new ImagePolicy through
-// informers.
-func waitAdmitted(ctx context.Context, t *testing.T, create func() error) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		err := create()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) || !strings.Contains(err.Error(), "denied the request") {
-			t.Fatalf("dry run: %v", err)
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatal(ctx.Err())
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
+	probe := dryRunCreatePod(ctx, ns, harness.RestrictedPod("probe", image))
+	waitFor(ctx, t, "the API server to call the chart gate's validating webhook for namespace "+ns+" (dry-run pod creates)", func() (bool, error) {
+		err := probe()
+		return counter(ctx, t, gate, validated) > before, fmt.Errorf("last dry run: %v", err)
+	})
 }
 
 // mustDenyByEither fails t unless err is a denial by the main gate's or the
@@ -337,26 +343,22 @@ func counter(ctx context.Context, t *testing.T, gate *harness.Signgate, labels m
 	return v
 }
 
-// waitCounter fails t unless the counter with labels rises above before
-// within a few seconds (the gate counts a review after answering it).
+// waitCounter waits until the counter with labels rises above before: the
+// request was answered by the chart gate, which counts a review just after
+// answering it. If the gate never answered, only hangGuard ends the wait.
 func waitCounter(ctx context.Context, t *testing.T, gate *harness.Signgate, what string, labels map[string]string, before float64) {
 	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); ; {
-		if counter(ctx, t, gate, labels) > before {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("chart gate: %s stayed at %v: it did not answer the request", what, before)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitFor(ctx, t, fmt.Sprintf("the chart gate's count of %s to rise above %v (it answered the request)", what, before), func() (bool, error) {
+		now := counter(ctx, t, gate, labels)
+		return now > before, fmt.Errorf("%s = %v", what, now)
+	})
 }
 
-// waitLogLine fails t unless a line of gate's log contains every one of
-// wants within a few seconds.
+// waitLogLine waits until a line of gate's log contains every one of wants
+// (the gate logs a review just after answering it).
 func waitLogLine(ctx context.Context, t *testing.T, gate *harness.Signgate, wants ...string) {
 	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); ; {
+	waitFor(ctx, t, fmt.Sprintf("a line of the chart gate's log %s with all of %q", gate.Proc.LogPath, wants), func() (bool, error) {
 		b, err := os.ReadFile(gate.Proc.LogPath)
 		if err != nil {
 			t.Fatal(err)
@@ -364,14 +366,11 @@ func waitLogLine(ctx context.Context, t *testing.T, gate *harness.Signgate, want
 		for _, line := range strings.Split(string(b), "\n") {
 			if containsAll(line, wants) {
 				t.Logf("chart gate: %s", line)
-				return
+				return true, nil
 			}
 		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			t.Fatalf("chart gate log %s has no line with all of %q", gate.Proc.LogPath, wants)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return false, fmt.Errorf("no such line in %d bytes", len(b))
+	})
 }
 
 func containsAll(s string, subs []string) bool {

@@ -5,7 +5,6 @@ package e2e
 import (
 	"context"
 	"testing"
-	"time"
 
 	"github.com/signgate/signgate/e2e/harness"
 )
@@ -27,7 +26,7 @@ func TestRegistryOutage(t *testing.T) {
 	reg.Stop()
 	t.Cleanup(func() {
 		// t.Context() is already cancelled when cleanups run.
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 		defer cancel()
 		if err := reg.Start(ctx); err != nil {
 			t.Errorf("restart registry: %v", err)

@@ -107,7 +107,7 @@ func StartAPIServer(ctx context.Context, tb TB, bin, dir, etcdURL string, ca *CA
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(ca.CertPEM)
 	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	err = p.waitReady(ctx, 120*time.Second, func(ctx context.Context) error {
+	err = p.waitReady(ctx, func(ctx context.Context) error {
 		return httpOK(ctx, hc, a.URL+"/readyz", token)
 	})
 	if err != nil {
@@ -124,7 +124,9 @@ func (a *APIServer) RESTConfig() *rest.Config {
 		TLSClientConfig: rest.TLSClientConfig{CAData: a.CAPEM},
 		QPS:             100,
 		Burst:           200,
-		Timeout:         30 * time.Second,
+		// A hang guard per request, not a latency budget: with a 30 s
+		// webhook deadline a request can legitimately take longer than that.
+		Timeout: hangGuard,
 	}
 }
 

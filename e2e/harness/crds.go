@@ -102,7 +102,7 @@ func InstallCRDs(ctx context.Context, dyn dynamic.Interface, dir string) error {
 }
 
 func waitEstablished(ctx context.Context, dyn dynamic.Interface, name string) error {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, hangGuard)
 	defer cancel()
 	for {
 		u, err := dyn.Resource(crdGVR).Get(ctx, name, metav1.GetOptions{})
@@ -111,7 +111,7 @@ func waitEstablished(ctx context.Context, dyn dynamic.Interface, name string) er
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("wait for CRD %s to be established: %w (last error: %v)", name, ctx.Err(), err)
+			return fmt.Errorf("wait for CRD %s to be established: %w (hang guard %s; last error: %v)", name, ctx.Err(), hangGuard, err)
 		case <-time.After(100 * time.Millisecond):
 		}
 	}

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"time"
 )
 
 // Etcd is a single-member etcd on loopback with its data in a temp dir.
@@ -53,7 +52,7 @@ func StartEtcd(ctx context.Context, tb TB, bin, dir string) (*Etcd, error) {
 		return nil, err
 	}
 	e := &Etcd{URL: clientURL, Proc: p}
-	err = p.waitReady(ctx, 60*time.Second, func(ctx context.Context) error {
+	err = p.waitReady(ctx, func(ctx context.Context) error {
 		return httpOK(ctx, http.DefaultClient, clientURL+"/health", "")
 	})
 	if err != nil {

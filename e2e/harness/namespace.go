@@ -54,7 +54,7 @@ func (e *Env) waitWebhooks(ctx context.Context) error {
 	}
 	probe := RestrictedPod("probe", "127.0.0.1:1/signgate/probe@sha256:"+strings.Repeat("0", 64))
 	want := fmt.Sprintf("admission webhook %q denied the request", ValidatingWebhookName)
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, hangGuard)
 	defer cancel()
 	for {
 		_, err := e.Client.CoreV1().Pods(ns).Create(ctx, probe, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
@@ -63,7 +63,7 @@ func (e *Env) waitWebhooks(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("wait for webhooks: a pod with an unknown image got %v, want a denial from %s", err, ValidatingWebhookName)
+			return fmt.Errorf("wait for webhooks: after %s (hang guard), a pod with an unknown image still got %v, want a denial from %s", hangGuard, err, ValidatingWebhookName)
 		case <-time.After(200 * time.Millisecond):
 		}
 	}

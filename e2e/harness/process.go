@@ -16,6 +16,12 @@ import (
 	"time"
 )
 
+// hangGuard bounds every wait in the harness: a process becoming ready, a
+// CRD being established, the webhooks answering, one API request. It only
+// stops a hung run; it is sized so that a healthy component on a loaded
+// 2-core machine never meets it, and no outcome is decided by it.
+const hangGuard = 3 * time.Minute
+
 // Process is one started program whose output goes to a log file.
 type Process struct {
 	Name    string // short name used in messages and the log file name
@@ -119,17 +125,20 @@ func (p *Process) Tail(n int) string {
 	return string(bytes.Join(lines, []byte("\n")))
 }
 
-// waitReady polls check every 100ms until it succeeds, the program exits,
-// or timeout passes. The last check error is part of the returned error.
-func (p *Process) waitReady(ctx context.Context, timeout time.Duration, check func(context.Context) error) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+// waitReady polls check every 100ms until it succeeds or the program
+// exits; hangGuard only ends a wait that would otherwise never end. The
+// last check error is part of the returned error.
+func (p *Process) waitReady(ctx context.Context, check func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, hangGuard)
 	defer cancel()
 	var last error
 	for {
 		if exited, err := p.Exited(); exited {
 			return fmt.Errorf("wait for %s: exited (%v); log %s:\n%s", p.Name, err, p.LogPath, p.Tail(20))
 		}
-		cctx, ccancel := context.WithTimeout(ctx, 2*time.Second)
+		// One probe may hang (a half-started server that accepts and
+		// never answers); bound it so that the next one is sent.
+		cctx, ccancel := context.WithTimeout(ctx, 10*time.Second)
 		last = check(cctx)
 		ccancel()
 		if last == nil {
@@ -138,7 +147,7 @@ func (p *Process) waitReady(ctx context.Context, timeout time.Duration, check fu
 		select {
 		case <-ctx.Done():
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return fmt.Errorf("wait for %s: not ready after %s: %v; log %s:\n%s", p.Name, timeout, last, p.LogPath, p.Tail(20))
+				return fmt.Errorf("wait for %s to become ready: still not ready after %s (hang guard): %v; log %s:\n%s", p.Name, hangGuard, last, p.LogPath, p.Tail(20))
 			}
 			return fmt.Errorf("wait for %s: %w", p.Name, ctx.Err())
 		case <-time.After(100 * time.Millisecond):

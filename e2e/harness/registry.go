@@ -87,7 +87,7 @@ func (r *Registry) Start(ctx context.Context) error {
 	}
 	r.proc = p
 	r.started++
-	return p.waitReady(ctx, 30*time.Second, func(ctx context.Context) error {
+	return p.waitReady(ctx, func(ctx context.Context) error {
 		return httpOK(ctx, http.DefaultClient, "http://"+r.Host+"/v2/", "")
 	})
 }

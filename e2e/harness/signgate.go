@@ -32,12 +32,17 @@ type SigngateOptions struct {
 // GateConfig is the GateConfiguration the harness gives signgate: the
 // defaults of DESIGN §7, plus the loopback registries the suite pushes to,
 // which are plain HTTP (insecureRegistries) and on 127.0.0.1, a network the
-// gate refuses unless allow-listed (allowedHosts).
+// gate refuses unless allow-listed (allowedHosts). The registry timeout is
+// not the default 5s: a loopback registry on a loaded machine can be slower
+// than that, and the gate would then deny with "retry". 20s lies inside
+// the gate's own deadline for the harness's 30s webhook timeout (24s).
+// Nothing in the suite relies on a registry timing out: an outage is a
+// stopped registry, refused at once.
 func GateConfig(registries ...string) []byte {
 	var b strings.Builder
 	b.WriteString("apiVersion: signgate.dev/v1alpha1\nkind: GateConfiguration\n")
 	b.WriteString("unmatchedImages: deny\nexemptNamespaces: [kube-system]\n")
-	b.WriteString("registry:\n  timeout: 3s\n")
+	b.WriteString("registry:\n  timeout: 20s\n")
 	for _, field := range []string{"insecureRegistries", "allowedHosts"} {
 		fmt.Fprintf(&b, "  %s:\n", field)
 		for _, r := range registries {
@@ -80,7 +85,7 @@ func StartSigngate(ctx context.Context, tb TB, dir string, ca *CA, opts Signgate
 		return nil, err
 	}
 	s := &Signgate{URL: "https://" + listen, MetricsURL: "http://" + metrics, ConfigPath: config, Proc: p}
-	err = p.waitReady(ctx, 60*time.Second, func(ctx context.Context) error {
+	err = p.waitReady(ctx, func(ctx context.Context) error {
 		return httpOK(ctx, http.DefaultClient, s.MetricsURL+"/readyz", "")
 	})
 	if err != nil {

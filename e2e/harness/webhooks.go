@@ -53,6 +53,12 @@ func namespaceSelector() *metav1.LabelSelector {
 	}}}
 }
 
+// webhookTimeoutSeconds is the API server's deadline for each call to the
+// gate: the most Kubernetes allows. Past it the fail-closed webhooks deny,
+// so on a busy machine a shorter one would turn slowness into a different
+// decision; the gate's registry timeout (GateConfig) lies inside it.
+const webhookTimeoutSeconds = 30
+
 // RegisterWebhooks creates the mutating and validating webhook
 // configurations pointing at baseURL (/mutate, /validate), trusting caPEM.
 func RegisterWebhooks(ctx context.Context, cs kubernetes.Interface, baseURL string, caPEM []byte) error {
@@ -67,7 +73,7 @@ func RegisterWebhooks(ctx context.Context, cs kubernetes.Interface, baseURL stri
 			FailurePolicy:           &fail,
 			SideEffects:             &none,
 			AdmissionReviewVersions: []string{"v1"},
-			TimeoutSeconds:          ptr.To[int32](10),
+			TimeoutSeconds:          ptr.To[int32](webhookTimeoutSeconds),
 			ReinvocationPolicy:      ptr.To(admissionregistrationv1.IfNeededReinvocationPolicy),
 			NamespaceSelector:       namespaceSelector(),
 		}},
@@ -81,7 +87,7 @@ func RegisterWebhooks(ctx context.Context, cs kubernetes.Interface, baseURL stri
 			FailurePolicy:           &fail,
 			SideEffects:             &none,
 			AdmissionReviewVersions: []string{"v1"},
-			TimeoutSeconds:          ptr.To[int32](10),
+			TimeoutSeconds:          ptr.To[int32](webhookTimeoutSeconds),
 			NamespaceSelector:       namespaceSelector(),
 		}},
 	}
