@@ -139,8 +139,9 @@ func TestResolveTagCache(t *testing.T) {
 			// registry holds it until all 50 have joined, so that none
 			// comes late and starts its own.
 			reg.ResetRequests()
-			release := make(chan struct{})
-			reg.SetFault(registrytest.Hold(release))
+			hold := registrytest.NewHold(nil)
+			t.Cleanup(hold.Release)
+			reg.SetFault(hold.Fault)
 			const callers = 50
 			var wg sync.WaitGroup
 			for range callers {
@@ -154,7 +155,7 @@ func TestResolveTagCache(t *testing.T) {
 				return verifier.ResolveWaiters(v, ref.(name.Tag)) == callers
 			})
 			reg.SetFault(nil)
-			close(release)
+			hold.Release()
 			wg.Wait()
 			if n := count(reg, "HEAD "); n != 1 {
 				t.Errorf("concurrent resolutions sent %d HEADs, want 1", n)

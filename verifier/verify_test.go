@@ -318,8 +318,9 @@ func TestVerifyConcurrentShareOneVerification(t *testing.T) {
 	}
 	reg.ResetRequests()
 	// Hold requests until every caller has joined the one verification.
-	release := make(chan struct{})
-	reg.SetFault(registrytest.Hold(release))
+	hold := registrytest.NewHold(nil)
+	t.Cleanup(hold.Release)
+	reg.SetFault(hold.Fault)
 	const callers = 100
 	var wg sync.WaitGroup
 	errs := make(chan error, callers)
@@ -332,7 +333,7 @@ func TestVerifyConcurrentShareOneVerification(t *testing.T) {
 	waitFor(t, "every caller to join the verification", func() bool {
 		return verifier.FlightWaiters(v, d, set) == callers
 	})
-	close(release)
+	hold.Release()
 	wg.Wait()
 	close(errs)
 	for err := range errs {
@@ -362,8 +363,9 @@ func TestVerifyCallerLeavingDoesNotFailOthers(t *testing.T) {
 	t.Parallel()
 	reg, alice, d := signedApp(t)
 	set := verifier.AuthoritySet{Authorities: []verifier.Authority{authority("alice", alice)}}
-	release := make(chan struct{})
-	reg.SetFault(registrytest.Hold(release))
+	hold := registrytest.NewHold(nil)
+	t.Cleanup(hold.Release)
+	reg.SetFault(hold.Fault)
 	reg.ResetRequests()
 	v := newVerifier(t, reg, verifier.Options{})
 
@@ -377,7 +379,7 @@ func TestVerifyCallerLeavingDoesNotFailOthers(t *testing.T) {
 	waitFor(t, "the patient caller to join", func() bool { return verifier.FlightWaiters(v, d, set) == 2 })
 	cancel()
 	<-impatientDone
-	close(release)
+	hold.Release()
 	<-patientDone
 	if !verifier.IsUndecided(impatientErr) {
 		t.Errorf("impatient caller: %v, want undecided", impatientErr)

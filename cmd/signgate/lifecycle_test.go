@@ -458,10 +458,10 @@ func testSIGTERMUnderLoad(t *testing.T, delay time.Duration) {
 	// Under way, then reviews held on the registry: they are in flight
 	// when SIGTERM arrives, whatever the machine's speed.
 	awaitAnswered(t, "the load to be under way", &stats, 2*workers)
-	hold := newRegistryHold(slow)
+	hold := registrytest.NewHold(slow)
 	t.Cleanup(hold.Release) // before the registry closes: it waits for held requests
 	f.reg.SetFault(hold.Fault)
-	await(t, "a review to wait on the registry", hold.arrived)
+	await(t, "a review to wait on the registry", hold.Arrived())
 	now := time.Now()
 	termAt.Store(&now)
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {

@@ -219,7 +219,7 @@ func TestServeFinishesInFlightOnShutdown(t *testing.T) {
 	d := reg.PushImage(t, "team-a/app", "v1")
 	signer := registrytest.NewSigner(t)
 	reg.Sign(t, signer, d, registrytest.Classic)
-	hold := newRegistryHold(nil)
+	hold := registrytest.NewHold(nil)
 	reg.SetFault(hold.Fault)
 	t.Cleanup(hold.Release) // before the registry closes: it waits for held requests
 
@@ -264,7 +264,7 @@ func TestServeFinishesInFlightOnShutdown(t *testing.T) {
 		answered <- result{string(b), err}
 	}()
 	select {
-	case <-hold.arrived: // the review is now waiting on the registry
+	case <-hold.Arrived(): // the review is now waiting on the registry
 	case r := <-answered:
 		t.Fatalf("review answered without asking the registry: %v %s", r.err, r.body)
 	case <-time.After(hangGuard):

@@ -3,12 +3,9 @@ package main
 import (
 	"bytes"
 	"errors"
-	"net/http"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/signgate/signgate/internal/registrytest"
 )
 
 // The tests of this package wait for events, never for time: a fixed sleep
@@ -76,41 +73,6 @@ func caseCount(s *loadStats, name string) int64 {
 	defer s.mu.Unlock()
 	return s.byCase[name]
 }
-
-// registryHold is a registrytest.Fault that holds every registry request
-// of the code under test until Release, so that a test knows a review is
-// waiting on the registry for as long as it needs. Once released it
-// applies then (nil: none) to the following requests.
-type registryHold struct {
-	then        registrytest.Fault
-	arrived     chan struct{} // closed when the first request is held
-	released    chan struct{}
-	arriveOnce  sync.Once
-	releaseOnce sync.Once
-}
-
-func newRegistryHold(then registrytest.Fault) *registryHold {
-	return &registryHold{then: then, arrived: make(chan struct{}), released: make(chan struct{})}
-}
-
-// Fault is the registrytest.Fault.
-func (h *registryHold) Fault(w http.ResponseWriter, req *http.Request) bool {
-	select {
-	case <-h.released:
-		return h.then != nil && h.then(w, req)
-	default:
-	}
-	h.arriveOnce.Do(func() { close(h.arrived) })
-	select {
-	case <-h.released:
-		return false
-	case <-req.Context().Done():
-		return true // the client gave up: nothing to answer
-	}
-}
-
-// Release lets held and later requests through. Safe to call again.
-func (h *registryHold) Release() { h.releaseOnce.Do(func() { close(h.released) }) }
 
 // errNotYet is what a waitFor condition returns while there is nothing
 // more to say than that it does not hold yet.

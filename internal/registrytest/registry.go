@@ -124,19 +124,46 @@ func Delay(d time.Duration) Fault {
 	}
 }
 
-// Hold holds every request until release is closed (or the client gives
-// up), then lets the registry answer. A test keeps requests in flight with
-// it until it has observed what it needs, instead of guessing a delay.
-func Hold(release <-chan struct{}) Fault {
-	return func(_ http.ResponseWriter, req *http.Request) bool {
-		select {
-		case <-release:
-			return false
-		case <-req.Context().Done():
-			return true
-		}
+// Hold holds requests until Release, so that a test keeps them in flight
+// until it has observed what it needs instead of guessing a delay. Install
+// it with SetFault(h.Fault).
+type Hold struct {
+	then        Fault
+	arrived     chan struct{}
+	released    chan struct{}
+	arriveOnce  sync.Once
+	releaseOnce sync.Once
+}
+
+// NewHold returns a Hold; once released, requests go to then (nil: to the
+// registry).
+func NewHold(then Fault) *Hold {
+	return &Hold{then: then, arrived: make(chan struct{}), released: make(chan struct{})}
+}
+
+// Fault holds req until Release or until the client gives up.
+func (h *Hold) Fault(w http.ResponseWriter, req *http.Request) bool {
+	select {
+	case <-h.released:
+		return h.then != nil && h.then(w, req)
+	default:
+	}
+	h.arriveOnce.Do(func() { close(h.arrived) })
+	select {
+	case <-h.released:
+		return false
+	case <-req.Context().Done():
+		return true // the client gave up: nothing to answer
 	}
 }
+
+// Arrived is closed once a request is held.
+func (h *Hold) Arrived() <-chan struct{} { return h.arrived }
+
+// Release lets held and later requests through. It may be called again;
+// a test registers it with t.Cleanup before the registry's own cleanup,
+// which waits for held requests.
+func (h *Hold) Release() { h.releaseOnce.Do(func() { close(h.released) }) }
 
 // Stall holds every request until the client gives up: the registry never
 // answers, so only a deadline or a cancellation ends the call.
