@@ -3,6 +3,7 @@ package admission
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	admissionv1 "k8s.io/api/admission/v1"
@@ -172,10 +173,22 @@ func (g *Gate) exempt(cfg *policy.Config, namespace string) bool {
 	return namespace != "" && cfg.Exempt(namespace, g.namespace)
 }
 
-// evaluated reports whether an operation is one the gate decides on; the
-// others (DELETE, CONNECT) carry nothing to admit.
+// evaluated reports whether op is one the gate decides on: CREATE and
+// UPDATE, the only operations its webhooks are registered for.
 func evaluated(op admissionv1.Operation) bool {
 	return op == admissionv1.Create || op == admissionv1.Update
+}
+
+// outsideProtocol is the answer to a review whose operation is not CREATE
+// or UPDATE: missing, lower case, unknown, or one the webhooks are not
+// registered for (DELETE, CONNECT). It is a denial, never an allow: such a
+// review did not come from an API server configured as the chart does.
+func outsideProtocol(op admissionv1.Operation) *admissionv1.AdmissionResponse {
+	got := "the review names no operation"
+	if op != "" {
+		got = fmt.Sprintf("operation %.64q is not reviewed", op)
+	}
+	return denied([]string{got + ": signgate reviews CREATE and UPDATE only (upper case); register its webhooks for CREATE and UPDATE, as the chart does"})
 }
 
 func requestKind(req *admissionv1.AdmissionRequest) groupKind {

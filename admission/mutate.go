@@ -27,9 +27,12 @@ type pin struct {
 // mutate pins images: pods always (CREATE, UPDATE, the ephemeralcontainers
 // subresource), workload templates when pinning.workloadTemplates is on.
 func (g *Gate) mutate(ctx context.Context, req *admissionv1.AdmissionRequest) verdict {
+	if !evaluated(req.Operation) {
+		return verdict{resp: outsideProtocol(req.Operation)}
+	}
 	cfg := g.config.Current()
 	gk := requestKind(req)
-	if !evaluated(req.Operation) || g.exempt(cfg, req.Namespace) || !g.pinnable(cfg, gk, req.SubResource) {
+	if g.exempt(cfg, req.Namespace) || !g.pinnable(cfg, gk, req.SubResource) {
 		return verdict{resp: allowed(nil)}
 	}
 	pod, err := extractPod(gk, req.Object.Raw)

@@ -105,6 +105,9 @@ func TestReviews(t *testing.T) {
 		{"validate-pod-gate-namespace", configDefault},
 		{"validate-pod-null-object", configDefault},
 		{"validate-pod-delete", configDefault},
+		{"validate-pod-operation-lowercase", configDefault},
+		{"validate-pod-operation-missing", configDefault},
+		{"validate-pod-operation-unknown", configDefault},
 		// validate: modes, Pod Security, hardening
 		{"validate-pod-warn-mode", configDefault},
 		{"validate-pod-audit-mode", configDefault},
@@ -130,6 +133,8 @@ func TestReviews(t *testing.T) {
 		{"mutate-deployment-default", configDefault},
 		{"mutate-deployment-pin-templates", configPinTemplates},
 		{"mutate-cronjob-pin-templates", configPinTemplates},
+		{"mutate-pod-delete", configDefault},
+		{"mutate-pod-operation-lowercase", configDefault},
 	}
 	envs := map[string]*env{} // shared by the parallel cases, live until all finish
 	for _, config := range []string{configDefault, configPinTemplates, configWorkloadsWarn} {

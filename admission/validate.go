@@ -68,8 +68,11 @@ func (f *findings) response() *admissionv1.AdmissionResponse {
 // (annotations, labels) is trusted; namespace labels come from the policy
 // source.
 func (g *Gate) validate(ctx context.Context, req *admissionv1.AdmissionRequest) verdict {
+	if !evaluated(req.Operation) {
+		return verdict{resp: outsideProtocol(req.Operation)}
+	}
 	cfg := g.config.Current()
-	if !evaluated(req.Operation) || g.exempt(cfg, req.Namespace) {
+	if g.exempt(cfg, req.Namespace) {
 		return verdict{resp: allowed(nil)}
 	}
 	gk := requestKind(req)

@@ -343,7 +343,7 @@ func (f *fixture) mixedCase(w, i int) reviewCase {
 			return reviewCase{name: "exempt", path: "/validate?timeout=10s",
 				body: podReview("CREATE", "kube-system", podJSON([]string{f.unsigned[0]}, true)), check: wantAllowed}
 		}
-		return reviewCase{name: "delete", path: "/validate", body: podReview("DELETE", "team-a", ""), check: wantAllowed}
+		return reviewCase{name: "delete", path: "/validate", body: podReview("DELETE", "team-a", ""), check: wantDenied(`operation "DELETE" is not reviewed`)}
 	default:
 		return reviewCase{name: "malformed", path: "/validate", body: []byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionRev`),
 			status: http.StatusBadRequest}

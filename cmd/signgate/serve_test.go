@@ -144,10 +144,12 @@ func TestServeRotatesCertificate(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || !bytes.Contains(body, []byte(`"uid":"u1"`)) || !bytes.Contains(body, []byte(`"allowed":true`)) {
+	// DELETE is outside the protocol (the webhooks are registered for
+	// CREATE and UPDATE): denied.
+	if resp.StatusCode != http.StatusOK || !bytes.Contains(body, []byte(`"uid":"u1"`)) || !bytes.Contains(body, []byte(`"allowed":false`)) {
 		t.Errorf("POST /validate = %d %s", resp.StatusCode, body)
 	}
-	if _, m := get(t, metrics+"/metrics"); !strings.Contains(m, `signgate_admission_requests_total{decision="allowed",kind="Pod",operation="DELETE",webhook="validate"} 1`) {
+	if _, m := get(t, metrics+"/metrics"); !strings.Contains(m, `signgate_admission_requests_total{decision="denied",kind="Pod",operation="DELETE",webhook="validate"} 1`) {
 		t.Errorf("metrics lack the review:\n%s", m)
 	}
 
