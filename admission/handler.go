@@ -226,7 +226,7 @@ func (h *Handler) badRequest(w http.ResponseWriter, r *http.Request, err error) 
 // record writes the one log line and the metrics of a review.
 func (h *Handler) record(req *admissionv1.AdmissionRequest, v verdict, d time.Duration) {
 	decision := Decision(v.resp)
-	h.metrics.observeAdmission(string(h.webhook), string(req.Operation), req.Kind.Kind, decision, d)
+	h.metrics.observeAdmission(string(h.webhook), operationLabel(req.Operation), kindLabel(req), decision, d)
 	attrs := []slog.Attr{
 		slog.String("webhook", string(h.webhook)),
 		slog.String("uid", string(req.UID)),
