@@ -14,9 +14,13 @@ import (
 // decodes to both webhooks (outside the handler's panic recovery): no
 // panic, always an answer, and never an allow for a created object whose
 // images could not be verified (nopVerifier verifies nothing, no policy
-// matches, unmatchedImages is deny). Seeds: testdata/fuzz/FuzzDecodeReview.
+// matches, unmatchedImages is deny), nor for any operation but CREATE and
+// UPDATE. Seeds: testdata/fuzz/FuzzDecodeReview.
 func FuzzDecodeReview(f *testing.F) {
 	f.Add([]byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","kind":{"kind":"Pod"},"namespace":"n","operation":"CREATE","object":{"spec":{"containers":[{"name":"a","image":"r.example/a:v1"}]}}}}`))
+	for _, op := range []string{"create", "DELETE", "CONNECT", "PATCH", ""} {
+		f.Add([]byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","kind":{"kind":"Pod"},"namespace":"n","operation":"` + op + `","object":{"spec":{"containers":[{"name":"a","image":"r.example/a:v1"}]}}}}`))
+	}
 	g := newTestGate(f)
 	f.Fuzz(func(t *testing.T, body []byte) {
 		req, err := DecodeReview(body)
@@ -28,7 +32,8 @@ func FuzzDecodeReview(f *testing.F) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		if m := g.mutate(ctx, req); m.resp == nil {
+		m := g.mutate(ctx, req)
+		if m.resp == nil {
 			t.Fatal("mutate gave no response")
 		}
 		v := g.validate(ctx, req)
@@ -37,6 +42,9 @@ func FuzzDecodeReview(f *testing.F) {
 		}
 		if v.resp.Allowed && req.Operation == admissionv1.Create && req.Namespace != "" && hasImages(req) {
 			t.Fatalf("allowed a created object with unverifiable images: %s", body)
+		}
+		if op := req.Operation; op != admissionv1.Create && op != admissionv1.Update && (m.resp.Allowed || v.resp.Allowed) {
+			t.Fatalf("allowed operation %q, outside the protocol (mutate %v, validate %v): %s", req.Operation, m.resp.Allowed, v.resp.Allowed, body)
 		}
 	})
 }
