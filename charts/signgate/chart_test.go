@@ -49,6 +49,7 @@ var scenarios = []struct {
 	{name: "webhookURL", args: []string{"--set", "webhook.url=https://127.0.0.1:8443", "--set", "webhook.caBundle=" + base64.StdEncoding.EncodeToString([]byte("test-ca"))}},
 	{name: "noTenantSecretRefs", args: []string{"--set", "rbac.tenantSecretRefs=false"}},
 	{name: "pinWorkloadTemplates", args: []string{"--set", "config.pinning.workloadTemplates=true"}},
+	{name: "clientCA", args: []string{"--set", "webhook.clientCA.existingSecret=apiserver-client-ca"}},
 }
 
 func TestGateRunsRestricted(t *testing.T) {

@@ -34,6 +34,7 @@ type serveOptions struct {
 	Listen        string // webhook HTTPS address
 	CertFile      string // TLS certificate, re-read when it changes
 	KeyFile       string // TLS key, re-read when it changes
+	ClientCAFile  string // CAs a webhook client's certificate must chain to, re-read when it changes; "": no client certificate required
 	ConfigFile    string // GateConfiguration; default: built-in defaults
 	Kubeconfig    string // default: in-cluster
 	PolicyDir     string // policies, Namespaces, Secrets from files instead of a cluster
@@ -84,6 +85,9 @@ func parseServeFlags(args []string, stderr io.Writer) (serveOptions, error) {
 	fs.StringVar(&o.Listen, "listen", ":8443", "`ADDR` of the HTTPS webhook endpoints /mutate and /validate")
 	fs.StringVar(&o.CertFile, "tls-cert-file", "", "TLS certificate `FILE` (PEM), re-read when it changes (required)")
 	fs.StringVar(&o.KeyFile, "tls-key-file", "", "TLS private key `FILE` (PEM), re-read when it changes (required)")
+	fs.StringVar(&o.ClientCAFile, "client-ca-file", "", "require on the webhook port a TLS client certificate signed by a CA in `FILE` (PEM), re-read when it changes; "+
+		"a connection without one fails the handshake. kube-apiserver presents one when its AdmissionConfiguration names a kubeconfig for the webhook. "+
+		"The metrics port is not affected (default: no client certificate required)")
 	fs.StringVar(&o.ConfigFile, "config", "", "GateConfiguration `FILE`, reloaded when it changes (default: built-in defaults)")
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig `FILE` (default: in-cluster configuration)")
 	fs.StringVar(&o.PolicyDir, "policy-dir", "", "load policies, Namespaces and Secrets from YAML files in `DIR` instead of a cluster (watched)")
@@ -148,6 +152,14 @@ func newServer(ctx context.Context, o serveOptions, log *slog.Logger) (*server, 
 		return nil, err
 	}
 	s.certs = certs
+	tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.GetCertificate}
+	if o.ClientCAFile != "" {
+		cas, err := newClientCAReloader(o.ClientCAFile, log)
+		if err != nil {
+			return nil, err
+		}
+		cas.configure(tlsConfig)
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics, err := admission.NewMetrics(reg)
@@ -176,7 +188,7 @@ func newServer(ctx context.Context, o serveOptions, log *slog.Logger) (*server, 
 	s.webhook = &http.Server{
 		Addr:              o.Listen,
 		Handler:           admission.NewMux(gate, admission.HandlerOptions{Logger: log, Metrics: metrics}),
-		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.GetCertificate},
+		TLSConfig:         tlsConfig,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      shutdownGrace + 5*time.Second,
