@@ -19,6 +19,7 @@ type Metrics struct {
 	registry      *prometheus.CounterVec
 	verifications *prometheus.CounterVec
 	configReloads *prometheus.CounterVec
+	panics        *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics and registers them on reg.
@@ -49,8 +50,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "signgate_config_reloads_total",
 			Help: "Configuration and policy reloads by result (success, failure).",
 		}, []string{"result"}),
+		panics: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "signgate_panics_total",
+			Help: "Panics recovered in registry work, by operation (verify, resolve); each answered undecided. Please report them.",
+		}, []string{"op"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.cache, m.registry, m.verifications, m.configReloads} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.cache, m.registry, m.verifications, m.configReloads, m.panics} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -77,6 +82,18 @@ func (m *Metrics) Verification(result string) {
 	if m != nil {
 		m.verifications.WithLabelValues(result).Inc()
 	}
+}
+
+// Panic implements verifier.Observer. op is "verify" or "resolve"; any
+// other value is counted as "other", so that the label set stays closed.
+func (m *Metrics) Panic(op string) {
+	if m == nil {
+		return
+	}
+	if op != "verify" && op != "resolve" {
+		op = "other"
+	}
+	m.panics.WithLabelValues(op).Inc()
 }
 
 // ConfigReload counts a configuration or policy reload, result "success" or

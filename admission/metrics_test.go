@@ -26,6 +26,7 @@ func TestMetricNames(t *testing.T) {
 	m.RegistryRequest("manifest", 200)
 	m.Verification("verified")
 	m.ConfigReload("success")
+	m.Panic("verify")
 	m.observeAdmission("validate", "CREATE", "Pod", "allowed", 0)
 	families, err := reg.Gather()
 	if err != nil {
@@ -40,6 +41,7 @@ func TestMetricNames(t *testing.T) {
 		"signgate_admission_requests_total",
 		"signgate_cache_requests_total",
 		"signgate_config_reloads_total",
+		"signgate_panics_total",
 		"signgate_registry_requests_total",
 		"signgate_verifications_total",
 	}

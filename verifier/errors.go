@@ -45,8 +45,9 @@ func (e *NotVerifiedError) clone() *NotVerifiedError {
 }
 
 // UndecidedError is a transient failure: timeout, connection refused,
-// 5xx, 429. The answer is unknown; callers fail closed and retry. It is
-// never cached.
+// 5xx, 429, or an internal error (a recovered panic) while reading what a
+// registry returned. The answer is unknown; callers fail closed and
+// retry. It is never cached.
 type UndecidedError struct {
 	Op  string // "resolve" | "verify"
 	Ref string
@@ -54,6 +55,9 @@ type UndecidedError struct {
 }
 
 func (e *UndecidedError) Error() string {
+	if errors.Is(e.Err, errInternal) {
+		return fmt.Sprintf("%s %s: undecided: %v", e.Op, e.Ref, e.Err)
+	}
 	return fmt.Sprintf("%s %s: undecided, registry trouble (retry later): %v", e.Op, e.Ref, e.Err)
 }
 
@@ -67,8 +71,9 @@ func IsUndecided(err error) bool {
 }
 
 // transient reports whether err is registry trouble worth retrying:
-// deadlines, refused or reset connections, 5xx and 429. Failures of our
-// own rules (blocked address, oversized body, digest mismatch, withheld
+// deadlines, refused or reset connections, 5xx and 429, and internal
+// errors (errInternal: the work panicked). Failures of our own rules
+// (blocked address, oversized body, digest mismatch, withheld
 // credentials) and 4xx answers are definite.
 func transient(err error) bool {
 	switch {
@@ -78,7 +83,8 @@ func transient(err error) bool {
 		errors.Is(err, errDigestMismatch), errors.Is(err, errTooManyHops),
 		errors.Is(err, errPlainHTTP), errors.Is(err, errCredsWithheld):
 		return false
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled),
+		errors.Is(err, errInternal):
 		return true
 	}
 	var te *transport.Error

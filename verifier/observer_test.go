@@ -26,6 +26,7 @@ func (o *countingObserver) RegistryRequest(op string, code int) {
 	o.add(fmt.Sprintf("registry/%s/%d", op, code))
 }
 func (o *countingObserver) Verification(result string) { o.add("verification/" + result) }
+func (o *countingObserver) Panic(op string)            { o.add("panic/" + op) }
 
 func TestObserver(t *testing.T) {
 	t.Parallel()

@@ -53,6 +53,10 @@ type Observer interface {
 	// Verification: "verified"|"not_verified"|"undecided", once per
 	// verification actually run (not per cache hit).
 	Verification(result string)
+	// Panic: the work of a "verify"|"resolve" call panicked on data read
+	// from a registry and was recovered; the callers got an undecided
+	// answer. A verification that panicked is not counted by Verification.
+	Panic(op string)
 }
 
 // Options are the optional settings of a Verifier. The zero value is usable:
@@ -164,3 +168,4 @@ type nopObserver struct{}
 func (nopObserver) CacheRequest(string, string) {}
 func (nopObserver) RegistryRequest(string, int) {}
 func (nopObserver) Verification(string)         {}
+func (nopObserver) Panic(string)                {}

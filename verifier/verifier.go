@@ -45,6 +45,8 @@ func New(opts Options) (*Verifier, error) {
 		tags:     newTagCache(o),
 		keyIDs:   newKeyIDCache(),
 		layouts:  newLayoutHints(),
+		flights:  flightGroup{op: "verify", obs: o.Observer, reset: p.renew},
+		resolves: flightGroup{op: "resolve", obs: o.Observer, reset: p.renew},
 	}, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -82,7 +83,7 @@ func (v *Verifier) Verify(ctx context.Context, d name.Digest, set AuthoritySet) 
 	case errors.As(err, &u):
 		c := *u // waiters share the value; each gets its own
 		return Result{}, &c
-	case err != nil: // this caller's context ended first
+	case err != nil: // this caller's context ended first, or the work panicked (errInternal)
 		return Result{}, &UndecidedError{Op: "verify", Ref: d.String(), Err: err}
 	}
 	return Result{Digest: d, Verified: q.names(set, val.([]string))}, nil
@@ -244,7 +245,7 @@ func (s sharedPayload) Payload() ([]byte, error) {
 }
 
 func (v *Verifier) checkClassic(ctx context.Context, what string, sig oci.Signature, h v1.Hash, t *tally) {
-	s, err := static.Copy(sig) // reads the payload (capped by the transport) and the annotations
+	s, err := keySignature(sig)
 	if err != nil {
 		t.fail(what, err)
 		return
@@ -278,6 +279,37 @@ func (v *Verifier) checkClassic(ctx context.Context, what string, sig oci.Signat
 	if firstErr != nil {
 		t.reject(what, firstErr)
 	}
+}
+
+// keySignature copies what checking sig against a key reads: the payload
+// (capped by the transport; through sharedPayload, once per blob), the
+// base64 signature, the media type and the annotations. Unlike
+// static.Copy it parses neither the certificate and chain annotations nor
+// the Rekor bundle and RFC 3161 timestamp ones: a key authority uses none
+// of them (no transparency log, no signed timestamp, the key is the
+// trusted material), and cosign's parsers are not safe on hostile values
+// (a certificate annotation of only whitespace makes sigLayer.Cert index
+// an empty slice). With SigVerifier set and IgnoreTlog,
+// cosign.VerifyImageSignature reads Base64Signature, Payload and Cert,
+// which for this copy is nil.
+func keySignature(sig oci.Signature) (oci.Signature, error) {
+	payload, err := sig.Payload()
+	if err != nil {
+		return nil, fmt.Errorf("read payload: %w", err)
+	}
+	b64sig, err := sig.Base64Signature()
+	if err != nil {
+		return nil, err
+	}
+	mt, err := sig.MediaType()
+	if err != nil {
+		return nil, fmt.Errorf("read media type: %w", err)
+	}
+	ann, err := sig.Annotations()
+	if err != nil {
+		return nil, fmt.Errorf("read annotations: %w", err)
+	}
+	return static.NewSignature(payload, b64sig, static.WithLayerMediaType(mt), static.WithAnnotations(maps.Clone(ann)))
 }
 
 // verifyBundles checks sigstore bundles found through the referrers API

@@ -7,6 +7,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/base64"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -113,10 +114,21 @@ func (r *Registry) SignClaim(t testing.TB, s *Signer, d, claimed name.Digest, la
 	if layout == Bundle {
 		err = r.signBundle(s, d, claimed)
 	} else {
-		err = r.signClassic(s, d, claimed)
+		err = r.signClassic(s, d, claimed, nil)
 	}
 	if err != nil {
 		t.Fatalf("registrytest: sign %s (%s): %v", d, layout, err)
+	}
+}
+
+// SignAnnotated is Sign in the Classic layout with annotations added to
+// the signature layer, e.g. a malformed certificate
+// (dev.sigstore.cosign/certificate) next to a valid signature, as a
+// hostile or buggy signer could push.
+func (r *Registry) SignAnnotated(t testing.TB, s *Signer, d name.Digest, annotations map[string]string) {
+	t.Helper()
+	if err := r.signClassic(s, d, d, annotations); err != nil {
+		t.Fatalf("registrytest: sign %s (annotated): %v", d, err)
 	}
 }
 
@@ -125,8 +137,9 @@ func (r *Registry) ociOptions() ociremote.Option {
 }
 
 // signClassic mirrors cosign's signDigest: simple-signing payload, base64
-// signature, appended to the sha256-<hex>.sig image.
-func (r *Registry) signClassic(s *Signer, d, claimed name.Digest) error {
+// signature, appended to the sha256-<hex>.sig image; annotations (may be
+// nil) are added to the layer as they are.
+func (r *Registry) signClassic(s *Signer, d, claimed name.Digest, annotations map[string]string) error {
 	payload, err := (&sigpayload.Cosign{Image: claimed}).MarshalJSON()
 	if err != nil {
 		return err
@@ -135,7 +148,11 @@ func (r *Registry) signClassic(s *Signer, d, claimed name.Digest) error {
 	if err != nil {
 		return err
 	}
-	sig, err := static.NewSignature(payload, base64.StdEncoding.EncodeToString(raw))
+	var opts []static.Option
+	if annotations != nil {
+		opts = append(opts, static.WithAnnotations(maps.Clone(annotations)))
+	}
+	sig, err := static.NewSignature(payload, base64.StdEncoding.EncodeToString(raw), opts...)
 	if err != nil {
 		return err
 	}
