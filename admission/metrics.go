@@ -9,7 +9,7 @@ import (
 	"github.com/signgate/signgate/verifier"
 )
 
-// Metrics are signgate's Prometheus metrics (DESIGN.md §8), registered on a
+// Metrics are signgate's Prometheus metrics (docs/admission.md, "Metrics and logs"), registered on a
 // registry the caller owns. It implements verifier.Observer, and a nil
 // *Metrics records nothing. Safe for concurrent use.
 type Metrics struct {

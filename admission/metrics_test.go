@@ -14,7 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// TestMetricNames: exactly the names of DESIGN.md §8, on the caller's
+// TestMetricNames: exactly the names documented in docs/admission.md, on the caller's
 // registry.
 func TestMetricNames(t *testing.T) {
 	reg := prometheus.NewRegistry()

@@ -63,7 +63,7 @@ func (f *findings) response() *admissionv1.AdmissionResponse {
 	return r
 }
 
-// validate re-derives everything from the final object (DESIGN.md §3, §9):
+// validate re-derives everything from the final object (docs/admission.md):
 // digests, signatures, Pod Security, hardening. Nothing on the object
 // (annotations, labels) is trusted; namespace labels come from the policy
 // source.

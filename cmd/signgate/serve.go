@@ -29,7 +29,7 @@ import (
 	"github.com/signgate/signgate/verifier"
 )
 
-// serveOptions are the flags of `signgate serve` (DESIGN.md §8).
+// serveOptions are the flags of `signgate serve` (`signgate serve -h`; docs/helm.md).
 type serveOptions struct {
 	Listen        string // webhook HTTPS address
 	CertFile      string // TLS certificate, re-read when it changes
