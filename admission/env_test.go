@@ -38,9 +38,13 @@ const (
 	configWorkloadsWarn = "workloads-warn" // podSecurity.workloads: warn
 )
 
+// testConfig lets the ImagePolicies below cover their images, so that
+// team-a's images are judged by team-a's policy alone; nspolicy_test.go
+// covers the default, where only ClusterImagePolicies do.
 const testConfig = `apiVersion: signgate.dev/v1alpha1
 kind: GateConfiguration
 exemptNamespaces: [kube-system]
+policies: {namespacePoliciesCoverImages: true}
 hardening:
   - check: readOnlyRootFilesystem
     mode: enforce
@@ -62,8 +66,10 @@ var configExtra = map[string]string{
 
 // policies are the trust policies and namespaces of every test:
 //   - team-a: enforce restricted, ImagePolicy ci (ci-key) on REG/team-a/**
-//   - team-warn / team-audit: the same policy in warn / audit mode, Pod
-//     Security enforce baseline, warn and audit restricted
+//   - team-warn / team-audit: the same policy in warn / audit mode, as a
+//     ClusterImagePolicy ci-warn / ci-audit selecting the namespace (an
+//     ImagePolicy is always enforced), Pod Security enforce baseline, warn
+//     and audit restricted
 //   - prod (env: prod): ci policy and the hardening checks of testConfig
 //   - team-broken: ImagePolicy broken on REG/team-a/** with a bad key
 //   - everywhere: ClusterImagePolicy public, static pass on REG/public/**
@@ -90,12 +96,24 @@ kind: Namespace
 metadata:
   name: prod
   labels: {env: prod, pod-security.kubernetes.io/enforce: restricted}
-{{range $ns, $mode := .Modes}}---
+{{range $ns := .Enforced}}---
 apiVersion: signgate.dev/v1alpha1
 kind: ImagePolicy
 metadata: {name: ci, namespace: {{$ns}}}
 spec:
   images: [{glob: "{{$.Reg}}/team-a/**"}]
+  authorities:
+    - name: ci-key
+      key:
+        data: |
+{{$.CIKey}}
+{{end}}{{range $ns, $mode := .Modes}}---
+apiVersion: signgate.dev/v1alpha1
+kind: ClusterImagePolicy
+metadata: {name: ci-{{$mode}}}
+spec:
+  images: [{glob: "{{$.Reg}}/team-a/**"}]
+  namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: {{$ns}}}}
   mode: {{$mode}}
   authorities:
     - name: ci-key
@@ -150,7 +168,8 @@ func newEnv(t testing.TB, config string) *env {
 	indent := "          " + strings.ReplaceAll(strings.TrimSpace(string(ci.PublicPEM)), "\n", "\n          ")
 	if err := tmpl.Execute(&buf, map[string]any{
 		"Reg": reg.Host, "CIKey": indent,
-		"Modes": map[string]string{"team-a": "enforce", "team-warn": "warn", "team-audit": "audit", "prod": "enforce"},
+		"Enforced": []string{"prod", "team-a"},
+		"Modes":    map[string]string{"team-warn": "warn", "team-audit": "audit"},
 	}); err != nil {
 		t.Fatal(err)
 	}

@@ -107,9 +107,9 @@ func (e *evaluation) imageChecks(f policy.ImageField) []imageCheck {
 		return []imageCheck{{field: f, ref: ref, key: parsed.name}}
 	}
 	reqs := e.snap.Requirements(e.req.Namespace, e.labels, parsed.repo)
-	if len(reqs) == 0 {
-		e.unmatched(f, parsed.repo)
-		return nil
+	if !e.cfg.Covers(reqs) {
+		// ImagePolicies that match still add their requirements below.
+		e.unmatched(f, parsed.repo, len(reqs) > 0)
 	}
 	var checks []imageCheck
 	for i := range reqs {
@@ -139,12 +139,19 @@ func (e *evaluation) unpinned(path, image string, resolveErr error) {
 }
 
 // unmatched applies unmatchedImages to an image no policy covers.
-func (e *evaluation) unmatched(f policy.ImageField, repo string) {
+// namespaced says ImagePolicies match it, which do not count as coverage
+// without policies.namespacePoliciesCoverImages.
+func (e *evaluation) unmatched(f policy.ImageField, repo string, namespaced bool) {
 	if e.cfg.UnmatchedImages == policy.UnmatchedAllow {
 		return
 	}
 	line := fmt.Sprintf("%s %q: no ClusterImagePolicy or ImagePolicy in namespace %s covers %s; add a policy for it or use an image one covers",
 		f.Path(e.pod.Prefix), f.Image, e.req.Namespace, repo)
+	if namespaced {
+		line = fmt.Sprintf("%s %q: no ClusterImagePolicy covers %s, and ImagePolicies of namespace %s only add requirements (policies.namespacePoliciesCoverImages is off); "+
+			"ask the cluster administrator for a ClusterImagePolicy that covers it, or use an image one covers",
+			f.Path(e.pod.Prefix), f.Image, repo, e.req.Namespace)
+	}
 	if e.cfg.UnmatchedImages == policy.UnmatchedWarn {
 		e.f.warn = append(e.f.warn, line)
 		return

@@ -38,17 +38,19 @@ const chartImageDigest = "sha256:" + "0123456789abcdef0123456789abcdef0123456789
 //     under a unique release name (the ClusterRoles and ClusterRoleBinding
 //     are named after it and deleted at cleanup);
 //   - the Deployment's namespace is gated by the suite's signgate (only
-//     kube-system is excluded), so the test trusts the chart's image there
-//     with a static "pass" ImagePolicy: the Deployment is then stored only
-//     if signgate's workload Pod Security check (restricted, the default)
-//     admits its template.
+//     kube-system is excluded), so the test lets the chart's image pass
+//     there with a static "pass" ClusterImagePolicy selecting only that
+//     namespace (a namespace's ImagePolicy may not pass images): the
+//     Deployment is then stored only if signgate's workload Pod Security
+//     check (restricted, the default) admits its template.
 func TestChartRendersAcceptedByAPIServer(t *testing.T) {
 	t.Parallel()
 	ctx := testContext(t)
 
 	release := uniqueRelease(t, "sg-e2e")
 	ns := release + "-ns"
-	if err := env.CreateNamedNamespace(ctx, ns, nil); err != nil {
+	nsLabel := map[string]string{"e2e.signgate.dev/chart-render": release}
+	if err := env.CreateNamedNamespace(ctx, ns, nsLabel); err != nil {
 		t.Fatal(err)
 	}
 
@@ -102,14 +104,21 @@ func TestChartRendersAcceptedByAPIServer(t *testing.T) {
 	}
 
 	// The Deployment: trust its image, then create it for real.
-	pass := harness.ImagePolicy(ns, "chart-image", harness.PolicySpec{Images: []string{"ghcr.io/signgate/signgate"}, Static: "pass"})
+	pass := harness.ClusterImagePolicy(release+"-chart-image", harness.PolicySpec{
+		Images: []string{"ghcr.io/signgate/signgate"}, Static: "pass", NamespaceSelector: nsLabel,
+	})
 	if err := env.ApplyPolicy(ctx, pass); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
+		defer cancel()
+		env.Dynamic.Resource(harness.ClusterImagePolicyGVR).Delete(ctx, pass.GetName(), metav1.DeleteOptions{})
+	})
 	dep := renderedDeployment(t, render("deployment"))
 	dep.Namespace = ns
 	deployments := env.Client.AppsV1().Deployments(ns)
-	// The gate sees the new ImagePolicy through an informer: dry-run until
+	// The gate sees the new policy through an informer: dry-run until
 	// it admits, so the real creation below is a single attempt.
 	waitAdmitted(ctx, t, "the chart's Deployment in "+ns, func() error {
 		_, err := deployments.Create(ctx, dep.DeepCopy(), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})

@@ -3,10 +3,12 @@
 package e2e
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/signgate/signgate/e2e/harness"
@@ -58,17 +60,29 @@ func TestClusterImagePolicyNamespaceSelector(t *testing.T) {
 func TestWarnModeWarnsClient(t *testing.T) {
 	t.Parallel()
 	ctx := testContext(t)
-	ns := namespace(t, nil)
 	reg := env.Registry()
-	p := harness.ImagePolicy(ns, "warn", harness.PolicySpec{Images: []string{reg.Host + "/**"}, Keys: []harness.KeyPair{keyA}, Mode: "warn"})
+	r := repo(t, "app")
+	// Warn mode is a cluster administrator's choice: a ClusterImagePolicy
+	// for this test's repository only, selecting this test's namespace (the
+	// CRD refuses an ImagePolicy in warn mode; TestImagePolicyOnlyEnforces).
+	label := map[string]string{"e2e.signgate.dev/warn-policy": "selected"}
+	ns := namespace(t, label)
+	p := harness.ClusterImagePolicy("e2e-warn", harness.PolicySpec{
+		Images: []string{reg.Repo(r)}, Keys: []harness.KeyPair{keyA}, Mode: "warn", NamespaceSelector: label,
+	})
 	if err := env.ApplyPolicy(ctx, p); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
+		defer cancel()
+		env.Dynamic.Resource(harness.ClusterImagePolicyGVR).Delete(ctx, p.GetName(), metav1.DeleteOptions{})
+	})
 	cs, warnings, err := env.ClientWithWarnings()
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := pushUnsigned(t, reg, repo(t, "app"))
+	d := pushUnsigned(t, reg, r)
 	// The gate sees the policy through an informer: wait (with the plain
 	// client, whose warnings are not collected) until it decides under it
 	// (denials before that are "no policy").
@@ -117,4 +131,35 @@ func TestPolicyEditTakesEffect(t *testing.T) {
 
 	_, err = createPod(t, ns, harness.RestrictedPod("after", d.String()))
 	mustAdmit(t, "image signed by key B once the edit trusts key B", err)
+}
+
+// The CRD's validation rules refuse, at kubectl apply, an ImagePolicy that
+// would let images in rather than add requirements: static pass, or a mode
+// other than enforce. The same policies as ClusterImagePolicies are
+// accepted.
+func TestImagePolicyOnlyEnforces(t *testing.T) {
+	t.Parallel()
+	ctx := testContext(t)
+	ns := namespace(t, nil)
+	images := []string{"registry.example/never-used/**"}
+	tests := []struct {
+		name string
+		spec harness.PolicySpec
+		want string
+	}{
+		{"static-pass", harness.PolicySpec{Images: images, Static: "pass"}, "static"},
+		{"warn", harness.PolicySpec{Images: images, Keys: []harness.KeyPair{keyA}, Mode: "warn"}, "mode enforce"},
+		{"audit", harness.PolicySpec{Images: images, Keys: []harness.KeyPair{keyA}, Mode: "audit"}, "mode enforce"},
+	}
+	for _, tc := range tests {
+		err := env.ApplyPolicy(ctx, harness.ImagePolicy(ns, tc.name, tc.spec))
+		if err == nil || !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("apply ImagePolicy %s: %v, want Invalid naming %q", tc.name, err, tc.want)
+		}
+		// Dry run: accepted as a ClusterImagePolicy, stored nowhere.
+		cip := harness.ClusterImagePolicy("e2e-only-enforces-"+tc.name, tc.spec)
+		if _, err := env.Dynamic.Resource(harness.ClusterImagePolicyGVR).Create(ctx, cip, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); err != nil {
+			t.Errorf("dry-run create ClusterImagePolicy %s: %v, want accepted", tc.name, err)
+		}
+	}
 }

@@ -50,6 +50,8 @@ type Config struct {
 	// HardeningChecks are the opt-in checks beyond Pod Security, in the
 	// order they run. Default none.
 	HardeningChecks []HardeningRule `yaml:"hardening"`
+	// Policies says how trust policies combine.
+	Policies PoliciesConfig `yaml:"policies"`
 	// Pinning configures the mutating webhook.
 	Pinning PinningConfig `yaml:"pinning"`
 	// Cache sizes the verifier's caches.
@@ -90,6 +92,29 @@ type PodSecurityExemptions struct {
 	Usernames      []string `yaml:"usernames"`
 	RuntimeClasses []string `yaml:"runtimeClasses"`
 	Namespaces     []string `yaml:"namespaces"`
+}
+
+// PoliciesConfig is the policies section.
+type PoliciesConfig struct {
+	// NamespacePoliciesCoverImages lets an ImagePolicy cover an image for
+	// unmatchedImages: an image only ImagePolicies match is then judged by
+	// them alone. Default false: ClusterImagePolicies decide which images are
+	// covered and ImagePolicies only add requirements on top, since anyone
+	// who can edit a namespace can write one.
+	NamespacePoliciesCoverImages bool `yaml:"namespacePoliciesCoverImages"`
+}
+
+// Covers reports whether the requirements found for an image cover it, so
+// that unmatchedImages does not apply: a cluster policy applies, or (with
+// policies.namespacePoliciesCoverImages) any policy does. The requirements
+// apply either way.
+func (c *Config) Covers(reqs []Requirement) bool {
+	for _, r := range reqs {
+		if !r.Namespaced || c.Policies.NamespacePoliciesCoverImages {
+			return true
+		}
+	}
+	return false
 }
 
 // PinningConfig is the pinning section.

@@ -86,8 +86,9 @@ func TestParseConfigExample(t *testing.T) {
 				MatchExpressions: []LabelSelectorRequirement{{Key: "tier", Operator: "In", Values: []string{"batch", "web"}}},
 			}},
 		},
-		Pinning: PinningConfig{WorkloadTemplates: true},
-		Cache:   CacheConfig{MaxEntries: 500, TTL: 5 * time.Minute, FailureTTL: 10 * time.Second, TagTTL: time.Minute},
+		Policies: PoliciesConfig{NamespacePoliciesCoverImages: true},
+		Pinning:  PinningConfig{WorkloadTemplates: true},
+		Cache:    CacheConfig{MaxEntries: 500, TTL: 5 * time.Minute, FailureTTL: 10 * time.Second, TagTTL: time.Minute},
 		Registry: RegistryConfig{
 			Timeout:            3 * time.Second,
 			MaxManifestBytes:   1 << 20,

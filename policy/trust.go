@@ -63,6 +63,11 @@ type Authority struct {
 //   - otherwise at least Threshold (>= 1) distinct Authorities must verify
 //     the image's digest.
 //
+// Namespaced marks the requirement of an ImagePolicy. An ImagePolicy only
+// adds requirements: it is always enforced, never a static pass, and it
+// covers an image for unmatchedImages only when the gate configuration says
+// so (Config.Covers).
+//
 // Requirements share their Authorities with the snapshot they came from;
 // callers must not modify them.
 type Requirement struct {
@@ -72,6 +77,7 @@ type Requirement struct {
 	Threshold   int
 	Authorities []Authority
 	Err         error
+	Namespaced  bool // from an ImagePolicy, written by whoever can edit the namespace
 }
 
 // Snapshot is one consistent, compiled view of the trust policies; use one

@@ -81,7 +81,7 @@ func (c *compiler) compile(objs []*policyObject) (*trustSet, []compileResult) {
 // compileOne compiles one policy. It always returns a policy: an invalid one
 // carries its error in req.Err and keeps the scope it can still determine.
 func (c *compiler) compileOne(o *policyObject, used map[string]crypto.PublicKey) (*compiledPolicy, *InvalidPolicyError) {
-	p := &compiledPolicy{req: Requirement{Policy: o.ID()}}
+	p := &compiledPolicy{req: Requirement{Policy: o.ID(), Namespaced: o.Kind == KindImagePolicy}}
 	var problems []string
 	if o.Kind == KindClusterImagePolicy {
 		p.selector, problems = compileSelector(o)
@@ -94,8 +94,12 @@ func (c *compiler) compileOne(o *policyObject, used map[string]crypto.PublicKey)
 	}
 	p.globs, p.all, problems = compileGlobs(o.Spec.Images, problems)
 	mode, err := ParseMode(string(o.Spec.Mode))
-	if err != nil {
+	switch {
+	case err != nil:
 		problems = append(problems, err.Error())
+	case o.Kind == KindImagePolicy && mode != ModeEnforce:
+		problems = append(problems, fmt.Sprintf("mode %s: an ImagePolicy must use mode enforce, since a namespace policy can only add requirements; "+
+			"set mode: enforce, or ask the cluster administrator for a ClusterImagePolicy in %s mode", mode, mode))
 	}
 	p.req.Mode = mode
 	problems = c.compileVerdict(o, &p.req, used, problems)
@@ -108,7 +112,7 @@ func (c *compiler) compileOne(o *policyObject, used map[string]crypto.PublicKey)
 func invalid(p *compiledPolicy, problems []string) *InvalidPolicyError {
 	slices.Sort(problems)
 	err := &InvalidPolicyError{Policy: p.req.Policy, Problems: slices.Compact(problems)}
-	p.req = Requirement{Policy: p.req.Policy, Mode: ModeEnforce, Err: err}
+	p.req = Requirement{Policy: p.req.Policy, Mode: ModeEnforce, Err: err, Namespaced: p.req.Namespaced}
 	return err
 }
 
@@ -154,6 +158,10 @@ func (c *compiler) compileVerdict(o *policyObject, req *Requirement, used map[st
 	case spec.Static != nil:
 		if a := spec.Static.Action; a != v1alpha1.StaticPass && a != v1alpha1.StaticFail {
 			return append(problems, fmt.Sprintf("static.action %q: want pass or fail", a))
+		}
+		if o.Kind == KindImagePolicy && spec.Static.Action == v1alpha1.StaticPass {
+			return append(problems, "static.action pass: an ImagePolicy cannot admit images without a signature, since a namespace policy can only add requirements; "+
+				"use authorities or static fail, or ask the cluster administrator for a ClusterImagePolicy")
 		}
 		req.Static = string(spec.Static.Action)
 		return problems

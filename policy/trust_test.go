@@ -171,15 +171,16 @@ stringData: {cosign.pub: {{P256C}}}
 ---
 apiVersion: signgate.dev/v1alpha1
 kind: ImagePolicy
-metadata: {name: lax, namespace: team-a}
+metadata: {name: legacy, namespace: team-a}
 spec:
   images: [{glob: "registry.example.com/**"}]
-  static: {action: pass}
+  authorities: [{name: legacy-key, key: {data: {{P384}}}}]
 ---
 apiVersion: signgate.dev/v1alpha1
-kind: ImagePolicy
-metadata: {name: audit-all, namespace: team-b}
+kind: ClusterImagePolicy
+metadata: {name: audit-all}
 spec:
+  namespaceSelector: {matchLabels: {team: b}}
   mode: audit
   images: [{glob: "**"}]
   static: {action: fail}
@@ -197,8 +198,8 @@ func TestRequirements(t *testing.T) {
 	prod := req{Policy: "ClusterImagePolicy prod-only", Mode: ModeEnforce, Threshold: 2, Authorities: []string{"release-a", "release-b", "release-c"}}
 	hub := req{Policy: "ClusterImagePolicy hub-warn", Mode: ModeWarn, Threshold: 1, Authorities: []string{"mirror"}}
 	ci := req{Policy: "ImagePolicy team-a/ci", Mode: ModeEnforce, Threshold: 1, Authorities: []string{"ci-key"}}
-	lax := req{Policy: "ImagePolicy team-a/lax", Mode: ModeEnforce, Static: StaticPass}
-	auditAll := req{Policy: "ImagePolicy team-b/audit-all", Mode: ModeAudit, Static: StaticFail}
+	legacy := req{Policy: "ImagePolicy team-a/legacy", Mode: ModeEnforce, Threshold: 1, Authorities: []string{"legacy-key"}}
+	auditAll := req{Policy: "ClusterImagePolicy audit-all", Mode: ModeAudit, Static: StaticFail}
 	prodLabels := map[string]string{"env": "prod"}
 
 	tests := []struct {
@@ -212,13 +213,13 @@ func TestRequirements(t *testing.T) {
 		{"cluster policy", "default", nil, "registry.example.com/app", []req{corp}},
 		{"selector does not match", "default", map[string]string{"env": "dev"}, "registry.example.com/prod/app", []req{corp}},
 		{"selector matches: AND of two cluster policies", "default", prodLabels, "registry.example.com/prod/app", []req{corp, prod}},
-		{"cluster and namespace policies, AND", "team-a", nil, "registry.example.com/team-a/app", []req{corp, ci, lax}},
-		{"namespace cannot weaken cluster policy", "team-a", nil, "registry.example.com/other", []req{corp, lax}},
+		{"cluster and namespace policies, AND", "team-a", nil, "registry.example.com/team-a/app", []req{corp, ci, legacy}},
+		{"namespace policy adds to the cluster policy", "team-a", nil, "registry.example.com/other", []req{corp, legacy}},
 		{"ImagePolicy only in its namespace", "team-c", nil, "registry.example.com/team-a/app", []req{corp}},
 		{"docker hub short glob", "default", nil, "index.docker.io/library/nginx", []req{hub}},
 		{"docker hub org not matched", "default", nil, "index.docker.io/acme/nginx", nil},
 		{"evil host not matched", "default", nil, "docker.io.evil.com/nginx", nil},
-		{"static fail in audit mode", "team-b", nil, "quay.io/x/y", []req{auditAll}},
+		{"static fail in audit mode", "team-b", map[string]string{"team": "b"}, "quay.io/x/y", []req{auditAll}},
 		{"upper-case host", "default", nil, "Registry.Example.com/app", []req{corp}},
 	}
 	for _, tt := range tests {
@@ -338,7 +339,7 @@ spec:
 metadata: {namespace: team-a}
 spec:
   images: [{glob: ""}]
-  static: {action: pass}`,
+  static: {action: fail}`,
 			namespace: "team-a",
 			repo:      "ghcr.io/anything",
 			want:      `ImagePolicy team-a/p is invalid: images[0]: compile glob "": empty path segment`,
@@ -349,7 +350,7 @@ spec:
 metadata: {namespace: team-a}
 spec:
   images: [{glob: ""}]
-  static: {action: pass}`,
+  static: {action: fail}`,
 			namespace: "team-b",
 			repo:      "ghcr.io/anything",
 		},

@@ -330,7 +330,7 @@ func testSIGTERMUnderLoad(t *testing.T, delay time.Duration) {
 	f := newFixture(t, 8, 2, "")
 	writeAtomic(t, f.config, "apiVersion: signgate.dev/v1alpha1\nkind: GateConfiguration\n"+
 		"registry: {insecureRegistries: [\""+f.reg.Host+"\"], allowedHosts: [\""+f.reg.Host+"\"], timeout: 20s}\n"+
-		"unmatchedImages: deny\nexemptNamespaces: [kube-system]\ncache: {maxEntries: 1}\n")
+		"unmatchedImages: deny\nexemptNamespaces: [kube-system]\ncache: {maxEntries: 1}\npolicies: {namespacePoliciesCoverImages: true}\n")
 	slow := registrytest.Delay(200 * time.Millisecond)
 	f.reg.SetFault(slow)
 	o := f.options(t)

@@ -213,12 +213,14 @@ func (f *fixture) writePolicy(t *testing.T, name, glob string) {
 	writeAtomic(t, filepath.Join(f.dir, "policies", name+".yaml"), pol)
 }
 
-// writeConfig writes the GateConfiguration with body after the header
-// and the registry section.
+// writeConfig writes the GateConfiguration with body after the header,
+// the registry section and policies.namespacePoliciesCoverImages (the
+// fixture's policy is an ImagePolicy, which covers its images only then).
 func (f *fixture) writeConfig(t *testing.T, body string) {
 	t.Helper()
 	cfg := "apiVersion: signgate.dev/v1alpha1\nkind: GateConfiguration\n" +
-		"registry: {insecureRegistries: [\"" + f.reg.Host + "\"], allowedHosts: [\"" + f.reg.Host + "\"]}\n" + body
+		"registry: {insecureRegistries: [\"" + f.reg.Host + "\"], allowedHosts: [\"" + f.reg.Host + "\"]}\n" +
+		"policies: {namespacePoliciesCoverImages: true}\n" + body
 	writeAtomic(t, f.config, cfg)
 }
 

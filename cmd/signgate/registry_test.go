@@ -38,7 +38,7 @@ func TestServeRegistryCredentials(t *testing.T) {
 	t.Cleanup(private.Close)
 	host := strings.TrimPrefix(private.URL, "http://")
 	f.writePolicy(t, "private", host+"/team-a/**")
-	writeAtomic(t, f.config, "apiVersion: signgate.dev/v1alpha1\nkind: GateConfiguration\nunmatchedImages: deny\n"+
+	writeAtomic(t, f.config, "apiVersion: signgate.dev/v1alpha1\nkind: GateConfiguration\nunmatchedImages: deny\npolicies: {namespacePoliciesCoverImages: true}\n"+
 		"registry: {insecureRegistries: [\""+host+"\"], allowedHosts: [\""+host+"\"]}\n"+
 		"cache: {failureTTL: 1s}\n")
 

@@ -236,7 +236,9 @@ func TestServeFinishesInFlightOnShutdown(t *testing.T) {
 	// The review is held on the registry for as long as the test takes to
 	// get to Shutdown: the longest registry timeout and review deadline, so
 	// that only a hang could turn it into a "retry" denial.
-	cfg := "apiVersion: signgate.dev/v1alpha1\nkind: GateConfiguration\nregistry: {insecureRegistries: [\"" + reg.Host + "\"], allowedHosts: [\"" + reg.Host + "\"], timeout: 20s}\n"
+	// The ImagePolicy covers the image: policies.namespacePoliciesCoverImages.
+	cfg := "apiVersion: signgate.dev/v1alpha1\nkind: GateConfiguration\nregistry: {insecureRegistries: [\"" + reg.Host + "\"], allowedHosts: [\"" + reg.Host + "\"], timeout: 20s}\n" +
+		"policies: {namespacePoliciesCoverImages: true}\n"
 	if err := os.WriteFile(config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -37,11 +37,15 @@ type SigngateOptions struct {
 // than that, and the gate would then deny with "retry". 20s lies inside
 // the gate's own deadline for the harness's 30s webhook timeout (24s).
 // Nothing in the suite relies on a registry timing out: an outage is a
-// stopped registry, refused at once.
+// stopped registry, refused at once. Namespace ImagePolicies cover images
+// (policies.namespacePoliciesCoverImages): the suite's tests are namespace
+// owners trusting their keys; the default, where only ClusterImagePolicies
+// cover images, is tested in cmd/signgate (TestServeNamespacePoliciesOnlyAdd).
 func GateConfig(registries ...string) []byte {
 	var b strings.Builder
 	b.WriteString("apiVersion: signgate.dev/v1alpha1\nkind: GateConfiguration\n")
 	b.WriteString("unmatchedImages: deny\nexemptNamespaces: [kube-system]\n")
+	b.WriteString("policies:\n  namespacePoliciesCoverImages: true\n")
 	b.WriteString("registry:\n  timeout: 20s\n")
 	for _, field := range []string{"insecureRegistries", "allowedHosts"} {
 		fmt.Fprintf(&b, "  %s:\n", field)

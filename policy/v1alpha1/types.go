@@ -182,8 +182,12 @@ type ClusterImagePolicyList struct {
 }
 
 // ImagePolicy requires signatures for matching images in its own namespace.
-// It adds to cluster policies and cannot weaken them.
+// It adds to cluster policies and cannot weaken them: it is always enforced
+// and never passes an image statically, since whoever can edit a namespace
+// can write one (the chart aggregates write access into the edit role).
 //
+// +kubebuilder:validation:XValidation:rule="!has(self.spec.static) || self.spec.static.action != 'pass'",message="static pass is not allowed in an ImagePolicy: a namespace policy can only add requirements; ask the cluster administrator for a ClusterImagePolicy to admit images without a signature"
+// +kubebuilder:validation:XValidation:rule="!has(self.spec.mode) || self.spec.mode == 'enforce'",message="an ImagePolicy must use mode enforce: a namespace policy can only add requirements; use mode warn or audit in a ClusterImagePolicy, or try the policy with signgate check first"
 // +kubebuilder:object:root=true
 // +kubebuilder:resource:scope=Namespaced,shortName=ip,categories=signgate
 // +kubebuilder:subresource:status
