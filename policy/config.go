@@ -30,7 +30,7 @@ const (
 	UnmatchedAllow UnmatchedAction = "allow" // admit silently
 )
 
-// Config is the gate configuration (DESIGN.md §7), the file given with
+// Config is the gate configuration (docs/helm.md, values `config`), the file given with
 // --config. Build one with ParseConfig or DefaultConfig: they apply defaults,
 // validate, and compile what the hot path needs (Pod Security defaults,
 // namespace selectors, networks). A Config is immutable once built and safe
@@ -162,7 +162,7 @@ func (r *RegistryConfig) BlockedPrefixes() []netip.Prefix {
 }
 
 // DefaultConfig returns the configuration used when no file is given: every
-// default of DESIGN.md §7 and no hardening checks.
+// defaults documented in docs/policies.md and docs/helm.md and no hardening checks.
 func DefaultConfig() *Config {
 	c := defaults()
 	c.APIVersion, c.Kind = ConfigAPIVersion, ConfigKind

@@ -5,7 +5,7 @@
 // policy/v1alpha1) are loaded from a cluster (ClusterSource, informers) or
 // from a directory of YAML files (FileSource), compiled once per change, and
 // served as a Snapshot: for one image in one namespace, the Requirements every
-// applicable policy adds (DESIGN.md §5). Pod Security levels, hardening checks
+// applicable policy adds (docs/policies.md). Pod Security levels, hardening checks
 // and the gate configuration live here too.
 //
 // The package is pure with respect to registries: it never imports verifier,

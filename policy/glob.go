@@ -5,7 +5,7 @@ import (
 	"strings"
 )
 
-// Glob matches canonical repositories (DESIGN.md §3): "registry/path/name"
+// Glob matches canonical repositories (docs/policies.md, "Globs"): "registry/path/name"
 // with no tag or digest, host lower-case, Docker Hub as
 // "index.docker.io/library/x".
 //
@@ -78,7 +78,7 @@ func (g Glob) Match(repo string) bool {
 	return matchSegments(g.segs, strings.Split(canonicalRepository(repo), "/"))
 }
 
-// canonicalGlob applies the reference canonicalization of DESIGN.md §3 to a
+// canonicalGlob applies the reference canonicalization of docs/policies.md to a
 // pattern. It is a local copy of what the verifier does to references,
 // because policy does not import verifier; glob_test.go pins the two forms.
 func canonicalGlob(pattern string) string {

@@ -8,7 +8,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 )
 
-// HardeningCheck names a hardening check (DESIGN.md §6): opt-in checks
+// HardeningCheck names a hardening check (docs/admission.md): opt-in checks
 // beyond the Pod Security Standards, one file each (check_*.go).
 type HardeningCheck string
 

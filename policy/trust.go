@@ -58,7 +58,7 @@ type Authority struct {
 // Exactly one of these holds:
 //   - Err != nil: the policy is invalid; deny the image with Err's message.
 //     Mode is then always ModeEnforce, whatever the policy asked for: an
-//     invalid policy denies (DESIGN.md §5).
+//     invalid policy denies (docs/policies.md).
 //   - Static != "": a fixed verdict, StaticPass or StaticFail.
 //   - otherwise at least Threshold (>= 1) distinct Authorities must verify
 //     the image's digest.

@@ -9,7 +9,7 @@ import (
 	"testing"
 )
 
-// TestImportBoundaries keeps policy pure (DESIGN.md §1): no verifier, no
+// TestImportBoundaries keeps policy pure (docs/architecture.md): no verifier, no
 // admission, no registry or signature code in policy or policy/v1alpha1.
 func TestImportBoundaries(t *testing.T) {
 	t.Parallel()

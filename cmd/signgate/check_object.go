@@ -42,7 +42,7 @@ type podKind struct {
 	Resource string
 }
 
-// podKinds are the kinds the webhooks evaluate (DESIGN §6), by group and
+// podKinds are the kinds the webhooks evaluate (docs/admission.md), by group and
 // kind; any version of the group is accepted and sent as v1, the version the
 // webhooks are registered for (the API server converts the same way).
 var podKinds = map[schema.GroupKind]podKind{
@@ -185,7 +185,7 @@ func withNamespace(raw []byte, namespace string) ([]byte, error) {
 
 // admissionRequest is the CREATE request the API server would send for m.
 // DryRun is set: nothing is persisted, and the webhooks decide dry runs
-// exactly like real requests (DESIGN §9).
+// exactly like real requests (docs/admission.md).
 func admissionRequest(m manifest, namespace string, obj []byte, uid string) *admissionv1.AdmissionRequest {
 	gk := groupKind(m.APIVersion, m.Kind)
 	gvk := metav1.GroupVersionKind{Group: gk.Group, Version: "v1", Kind: gk.Kind}

@@ -37,7 +37,7 @@ func verifierOptions(cfg *policy.Config) verifier.Options {
 }
 
 // verifierTagTTL translates cache.tagTTL: 0 in the configuration disables
-// the tag cache (DESIGN §4); the verifier spells that as a negative TTL and
+// the tag cache (docs/admission.md); the verifier spells that as a negative TTL and
 // reads 0 as "default".
 func verifierTagTTL(d time.Duration) time.Duration {
 	if d == 0 {

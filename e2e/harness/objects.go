@@ -92,7 +92,7 @@ var (
 )
 
 // PolicySpec is the spec of an ImagePolicy or ClusterImagePolicy
-// (DESIGN §5), in the terms a test writes it.
+// (docs/policies.md), in the terms a test writes it.
 type PolicySpec struct {
 	Images            []string          // globs
 	Mode              string            // "" = the CRD default (enforce)

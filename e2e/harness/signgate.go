@@ -30,7 +30,7 @@ type SigngateOptions struct {
 }
 
 // GateConfig is the GateConfiguration the harness gives signgate: the
-// defaults of DESIGN §7, plus the loopback registries the suite pushes to,
+// defaults of docs/policies.md, plus the loopback registries the suite pushes to,
 // which are plain HTTP (insecureRegistries) and on 127.0.0.1, a network the
 // gate refuses unless allow-listed (allowedHosts). The registry timeout is
 // not the default 5s: a loopback registry on a loaded machine can be slower

@@ -1,6 +1,6 @@
 // Package v1alpha1 holds the signgate.dev/v1alpha1 trust policy API:
 // ClusterImagePolicy (cluster-scoped) and ImagePolicy (namespaced), as
-// described in DESIGN.md §5.
+// described in docs/policies.md.
 //
 // These are plain API types with deepcopy and controller-gen markers; the
 // CRD manifests in charts/signgate/crds/ are generated from them (make crds)

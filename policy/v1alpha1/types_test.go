@@ -29,7 +29,7 @@ func TestAddToScheme(t *testing.T) {
 	}
 }
 
-// TestYAMLShape pins the field names of DESIGN.md §5, including the inlined
+// TestYAMLShape pins the field names of docs/policies.md, including the inlined
 // spec of the cluster kind.
 func TestYAMLShape(t *testing.T) {
 	t.Parallel()
