@@ -3,6 +3,8 @@ package policy
 import (
 	"fmt"
 	"strings"
+
+	"github.com/signgate/signgate/internal/imageref"
 )
 
 // Glob matches canonical repositories (docs/policies.md, "Globs"): "registry/path/name"
@@ -21,11 +23,14 @@ import (
 //   - Everything else matches itself. Hosts compare case-insensitively;
 //     paths must be lower-case, as repositories are.
 //
-// The pattern is canonicalized like a reference: a first segment without
-// "." or ":" that is not "localhost" means Docker Hub ("nginx" is
-// "index.docker.io/library/nginx", "acme/*" is "index.docker.io/acme/*"),
-// "docker.io" is "index.docker.io", and a single Docker Hub path segment
-// other than "**" gets "library/" ("docker.io/*" means every official image).
+// The pattern is canonicalized like a reference, by the same code
+// (internal/imageref): a first segment without "." or ":" that is not
+// "localhost" means Docker Hub ("nginx" is "index.docker.io/library/nginx",
+// "acme/*" is "index.docker.io/acme/*"), the host loses a ":443" port,
+// "docker.io" and "registry-1.docker.io" are "index.docker.io", and a single
+// Docker Hub path segment other than "**" gets "library/" ("docker.io/*"
+// means every official image). Segments without wildcards must follow the
+// reference grammar ("a..b" or "-a" can never match, so they are errors).
 //
 // A Glob is immutable and safe for concurrent use.
 type Glob struct {
@@ -48,14 +53,10 @@ type segment struct {
 	stops string // characters '*' does not cross (host segment only)
 }
 
-const (
-	dockerHub     = "index.docker.io"
-	dockerHubHost = "docker.io"
-)
-
 // CompileGlob parses pattern. Invalid patterns (empty, empty segments, "**"
 // mixed with other text, characters that cannot occur in a repository,
-// upper-case paths) are errors.
+// upper-case paths, segments without "*" that the reference grammar
+// rejects such as "a..b" or "-a") are errors.
 func CompileGlob(pattern string) (Glob, error) {
 	segs, err := compileSegments(canonicalGlob(pattern))
 	if err != nil {
@@ -78,51 +79,27 @@ func (g Glob) Match(repo string) bool {
 	return matchSegments(g.segs, strings.Split(canonicalRepository(repo), "/"))
 }
 
-// canonicalGlob applies the reference canonicalization of docs/policies.md to a
-// pattern. It is a local copy of what the verifier does to references,
-// because policy does not import verifier; glob_test.go pins the two forms.
+// canonicalGlob applies the reference canonicalization of docs/policies.md
+// to a pattern: imageref's, which the verifier applies to references.
 func canonicalGlob(pattern string) string {
-	host, path, ok := strings.Cut(pattern, "/")
-	if host == "**" {
+	if host, _, _ := strings.Cut(pattern, "/"); host == "**" {
 		return pattern
 	}
-	if !ok || !isHost(host) {
-		host, path = dockerHub, pattern
+	host, path := imageref.Split(pattern)
+	if path == "" || path == "**" {
+		return imageref.Host(host) + "/" + path
 	}
-	host = strings.ToLower(host)
-	if host == dockerHubHost {
-		host = dockerHub
-	}
-	if host == dockerHub && path != "" && path != "**" && !strings.Contains(path, "/") {
-		path = "library/" + path
-	}
-	return host + "/" + path
+	return imageref.Repository(host, path)
 }
 
 // canonicalRepository canonicalizes a repository the same way; it returns
 // repo unchanged (no allocation) when repo is already canonical.
 func canonicalRepository(repo string) string {
 	host, path, ok := strings.Cut(repo, "/")
-	if ok && isHost(host) && host != dockerHubHost && !hasUpper(host) &&
-		(host != dockerHub || strings.Contains(path, "/")) {
+	if ok && imageref.IsHost(host) && imageref.IsCanonical(host, path) {
 		return repo
 	}
 	return canonicalGlob(repo)
-}
-
-// isHost reports whether the first segment of a name is a registry host, by
-// the rule of the Docker reference grammar that go-containerregistry uses.
-func isHost(s string) bool {
-	return strings.ContainsAny(s, ".:") || s == "localhost"
-}
-
-func hasUpper(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if 'A' <= s[i] && s[i] <= 'Z' {
-			return true
-		}
-	}
-	return false
 }
 
 func compileSegments(pattern string) ([]segment, error) {
@@ -165,11 +142,22 @@ func compileSegment(p string, host bool) (segment, error) {
 	s := segment{kind: literal, text: p}
 	if strings.Contains(p, "*") {
 		s.kind = wild
+	} else if err := checkLiteral(p, host); err != nil {
+		return segment{}, err
 	}
 	if host {
 		s.stops = ".:"
 	}
 	return s, nil
+}
+
+// checkLiteral applies the reference grammar to a segment without
+// wildcards: one that breaks it could never match an image.
+func checkLiteral(p string, host bool) error {
+	if host {
+		return imageref.CheckHost(p)
+	}
+	return imageref.CheckPathComponent(p)
 }
 
 func validPathChar(c byte) bool {

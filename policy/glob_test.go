@@ -100,6 +100,11 @@ func TestCompileGlobInvalid(t *testing.T) {
 		"registry.example.com/[ab]",
 		"reg_istry.example.com/x",
 		"NGINX",
+		"registry.example.com/a..b",
+		"registry.example.com/-app/**",
+		"registry.example.com/app_/*",
+		"registry..example.com/**",
+		"registry.example.com:https/**",
 	} {
 		if _, err := CompileGlob(glob); err == nil {
 			t.Errorf("CompileGlob(%q) = nil error, want an error", glob)
@@ -107,8 +112,9 @@ func TestCompileGlobInvalid(t *testing.T) {
 	}
 }
 
-// TestCanonicalGlob pins the local canonicalization to the forms the
-// verifier produces (verifier.ParseReference; policy may not import it).
+// TestCanonicalGlob pins the canonicalization of globs (internal/imageref,
+// shared with verifier.ParseReference; admission's
+// TestCanonicalRepositoryAgrees checks that the two sides agree).
 func TestCanonicalGlob(t *testing.T) {
 	t.Parallel()
 	for in, want := range map[string]string{
@@ -126,6 +132,12 @@ func TestCanonicalGlob(t *testing.T) {
 		"**/app":                          "**/app",
 		"index.docker.io/library/nginx":   "index.docker.io/library/nginx",
 		"gcr.io/distroless/static-debian": "gcr.io/distroless/static-debian",
+		"registry.example.com:443/**":     "registry.example.com/**",
+		"Registry.Example.com:443/a/*":    "registry.example.com/a/*",
+		"registry-1.docker.io/nginx":      "index.docker.io/library/nginx",
+		"registry-1.docker.io/**":         "index.docker.io/**",
+		"index.docker.io:443/acme/*":      "index.docker.io/acme/*",
+		"registry.example.com:4443/app":   "registry.example.com:4443/app",
 	} {
 		if got := canonicalGlob(in); got != want {
 			t.Errorf("canonicalGlob(%q) = %q, want %q", in, got, want)

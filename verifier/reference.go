@@ -5,13 +5,18 @@ import (
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
+
+	"github.com/signgate/signgate/internal/imageref"
 )
 
-// ParseReference parses an image string into its canonical reference: the
-// registry host lower-cased, docker.io written index.docker.io, one-segment
-// Docker Hub names under library/, and a reference carrying both a tag and a
+// ParseReference parses an image string into its canonical reference
+// (internal/imageref, shared with policy matching): the registry host
+// lower-cased and without ":443", every Docker Hub alias (docker.io,
+// registry-1.docker.io, no host) written index.docker.io, one-segment Docker
+// Hub names under library/, and a reference carrying both a tag and a
 // digest reduced to its digest (the tag never grants trust). A reference
-// without tag or digest gets the tag "latest".
+// without tag or digest gets the tag "latest". Names the distribution
+// reference grammar rejects ("a//b", "a..b", "-a") are errors.
 func ParseReference(s string) (name.Reference, error) {
 	ref, err := name.ParseReference(s)
 	if err != nil {
@@ -29,6 +34,9 @@ func Repository(ref name.Reference) string {
 
 // canonical rebuilds ref from its canonical repository and identifier.
 func canonical(ref name.Reference) (name.Reference, error) {
+	if err := checkRepository(ref.Context()); err != nil {
+		return nil, fmt.Errorf("parse image reference %q: %w", ref, err)
+	}
 	repo := canonicalRepository(ref.Context())
 	switch r := ref.(type) {
 	case name.Digest:
@@ -43,6 +51,9 @@ func canonical(ref name.Reference) (name.Reference, error) {
 // canonicalDigest is canonical for digests, used on values callers built
 // themselves.
 func canonicalDigest(d name.Digest) (name.Digest, error) {
+	if err := checkRepository(d.Context()); err != nil {
+		return name.Digest{}, fmt.Errorf("parse image reference %q: %w", d, err)
+	}
 	if isCanonical(d) {
 		return d, nil
 	}
@@ -53,8 +64,7 @@ func canonicalDigest(d name.Digest) (name.Digest, error) {
 // exactly its canonical repository, "@" and the digest.
 func isCanonical(d name.Digest) bool {
 	host, path := d.Context().RegistryStr(), d.Context().RepositoryStr()
-	if host == "docker.io" || strings.ToLower(host) != host ||
-		(host == name.DefaultRegistry && !strings.Contains(path, "/")) {
+	if !imageref.IsCanonical(host, path) {
 		return false
 	}
 	s := d.String()
@@ -63,14 +73,13 @@ func isCanonical(d name.Digest) bool {
 		strings.HasPrefix(base, host) && base[len(host)] == '/' && strings.HasSuffix(base, path)
 }
 
+// canonicalRepository is imageref.Repository on a parsed repository.
 func canonicalRepository(repo name.Repository) string {
-	host := strings.ToLower(repo.RegistryStr())
-	path := repo.RepositoryStr()
-	if host == "docker.io" {
-		host = name.DefaultRegistry
-	}
-	if host == name.DefaultRegistry && !strings.Contains(path, "/") {
-		path = "library/" + path
-	}
-	return host + "/" + path
+	return imageref.Repository(repo.RegistryStr(), repo.RepositoryStr())
+}
+
+// checkRepository applies the reference grammar's rules that
+// go-containerregistry does not check ("a//b", "a..b", "-a", "a_").
+func checkRepository(repo name.Repository) error {
+	return imageref.Check(repo.RegistryStr(), repo.RepositoryStr())
 }

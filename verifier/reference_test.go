@@ -27,7 +27,13 @@ func TestParseReference(t *testing.T) {
 		{in: "ghcr.io/org/app:v1@" + digest, want: "ghcr.io/org/app@" + digest, wantRepo: "ghcr.io/org/app"},
 		{in: "nginx:latest@" + digest, want: "index.docker.io/library/nginx@" + digest, wantRepo: "index.docker.io/library/nginx"},
 		{in: "127.0.0.1:5000/app", want: "127.0.0.1:5000/app:latest", wantRepo: "127.0.0.1:5000/app"},
+		{in: "registry.example.com:443/app@" + digest, want: "registry.example.com/app@" + digest, wantRepo: "registry.example.com/app"},
+		{in: "registry-1.docker.io/library/nginx:1", want: "index.docker.io/library/nginx:1", wantRepo: "index.docker.io/library/nginx"},
+		{in: "Registry-1.Docker.io:443/nginx", want: "index.docker.io/library/nginx:latest", wantRepo: "index.docker.io/library/nginx"},
 		{in: "", wantErr: true},
+		{in: "registry.example.com/a..b", wantErr: true},
+		{in: "registry.example.com/a//b:v1", wantErr: true},
+		{in: "registry.example.com/-app@" + digest, wantErr: true},
 		{in: "UPPER/case", wantErr: true},
 		{in: "app@sha256:short", wantErr: true},
 		{in: "app:bad tag", wantErr: true},
@@ -56,7 +62,7 @@ func TestParseReference(t *testing.T) {
 
 // FuzzParseReference: never panics, and canonical form is a fixed point.
 func FuzzParseReference(f *testing.F) {
-	for _, s := range []string{"nginx", "docker.io/nginx:1", "Ghcr.IO/a/b@" + digest, "a:b@" + digest, "localhost:5000/x"} {
+	for _, s := range []string{"nginx", "docker.io/nginx:1", "Ghcr.IO/a/b@" + digest, "a:b@" + digest, "localhost:5000/x", "registry-1.docker.io:443/x"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
