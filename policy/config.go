@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -151,8 +153,20 @@ type RegistryConfig struct {
 	// an empty list blocks nothing. Absent (nil) keeps the default. See
 	// BlockedPrefixes for the parsed form.
 	BlockedNetworks []string `yaml:"blockedNetworks"`
+	// Proxy is an http:// or https:// URL (scheme, host and optional port
+	// only) every registry request goes through. Default none: the gate
+	// ignores HTTPS_PROXY and HTTP_PROXY. Registry hosts are still checked
+	// against the blocked networks before the proxy is asked; the proxy's
+	// own host:port is allowed. See ProxyURL for the parsed form.
+	Proxy string `yaml:"proxy"`
 
 	blocked []netip.Prefix
+	proxy   *url.URL
+}
+
+// ProxyURL returns Proxy parsed, or nil when no proxy is configured.
+func (r *RegistryConfig) ProxyURL() *url.URL {
+	return r.proxy
 }
 
 // BlockedPrefixes returns BlockedNetworks parsed, or nil when the
@@ -345,6 +359,41 @@ func (r *RegistryConfig) validate(errs *problems) {
 		}
 		r.blocked = append(r.blocked, p.Masked())
 	}
+	r.proxy = nil
+	if r.Proxy != "" {
+		u, err := parseProxy(r.Proxy)
+		if err != nil {
+			errs.add(path{"registry", "proxy"}, "must be a proxy URL such as http://proxy.example:3128: %v", err)
+		} else {
+			r.proxy = u
+		}
+	}
+}
+
+// parseProxy accepts scheme://host[:port] with scheme http or https and
+// nothing else: a path, query or credentials in the URL are refused, so
+// a typo does not silently send requests elsewhere and no secret sits in a
+// ConfigMap.
+func parseProxy(s string) (*url.URL, error) {
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		return nil, errors.New("not a URL")
+	case u.Scheme != "http" && u.Scheme != "https":
+		return nil, fmt.Errorf("scheme must be http or https (got %q)", s)
+	case u.User != nil:
+		return nil, errors.New("credentials in the URL are not supported")
+	case u.Hostname() == "" || u.Opaque != "":
+		return nil, fmt.Errorf("no host (got %q)", s)
+	case u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.Fragment != "" || u.ForceQuery:
+		return nil, fmt.Errorf("want only scheme, host and port (got %q)", s)
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return nil, fmt.Errorf("port must be 1-65535 (got %q)", s)
+		}
+	}
+	return &url.URL{Scheme: u.Scheme, Host: u.Host}, nil
 }
 
 // validHost accepts host or host:port as written in an image reference,

@@ -95,6 +95,7 @@ func TestParseConfigExample(t *testing.T) {
 			InsecureRegistries: []string{"127.0.0.1:5000"},
 			AllowedHosts:       []string{"registry.kube-system.svc.cluster.local"},
 			BlockedNetworks:    []string{"169.254.0.0/16", "10.1.2.3/8"},
+			Proxy:              "http://proxy.kube-system.svc:3128",
 		},
 	}
 	if diff := cmp.Diff(want, got, cmpopts.IgnoreUnexported(Config{}, RegistryConfig{}, HardeningRule{})); diff != "" {
@@ -142,6 +143,51 @@ func TestBlockedNetworks(t *testing.T) {
 			}
 			if diff := cmp.Diff(tt.want, got, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); diff != "" {
 				t.Errorf("BlockedPrefixes() mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestRegistryProxy(t *testing.T) {
+	t.Parallel()
+	const head = "apiVersion: signgate.dev/v1alpha1\nkind: GateConfiguration\nregistry:\n  proxy: "
+	tests := []struct {
+		proxy   string
+		want    string // ProxyURL().String(), "" for nil
+		wantErr string
+	}{
+		{proxy: `""`, want: ""},
+		{proxy: "http://proxy.example:3128", want: "http://proxy.example:3128"},
+		{proxy: "https://10.0.0.1", want: "https://10.0.0.1"},
+		{proxy: "http://[fd00::1]:8080/", want: "http://[fd00::1]:8080"},
+		{proxy: "proxy.example:3128", wantErr: "scheme must be http or https"},
+		{proxy: "socks5://proxy.example:1080", wantErr: "scheme must be http or https"},
+		{proxy: "http://user:pass@proxy.example:3128", wantErr: "credentials in the URL are not supported"},
+		{proxy: "http://:3128", wantErr: "no host"},
+		{proxy: "http://proxy.example:3128/path", wantErr: "want only scheme, host and port"},
+		{proxy: "http://proxy.example:3128?x=1", wantErr: "want only scheme, host and port"},
+		{proxy: "http://proxy.example:99999", wantErr: "port must be 1-65535"},
+		{proxy: "http://proxy example", wantErr: "not a URL"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.proxy, func(t *testing.T) {
+			t.Parallel()
+			c, err := ParseConfig([]byte(head + tt.proxy + "\n"))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), "registry.proxy: must be a proxy URL such as http://proxy.example:3128") || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want registry.proxy error mentioning %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := ""
+			if u := c.Registry.ProxyURL(); u != nil {
+				got = u.String()
+			}
+			if got != tt.want {
+				t.Errorf("ProxyURL() = %q, want %q", got, tt.want)
 			}
 		})
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strings"
 	"time"
 
@@ -76,6 +77,14 @@ type Options struct {
 	// BlockedNetworks are refused at dial time. Default
 	// DefaultBlockedNetworks(); set a non-nil empty slice to block nothing.
 	BlockedNetworks []netip.Prefix
+	// Proxy is the HTTP or HTTPS proxy every registry request goes through.
+	// Default none: the environment (HTTPS_PROXY, HTTP_PROXY, NO_PROXY) is
+	// ignored. Before the proxy is asked, the registry host is resolved and
+	// refused if an address is in BlockedNetworks, unless the host is in
+	// AllowedHosts: the proxy cannot be used to reach what the dial guard
+	// refuses. The proxy's own host:port is allowed although it may resolve
+	// into BlockedNetworks. Setting both Proxy and Transport is an error.
+	Proxy *url.URL
 	// MaxManifestBytes caps manifest, index and referrers bodies.
 	// Default 4 MiB.
 	MaxManifestBytes int64
@@ -155,6 +164,14 @@ func (o Options) withDefaults() (Options, error) {
 	for _, h := range append(append([]string(nil), o.InsecureRegistries...), o.AllowedHosts...) {
 		if h == "" || strings.ContainsAny(h, "/ @") {
 			errs = append(errs, fmt.Errorf("host %q: want host or host:port", h))
+		}
+	}
+	if p := o.Proxy; p != nil {
+		switch {
+		case p.Scheme != "http" && p.Scheme != "https" || p.Hostname() == "":
+			errs = append(errs, fmt.Errorf("proxy %q: want http://host[:port] or https://host[:port]", p.Redacted()))
+		case o.Transport != nil:
+			errs = append(errs, errors.New("proxy is not used with a caller's Transport: set the proxy in that transport"))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {

@@ -22,6 +22,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/signgate/signgate/internal/imageref"
 )
 
 // Definite (never transient) transport failures.
@@ -49,7 +51,7 @@ func notTLS(err error) bool {
 func pullerBuilder(o Options) func() (*remote.Puller, error) {
 	base := o.Transport
 	if base == nil {
-		base = guardedTransport(o.BlockedNetworks, o.AllowedHosts)
+		base = guardedTransport(o.BlockedNetworks, o.AllowedHosts, o.Proxy)
 	}
 	rt := &registryTransport{
 		base:        base,
@@ -70,10 +72,13 @@ func pullerBuilder(o Options) func() (*remote.Puller, error) {
 	}
 }
 
+// hostSet is the set of canonical registry hosts in hosts
+// (Options.InsecureRegistries): "Registry.Example:443" and "docker.io" name
+// the hosts references canonicalise to.
 func hostSet(hosts []string) map[string]bool {
 	m := make(map[string]bool, len(hosts))
 	for _, h := range hosts {
-		m[strings.ToLower(h)] = true
+		m[imageref.Host(h)] = true // compared with canonical registry hosts
 	}
 	return m
 }
@@ -82,9 +87,25 @@ func hostSet(hosts []string) map[string]bool {
 // addresses in blocked unless the dialed host:port or host is allowed. The
 // check runs on the resolved address at connect time, so DNS answers cannot
 // sneak past it.
-func guardedTransport(blocked []netip.Prefix, allowed []string) *http.Transport {
+//
+// The environment's proxy settings (HTTPS_PROXY, HTTP_PROXY) are ignored:
+// the transport uses proxy only when it is set. A proxy connects to the
+// registry itself, where the dial guard cannot see the address, so the
+// registry host is resolved and checked against the same rules before the
+// proxy is asked (proxyFor). The proxy's own host:port is allowed: proxies
+// often sit on private or link-local addresses, and the operator named it.
+func guardedTransport(blocked []netip.Prefix, allowed []string, proxy *url.URL) *http.Transport {
+	g := dialGuard{blocked: blocked, allowed: hostSet(allowed), lookup: net.DefaultResolver.LookupNetIP}
+	return g.transport(proxy)
+}
+
+func (g dialGuard) transport(proxy *url.URL) *http.Transport {
 	t := http.DefaultTransport.(*http.Transport).Clone()
-	g := dialGuard{blocked: blocked, allowed: hostSet(allowed)}
+	t.Proxy = nil
+	if proxy != nil {
+		g.allowed[strings.ToLower(canonicalAddr(proxy))] = true
+		t.Proxy = g.proxyFor(proxy)
+	}
 	t.DialContext = g.DialContext
 	return t
 }
@@ -92,6 +113,58 @@ func guardedTransport(blocked []netip.Prefix, allowed []string) *http.Transport 
 type dialGuard struct {
 	blocked []netip.Prefix
 	allowed map[string]bool
+	// lookup resolves a registry host for proxyFor; tests replace it.
+	lookup func(ctx context.Context, network, host string) ([]netip.Addr, error)
+}
+
+// proxyFor returns the transport's Proxy function: proxy for every request
+// whose target the guard accepts, an errBlocked error otherwise, so the
+// proxy is never asked to connect to a blocked address.
+func (g dialGuard) proxyFor(proxy *url.URL) func(*http.Request) (*url.URL, error) {
+	return func(req *http.Request) (*url.URL, error) {
+		if err := g.checkTarget(req.Context(), req.URL); err != nil {
+			return nil, err
+		}
+		return proxy, nil
+	}
+}
+
+// checkTarget applies the dial rules to u's host before a proxy connects to
+// it: allowed host or host:port pass; otherwise every address the host
+// resolves to must be outside the blocked networks (the proxy may use any).
+func (g dialGuard) checkTarget(ctx context.Context, u *url.URL) error {
+	addr := canonicalAddr(u)
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("check %s: %w", u.Host, err)
+	}
+	if g.allowed[strings.ToLower(addr)] || g.allowed[strings.ToLower(host)] {
+		return nil
+	}
+	ips := []netip.Addr{}
+	if ip, err := netip.ParseAddr(host); err == nil {
+		ips = append(ips, ip)
+	} else if ips, err = g.lookup(ctx, "ip", host); err != nil {
+		return fmt.Errorf("resolve %s before asking the proxy: %w", host, err)
+	}
+	for _, ip := range ips {
+		if err := g.check(host, netip.AddrPortFrom(ip, 0).String()); err != nil {
+			return fmt.Errorf("proxy to %s:%s: %w", host, port, err)
+		}
+	}
+	return nil
+}
+
+// canonicalAddr is u's host:port, with the scheme's default port if absent.
+func canonicalAddr(u *url.URL) string {
+	port := u.Port()
+	if port == "" {
+		port = "443"
+		if u.Scheme == "http" {
+			port = "80"
+		}
+	}
+	return net.JoinHostPort(u.Hostname(), port)
 }
 
 func (g dialGuard) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {

@@ -89,3 +89,15 @@ func TestRegistryTransportPrepare(t *testing.T) {
 		})
 	}
 }
+
+// TestInsecureHostsCanonical: insecureRegistries entries name hosts as
+// references canonicalise them, so "Registry.Example:443" and "docker.io"
+// apply to registry.example/… and nginx.
+func TestInsecureHostsCanonical(t *testing.T) {
+	got := hostSet([]string{"Registry.Example:443", "docker.io", "127.0.0.1:5000"})
+	for _, h := range []string{"registry.example", "index.docker.io", "127.0.0.1:5000"} {
+		if !got[h] {
+			t.Errorf("hostSet lacks %q: %v", h, got)
+		}
+	}
+}

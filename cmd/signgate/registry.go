@@ -29,6 +29,7 @@ func verifierOptions(cfg *policy.Config) verifier.Options {
 		InsecureRegistries: append([]string(nil), cfg.Registry.InsecureRegistries...),
 		AllowedHosts:       append([]string(nil), cfg.Registry.AllowedHosts...),
 		BlockedNetworks:    cfg.Registry.BlockedPrefixes(),
+		Proxy:              cfg.Registry.ProxyURL(),
 		CacheSize:          cfg.Cache.MaxEntries,
 		TTL:                cfg.Cache.TTL,
 		FailureTTL:         cfg.Cache.FailureTTL,
