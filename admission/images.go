@@ -130,9 +130,9 @@ func (e *evaluation) imageChecks(f policy.ImageField) []imageCheck {
 // unpinned denies a pod image without a digest. When its tag cannot be
 // resolved because of registry trouble the mutating webhook could not have
 // pinned it either: that is undecided, and says retry.
-func (e *evaluation) unpinned(path, image string, resolveErr error) {
+func (e *evaluation) unpinned(path, image, registry string, resolveErr error) {
 	if resolveErr != nil && isTransient(resolveErr) {
-		e.f.retry = append(e.f.retry, fmt.Sprintf("%s %q: must be pinned by digest and the tag cannot be resolved now: %s", path, image, registryProblem(resolveErr)))
+		e.f.retry = append(e.f.retry, fmt.Sprintf("%s %q: must be pinned by digest and the tag cannot be resolved now: %s", path, image, registryProblem(registry, resolveErr)))
 		return
 	}
 	e.f.deny = append(e.f.deny, fmt.Sprintf("%s %q: must be pinned by digest; write it as repo:tag@sha256:<digest> or make sure signgate's mutating webhook is installed", path, image))
@@ -184,7 +184,7 @@ func (e *evaluation) verifyTask(c imageCheck, set verifier.AuthoritySet) func(co
 // judge records the outcome of one check under its requirement's mode.
 func (e *evaluation) judge(c imageCheck, r checked) {
 	if c.req == nil {
-		e.unpinned(c.field.Path(e.pod.Prefix), c.field.Image, r.err)
+		e.unpinned(c.field.Path(e.pod.Prefix), c.field.Image, c.ref.Context().RegistryStr(), r.err)
 		return
 	}
 	threshold := max(c.req.Threshold, 1)
@@ -204,14 +204,14 @@ func (e *evaluation) judge(c imageCheck, r checked) {
 		e.f.add(c.req.Mode, auditImagePolicy, fmt.Sprintf("%s %q: %s for %s (need %d of: %s); %s",
 			path, c.field.Image, notVerified.Reason, c.req.Policy, threshold, authorityNames(c.req), e.signAdvice()))
 	case isTransient(r.err):
-		line := fmt.Sprintf("%s %q: cannot verify against %s: %s", path, c.field.Image, c.req.Policy, registryProblem(r.err))
+		line := fmt.Sprintf("%s %q: cannot verify against %s: %s", path, c.field.Image, c.req.Policy, registryProblem(c.ref.Context().RegistryStr(), r.err))
 		if c.req.Mode == policy.ModeEnforce || c.req.Mode == "" {
 			e.f.retry = append(e.f.retry, line)
 		} else {
 			e.f.add(c.req.Mode, auditImagePolicy, line)
 		}
 	default: // neither verified nor a known failure: fail closed
-		e.f.add(c.req.Mode, auditImagePolicy, fmt.Sprintf("%s %q: cannot verify against %s: %s", path, c.field.Image, c.req.Policy, registryProblem(r.err)))
+		e.f.add(c.req.Mode, auditImagePolicy, fmt.Sprintf("%s %q: cannot verify against %s: %s", path, c.field.Image, c.req.Policy, registryProblem(c.ref.Context().RegistryStr(), r.err)))
 	}
 }
 

@@ -159,9 +159,23 @@ type RegistryConfig struct {
 	// against the blocked networks before the proxy is asked; the proxy's
 	// own host:port is allowed. See ProxyURL for the parsed form.
 	Proxy string `yaml:"proxy"`
+	// TokenRealms are the (registry, token realm host) pairs where a
+	// registry may send the gate for a token on another host, in addition
+	// to the built-in ones (Docker Hub → auth.docker.io, registry.gitlab.com
+	// → gitlab.com). A realm on the registry's own host is always used;
+	// any other is refused before it is contacted. Default none.
+	TokenRealms []TokenRealm `yaml:"tokenRealms"`
 
 	blocked []netip.Prefix
 	proxy   *url.URL
+}
+
+// TokenRealm allows the registry Registry (host[:port] as in an image
+// reference) to name a token realm on the host Realm (host or host:port of
+// the realm URL).
+type TokenRealm struct {
+	Registry string `yaml:"registry"`
+	Realm    string `yaml:"realm"`
 }
 
 // ProxyURL returns Proxy parsed, or nil when no proxy is configured.
@@ -358,6 +372,14 @@ func (r *RegistryConfig) validate(errs *problems) {
 			continue
 		}
 		r.blocked = append(r.blocked, p.Masked())
+	}
+	for i, tr := range r.TokenRealms {
+		if !validHost(tr.Registry) {
+			errs.add(path{"registry", "tokenRealms", i, "registry"}, "must be the registry's host or host:port without scheme or path, such as index.docker.io (got %q)", tr.Registry)
+		}
+		if !validHost(tr.Realm) || strings.Contains(tr.Realm, "://") {
+			errs.add(path{"registry", "tokenRealms", i, "realm"}, "must be the token realm's host or host:port without scheme or path, such as auth.docker.io (got %q)", tr.Realm)
+		}
 	}
 	r.proxy = nil
 	if r.Proxy != "" {

@@ -96,6 +96,7 @@ func TestParseConfigExample(t *testing.T) {
 			AllowedHosts:       []string{"registry.kube-system.svc.cluster.local"},
 			BlockedNetworks:    []string{"169.254.0.0/16", "10.1.2.3/8"},
 			Proxy:              "http://proxy.kube-system.svc:3128",
+			TokenRealms:        []TokenRealm{{Registry: "registry.corp.example", Realm: "sso.corp.example"}},
 		},
 	}
 	if diff := cmp.Diff(want, got, cmpopts.IgnoreUnexported(Config{}, RegistryConfig{}, HardeningRule{})); diff != "" {

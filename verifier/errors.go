@@ -81,7 +81,8 @@ func transient(err error) bool {
 		return false
 	case errors.Is(err, errBlocked), errors.Is(err, errTooLarge),
 		errors.Is(err, errDigestMismatch), errors.Is(err, errTooManyHops),
-		errors.Is(err, errPlainHTTP), errors.Is(err, errCredsWithheld):
+		errors.Is(err, errPlainHTTP), errors.Is(err, errCredsWithheld),
+		errors.Is(err, errRealmRefused):
 		return false
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled),
 		errors.Is(err, errInternal):
@@ -112,4 +113,33 @@ func notFound(err error) bool {
 
 func asNotVerified(err error, target **NotVerifiedError) bool {
 	return errors.As(err, target)
+}
+
+// RuleProblem says in a short phrase which of the verifier's own rules
+// stopped a request to a registry (blocked address, plain HTTP, body too
+// large, digest mismatch, too many redirects, withheld credentials, a
+// token realm on a host not allowed), or "" when err is not such a
+// refusal. The phrase is the verifier's own text and never contains
+// anything a registry or token service answered, so callers may show it
+// to users where they must not show err itself.
+func RuleProblem(err error) string {
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, errBlocked):
+		return "its address is in a blocked network; list it in registry.allowedHosts if it is trusted"
+	case errors.Is(err, errPlainHTTP):
+		return "it answered in plain HTTP; list it in registry.insecureRegistries if that is intended"
+	case errors.Is(err, errTooLarge):
+		return "its answer was larger than the configured limit"
+	case errors.Is(err, errDigestMismatch):
+		return "the manifest bytes it sent do not match the digest it claimed"
+	case errors.Is(err, errTooManyHops):
+		return fmt.Sprintf("it redirected more than %d times", maxRedirects)
+	case errors.Is(err, errCredsWithheld):
+		return "its token service is on another host, which the keychain does not give the registry's credentials to"
+	case errors.Is(err, errRealmRefused):
+		return "its token service is on another host that is not allowed; add the pair to registry.tokenRealms if it is trusted"
+	}
+	return ""
 }

@@ -85,6 +85,13 @@ type Options struct {
 	// refuses. The proxy's own host:port is allowed although it may resolve
 	// into BlockedNetworks. Setting both Proxy and Transport is an error.
 	Proxy *url.URL
+	// TokenRealms are the (registry, token realm host) pairs where a
+	// registry may send the gate for a token on another host, in addition
+	// to DefaultTokenRealms(). A realm on the registry's own host is always
+	// used; a realm on any other host is refused before it is contacted
+	// (a definite error naming both hosts). The realm host still passes
+	// the dial guard (BlockedNetworks, AllowedHosts) like any registry.
+	TokenRealms []TokenRealm
 	// MaxManifestBytes caps manifest, index and referrers bodies.
 	// Default 4 MiB.
 	MaxManifestBytes int64
@@ -186,3 +193,22 @@ func (nopObserver) CacheRequest(string, string) {}
 func (nopObserver) RegistryRequest(string, int) {}
 func (nopObserver) Verification(string)         {}
 func (nopObserver) Panic(string)                {}
+
+// TokenRealm allows Registry (host[:port] as in an image reference;
+// "docker.io" names index.docker.io) to name a token realm on Realm
+// (host or host:port of the realm URL).
+type TokenRealm struct {
+	Registry string
+	Realm    string
+}
+
+// DefaultTokenRealms are the public registries known to issue tokens from
+// another host: Docker Hub (auth.docker.io) and GitLab.com
+// (gitlab.com/jwt/auth). ghcr.io, gcr.io, *.pkg.dev, quay.io and
+// public.ecr.aws serve tokens on their own host and need no entry.
+func DefaultTokenRealms() []TokenRealm {
+	return []TokenRealm{
+		{Registry: "index.docker.io", Realm: "auth.docker.io"},
+		{Registry: "registry.gitlab.com", Realm: "gitlab.com"},
+	}
+}

@@ -175,10 +175,12 @@ func TestTokenRealmCredentials(t *testing.T) {
 			}
 			// The realm host is reachable and may be plain HTTP, so that
 			// only the credential rule stands between it and the secrets.
+			// The pair is allowed (TestTokenRealmHosts covers the realm host rule).
 			v := newVerifier(t, reg, verifier.Options{
 				Keychain:           kc,
 				AllowedHosts:       []string{otherHost},
 				InsecureRegistries: []string{otherHost},
+				TokenRealms:        []verifier.TokenRealm{{Registry: reg.Host, Realm: otherHost}},
 			})
 
 			res, err := v.Verify(t.Context(), d, set)
@@ -204,6 +206,105 @@ func TestTokenRealmCredentials(t *testing.T) {
 				t.Errorf("err = %v, want it to say the credentials were withheld from %s", nv, otherHost)
 			}
 			t.Log(nv)
+		})
+	}
+}
+
+// TestTokenRealmHosts: a registry may send the gate for a token only to
+// its own host or to a realm host allowed for it (Options.TokenRealms,
+// DefaultTokenRealms). A refused realm is never contacted, not even by a
+// GET fallback, and the answer is definite and says what to configure.
+// An allowed realm host still passes the dial guard.
+func TestTokenRealmHosts(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		sameHost bool                                                  // realm on the registry's own host:port
+		pairs    func(regHost, realmHost string) []verifier.TokenRealm // Options.TokenRealms
+		guarded  bool                                                  // realm host not in AllowedHosts
+		wantErr  []string                                              // "" = verified; else substrings of a definite error
+	}{
+		{name: "same host", sameHost: true},
+		{
+			name:    "another host, not allowed",
+			wantErr: []string{"registry.tokenRealms", "{registry: REG, realm: REALM}"},
+		},
+		{
+			name: "another host, allowed for this registry",
+			pairs: func(regHost, realmHost string) []verifier.TokenRealm {
+				return []verifier.TokenRealm{{Registry: regHost, Realm: realmHost}}
+			},
+		},
+		{
+			name: "another host, allowed for another registry only",
+			pairs: func(_, realmHost string) []verifier.TokenRealm {
+				return []verifier.TokenRealm{{Registry: "registry.example", Realm: realmHost}}
+			},
+			wantErr: []string{"registry.tokenRealms", "REALM"},
+		},
+		{
+			name: "another host, allowed but in a blocked network",
+			pairs: func(regHost, realmHost string) []verifier.TokenRealm {
+				return []verifier.TokenRealm{{Registry: regHost, Realm: realmHost}}
+			},
+			guarded: true,
+			wantErr: []string{"allowedHosts"},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			reg, alice, d := signedApp(t)
+			reg.Tag(t, d, "v1")
+			set := verifier.AuthoritySet{Authorities: []verifier.Authority{authority("alice", alice)}}
+			own, other := &tokenService{anonymous: true}, &tokenService{anonymous: true}
+			srv := httptest.NewServer(other)
+			t.Cleanup(srv.Close)
+			otherHost := strings.Replace(strings.TrimPrefix(srv.URL, "http://"), "127.0.0.1", "localhost", 1)
+			realm, tokens := "http://"+otherHost+"/token", other
+			if tc.sameHost {
+				realm, tokens = "http://"+reg.Host+"/token", own
+			}
+			reg.SetFault(bearerGate(reg, realm, own))
+			opts := verifier.Options{InsecureRegistries: []string{otherHost}}
+			if !tc.guarded {
+				opts.AllowedHosts = []string{otherHost}
+			}
+			if tc.pairs != nil {
+				opts.TokenRealms = tc.pairs(reg.Host, otherHost)
+			}
+			v := newVerifier(t, reg, opts)
+			ref, err := verifier.ParseReference(reg.Host + "/team/app:v1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, rerr := v.Resolve(t.Context(), ref)
+			res, verr := v.Verify(t.Context(), d, set)
+			requests, _ := tokens.counts()
+			if tc.wantErr == nil {
+				if rerr != nil || outcome(res, verr) != "verified" || requests == 0 {
+					t.Fatalf("Resolve: %v; Verify: %s (%v); realm saw %d requests; want both to succeed through the realm", rerr, outcome(res, verr), verr, requests)
+				}
+				return
+			}
+			if requests != 0 {
+				t.Errorf("the refused realm server saw %d requests, want none", requests)
+			}
+			if n := count(reg, "GET /v2/team/app/manifests/"); n != 0 {
+				t.Errorf("a refused realm was followed by %d manifest GETs, want none: %v", n, reg.RequestLog())
+			}
+			for _, err := range []error{rerr, verr} {
+				if err == nil || verifier.IsUndecided(err) {
+					t.Fatalf("err = %v, want a definite error", err)
+				}
+				for _, w := range tc.wantErr {
+					w = strings.NewReplacer("REG", reg.Host, "REALM", otherHost).Replace(w)
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("err = %v, want it to contain %q", err, w)
+					}
+				}
+			}
+			t.Log(rerr)
 		})
 	}
 }

@@ -2,12 +2,11 @@ package verifier
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
+	"sync/atomic"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
 
 // Resolve returns the digest ref points at, in canonical form. A digest
@@ -57,8 +56,9 @@ func (v *Verifier) resolve(ctx context.Context, tag name.Tag) (name.Digest, erro
 		return name.Digest{}, err
 	}
 	puller := v.pullers.forRepo(rt.Context())
-	desc, err := puller.Head(ctx, rt)
-	if err != nil && headUnsupported(err) {
+	probe := &headProbe{}
+	desc, err := puller.Head(context.WithValue(ctx, headProbeKey{}, probe), rt)
+	if err != nil && headUnsupported(int(probe.status.Load())) {
 		// GET computes the digest from the bytes; the transport fails the
 		// read if they disagree with the registry's Docker-Content-Digest.
 		got, gerr := puller.Get(ctx, rt)
@@ -73,18 +73,35 @@ func (v *Verifier) resolve(ctx context.Context, tag name.Tag) (name.Digest, erro
 	return name.NewDigest(Repository(tag) + "@" + desc.Digest.String())
 }
 
-// headUnsupported reports whether a failed HEAD deserves a GET: the
-// registry refused the method or answered without the headers we need.
-func headUnsupported(err error) bool {
-	var te *transport.Error
-	if errors.As(err, &te) {
-		switch te.StatusCode {
-		case http.StatusBadRequest, http.StatusMethodNotAllowed, http.StatusNotImplemented:
-			return true
-		}
-		return false
+// headProbe records the status of the manifest HEAD a resolution sent
+// (registryTransport.RoundTrip fills it in; 0: no answer arrived, e.g.
+// the ping, the token exchange or the connection failed first).
+type headProbe struct{ status atomic.Int32 }
+
+type headProbeKey struct{}
+
+// recordHead notes the status of a manifest HEAD in the request's probe.
+func recordHead(req *http.Request, op string, status int) {
+	if req.Method != http.MethodHead || op != "manifest" {
+		return
 	}
-	return !transient(err) && !errors.Is(err, errBlocked)
+	if p, ok := req.Context().Value(headProbeKey{}).(*headProbe); ok {
+		p.status.Store(int32(status))
+	}
+}
+
+// headUnsupported reports whether a failed HEAD that got status deserves
+// a GET: the registry refused the method (400, 405, 501) or answered 2xx
+// without the headers we need. Nothing else does: not a 404 (the tag is
+// missing), not 401/403 or 5xx (a GET gets the same answer), not a failure
+// before the HEAD was answered (network, ping, token exchange, a rule of
+// the transport), which a GET would only repeat.
+func headUnsupported(status int) bool {
+	switch status {
+	case http.StatusBadRequest, http.StatusMethodNotAllowed, http.StatusNotImplemented:
+		return true
+	}
+	return status >= 200 && status < 300
 }
 
 // resolveError classifies a resolution failure once.

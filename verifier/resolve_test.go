@@ -38,13 +38,43 @@ func TestResolve(t *testing.T) {
 		}
 		return false
 	}
+	// headOnly applies f to HEAD requests only.
+	headOnly := func(f registrytest.Fault) func(*registrytest.Registry, []byte) registrytest.Fault {
+		return func(*registrytest.Registry, []byte) registrytest.Fault {
+			return func(w http.ResponseWriter, req *http.Request) bool {
+				return req.Method == http.MethodHead && f(w, req)
+			}
+		}
+	}
+	// garbageToken demands a token from /token on the registry, which
+	// answers 200 without one.
+	garbageToken := func(reg *registrytest.Registry, _ []byte) registrytest.Fault {
+		return func(w http.ResponseWriter, req *http.Request) bool {
+			if req.URL.Path == "/token" {
+				w.Header().Set("Content-Type", "application/json")
+				w.Write([]byte(`{"detail":"no token for you"}`))
+				return true
+			}
+			w.Header().Set("WWW-Authenticate", `Bearer realm="http://`+reg.Host+`/token",service="`+reg.Host+`"`)
+			w.WriteHeader(http.StatusUnauthorized)
+			return true
+		}
+	}
+	// noDigest answers HEAD 200 without Docker-Content-Digest.
+	noDigest := func(w http.ResponseWriter, req *http.Request) bool {
+		w.Header().Set("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+		w.Header().Set("Content-Length", "100")
+		w.WriteHeader(http.StatusOK)
+		return true
+	}
 	tests := []struct {
-		name      string
-		fault     func(reg *registrytest.Registry, manifest []byte) registrytest.Fault
-		tag       string
-		wantErr   string // "" | "undecided" | substring of a definite error
-		wantHEADs int
-		wantGETs  int
+		name       string
+		fault      func(reg *registrytest.Registry, manifest []byte) registrytest.Fault
+		tag        string
+		wantErr    string // "" | "undecided" | substring of a definite error
+		wantHEADs  int
+		wantGETs   int
+		wantTokens int // token requests (GET or POST /token)
 	}{
 		{name: "HEAD", tag: "v1", wantHEADs: 1},
 		{name: "GET fallback", tag: "v1", fault: func(*registrytest.Registry, []byte) registrytest.Fault { return headless }, wantHEADs: 1, wantGETs: 1},
@@ -70,6 +100,16 @@ func TestResolve(t *testing.T) {
 		},
 		{name: "tag not found", tag: "nope", wantErr: "tag not found", wantHEADs: 1},
 		{name: "registry down", tag: "v1", fault: func(*registrytest.Registry, []byte) registrytest.Fault { return registrytest.FailN(503, -1) }, wantErr: "undecided"},
+		// GET only where it helps: HEAD unsupported or answered without
+		// the headers needed. Not after authentication errors, 5xx or a
+		// failed token exchange: a GET would get the same answer, and
+		// repeat the token exchange.
+		{name: "HEAD without Docker-Content-Digest", tag: "v1", fault: headOnly(noDigest), wantHEADs: 1, wantGETs: 1},
+		{name: "HEAD 401: no GET", tag: "v1", fault: headOnly(registrytest.FailN(401, -1)), wantErr: "denied", wantHEADs: 1},
+		{name: "HEAD 403: no GET", tag: "v1", fault: headOnly(registrytest.FailN(403, -1)), wantErr: "denied", wantHEADs: 1},
+		{name: "HEAD 500: no GET", tag: "v1", fault: headOnly(registrytest.FailN(500, -1)), wantErr: "undecided", wantHEADs: 1},
+		{name: "HEAD 404: no GET", tag: "v1", fault: headOnly(registrytest.FailN(404, -1)), wantErr: "tag not found", wantHEADs: 1},
+		{name: "token exchange fails: no second attempt", tag: "v1", fault: garbageToken, wantErr: "no token", wantTokens: 1},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -103,8 +143,8 @@ func TestResolve(t *testing.T) {
 			case got.String() != d.String():
 				t.Fatalf("Resolve = %s, want %s", got, d)
 			}
-			if tc.wantErr == "undecided" {
-				return
+			if n := count(reg, "GET /token") + count(reg, "POST /token"); n != tc.wantTokens {
+				t.Errorf("token requests = %d, want %d: %v", n, tc.wantTokens, reg.RequestLog())
 			}
 			if n := count(reg, "HEAD /v2/team/app/manifests/"); n != tc.wantHEADs {
 				t.Errorf("HEAD requests = %d, want %d: %v", n, tc.wantHEADs, reg.RequestLog())

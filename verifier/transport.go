@@ -34,6 +34,7 @@ var (
 	errTooManyHops    = errors.New("too many redirects")
 	errPlainHTTP      = errors.New("registry answered in plain HTTP; list it in insecureRegistries if that is intended")
 	errCredsWithheld  = errors.New("credentials withheld from a host the keychain does not give them to")
+	errRealmRefused   = errors.New("token realm on another host than the registry is not allowed")
 )
 
 // notTLS reports whether an HTTPS request reached a plain HTTP server.
@@ -60,6 +61,7 @@ func pullerBuilder(o Options) func() (*remote.Puller, error) {
 		maxPayload:  o.MaxPayloadBytes,
 		obs:         o.Observer,
 		creds:       &credentialGuard{keychain: o.Keychain},
+		realms:      newRealmRules(append(DefaultTokenRealms(), o.TokenRealms...)),
 	}
 	return func() (*remote.Puller, error) {
 		return remote.NewPuller(
@@ -207,6 +209,7 @@ type registryTransport struct {
 	maxPayload  int64
 	obs         Observer
 	creds       *credentialGuard
+	realms      realmRules
 }
 
 func (t *registryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -228,6 +231,13 @@ func (t *registryTransport) RoundTrip(req *http.Request) (*http.Response, error)
 		return nil, err
 	}
 	t.obs.RegistryRequest(op, resp.StatusCode)
+	recordHead(req, op, resp.StatusCode)
+	if resp.StatusCode == http.StatusUnauthorized {
+		if err := t.realms.check(req.URL, resp.Header); err != nil {
+			resp.Body.Close()
+			return nil, err
+		}
+	}
 	if withheld && (resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden) {
 		resp.Body.Close()
 		return nil, t.creds.refusal(req)
@@ -260,6 +270,90 @@ func (t *registryTransport) prepare(req *http.Request) (_ *http.Request, upgrade
 		req.URL.Scheme = "https"
 	}
 	return req, plain, nil
+}
+
+// realmRules are the token realms on other hosts a registry may name:
+// canonical registry host → realm hosts (host or host:port, lower case).
+//
+// go-containerregistry fetches a token from whatever realm a registry's
+// 401 names (WWW-Authenticate: Bearer realm=...), on any host: a hostile
+// registry could point the gate at any HTTP service it can reach. Every
+// 401 passing through the transport is checked before go-containerregistry
+// reads it, so a refused realm is never contacted. The realm request
+// itself goes through this same transport, so the dial guard applies to
+// it as to the registry.
+type realmRules map[string]map[string]bool
+
+func newRealmRules(pairs []TokenRealm) realmRules {
+	r := realmRules{}
+	for _, p := range pairs {
+		reg := imageref.Host(p.Registry)
+		if r[reg] == nil {
+			r[reg] = map[string]bool{}
+		}
+		r[reg][strings.ToLower(p.Realm)] = true
+	}
+	return r
+}
+
+// check returns an errRealmRefused error when a challenge in h names a
+// realm URL whose host is neither reg's host nor allowed for reg. Realms
+// that are not http(s) URLs (Basic realms are free text) are left alone.
+func (r realmRules) check(reg *url.URL, h http.Header) error {
+	for _, realm := range challengeRealms(h) {
+		u, err := url.Parse(realm)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			continue
+		}
+		if strings.EqualFold(u.Hostname(), reg.Hostname()) {
+			continue
+		}
+		regHost := imageref.Host(reg.Host)
+		allowed := r[regHost]
+		if allowed[strings.ToLower(u.Host)] || allowed[strings.ToLower(u.Hostname())] {
+			continue
+		}
+		return fmt.Errorf("use token realm %s named by registry %s: %w; if that token service is trusted, add {registry: %s, realm: %s} to registry.tokenRealms",
+			u.Host, regHost, errRealmRefused, regHost, u.Host)
+	}
+	return nil
+}
+
+// challengeRealms returns the realm parameter values of every
+// WWW-Authenticate challenge in h.
+func challengeRealms(h http.Header) []string {
+	var realms []string
+	for _, v := range h.Values("WWW-Authenticate") {
+		for rest := v; ; {
+			i := strings.Index(strings.ToLower(rest), "realm=")
+			if i < 0 {
+				break
+			}
+			// Only a parameter name: preceded by a separator, not "xrealm=".
+			if i > 0 && !strings.ContainsRune(" \t,", rune(rest[i-1])) {
+				rest = rest[i+len("realm="):]
+				continue
+			}
+			rest = rest[i+len("realm="):]
+			var val string
+			if strings.HasPrefix(rest, `"`) {
+				end := strings.IndexByte(rest[1:], '"')
+				if end < 0 {
+					val, rest = rest[1:], ""
+				} else {
+					val, rest = rest[1:1+end], rest[2+end:]
+				}
+			} else {
+				end := strings.IndexAny(rest, ", \t")
+				if end < 0 {
+					end = len(rest)
+				}
+				val, rest = rest[:end], rest[end:]
+			}
+			realms = append(realms, val)
+		}
+	}
+	return realms
 }
 
 // credentialGuard decides where keychain credentials may travel.

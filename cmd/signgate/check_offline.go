@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"strconv"
 	"strings"
 
@@ -26,7 +25,14 @@ import (
 // matching below; until then the phrases are pinned by TestCheckOffline.
 
 // errOffline is the cause the offline verifier gives for every operation.
-var errOffline = errors.New("not contacted: --offline")
+// It is an admission.Problem: admission shows no registry error text, only
+// text the verifier vouches for.
+var errOffline error = offlineError{}
+
+type offlineError struct{}
+
+func (offlineError) Error() string   { return "not contacted: --offline" }
+func (offlineError) Problem() string { return "not contacted: --offline" }
 
 // offlineVerifier is the admission.Verifier of --offline. Digests resolve
 // to themselves (no I/O needed); nothing else is known.

@@ -30,6 +30,7 @@ func verifierOptions(cfg *policy.Config) verifier.Options {
 		AllowedHosts:       append([]string(nil), cfg.Registry.AllowedHosts...),
 		BlockedNetworks:    cfg.Registry.BlockedPrefixes(),
 		Proxy:              cfg.Registry.ProxyURL(),
+		TokenRealms:        tokenRealms(cfg.Registry.TokenRealms),
 		CacheSize:          cfg.Cache.MaxEntries,
 		TTL:                cfg.Cache.TTL,
 		FailureTTL:         cfg.Cache.FailureTTL,
@@ -45,4 +46,16 @@ func verifierTagTTL(d time.Duration) time.Duration {
 		return -1
 	}
 	return d
+}
+
+// tokenRealms converts registry.tokenRealms for the verifier.
+func tokenRealms(pairs []policy.TokenRealm) []verifier.TokenRealm {
+	if len(pairs) == 0 {
+		return nil
+	}
+	out := make([]verifier.TokenRealm, len(pairs))
+	for i, p := range pairs {
+		out[i] = verifier.TokenRealm{Registry: p.Registry, Realm: p.Realm}
+	}
+	return out
 }

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/signgate/signgate/policy"
+	"github.com/signgate/signgate/verifier"
 )
 
 // TestVerifierOptionsProxy: registry.proxy reaches the verifier; without it
@@ -32,6 +34,34 @@ func TestVerifierOptionsProxy(t *testing.T) {
 			}
 			if got != tc.want {
 				t.Errorf("verifierOptions().Proxy = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestVerifierOptionsTokenRealms: registry.tokenRealms reaches the
+// verifier (which adds its built-in pairs itself).
+func TestVerifierOptionsTokenRealms(t *testing.T) {
+	t.Parallel()
+	const head = "apiVersion: signgate.dev/v1alpha1\nkind: GateConfiguration\n"
+	tests := []struct {
+		name string
+		yaml string
+		want []verifier.TokenRealm
+	}{
+		{"none", head, nil},
+		{"one pair", head + "registry: {tokenRealms: [{registry: registry.corp.example, realm: sso.corp.example}]}\n",
+			[]verifier.TokenRealm{{Registry: "registry.corp.example", Realm: "sso.corp.example"}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			cfg, err := policy.ParseConfig([]byte(tc.yaml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := verifierOptions(cfg).TokenRealms; !slices.Equal(got, tc.want) {
+				t.Errorf("verifierOptions().TokenRealms = %v, want %v", got, tc.want)
 			}
 		})
 	}
