@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -53,7 +52,7 @@ func (e *evaluation) images(ctx context.Context, fields []policy.ImageField) {
 		index[c.key] = len(results)
 		var set verifier.AuthoritySet
 		if c.req != nil {
-			set = authoritySet(c.req)
+			set = c.req.Authorities // built once, when the policy was compiled
 		}
 		r, ok := e.cached(&c, set)
 		if !ok {
@@ -187,7 +186,7 @@ func (e *evaluation) judge(c imageCheck, r checked) {
 		e.unpinned(c.field.Path(e.pod.Prefix), c.field.Image, c.ref.Context().RegistryStr(), r.err)
 		return
 	}
-	threshold := max(c.req.Threshold, 1)
+	threshold := c.req.Authorities.Threshold()
 	if r.err == nil && len(r.result.Verified) >= threshold {
 		return
 	}
@@ -219,20 +218,6 @@ func (e *evaluation) signAdvice() string {
 	return "sign it with a key trusted in namespace " + e.req.Namespace
 }
 
-// authoritySet converts a requirement's authorities for the verifier.
-func authoritySet(r *policy.Requirement) verifier.AuthoritySet {
-	set := verifier.AuthoritySet{Threshold: r.Threshold, Authorities: make([]verifier.Authority, len(r.Authorities))}
-	for i, a := range r.Authorities {
-		set.Authorities[i] = verifier.Authority{Name: a.Name, Key: a.Key}
-	}
-	return set
-}
-
 func authorityNames(r *policy.Requirement) string {
-	names := make([]string, len(r.Authorities))
-	for i, a := range r.Authorities {
-		names[i] = a.Name
-	}
-	slices.Sort(names)
-	return strings.Join(slices.Compact(names), ", ")
+	return strings.Join(r.Authorities.Names(), ", ")
 }

@@ -1,19 +1,14 @@
 package policy
 
 import (
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
-	"crypto/rsa"
-	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/signgate/signgate/internal/authority"
 )
 
 // Mode says what happens when a requirement or check is not met.
@@ -46,12 +41,6 @@ const (
 	StaticFail = "fail" // deny
 )
 
-// Authority is one trusted public key of a policy.
-type Authority struct {
-	Name string
-	Key  crypto.PublicKey // *ecdsa.PublicKey (P-256, P-384), *rsa.PublicKey (>= 2048 bits) or ed25519.PublicKey
-}
-
 // Requirement is what one applicable policy demands of one image. Every
 // Requirement returned for an image must be met (AND).
 //
@@ -60,22 +49,20 @@ type Authority struct {
 //     Mode is then always ModeEnforce, whatever the policy asked for: an
 //     invalid policy denies (docs/policies.md).
 //   - Static != "": a fixed verdict, StaticPass or StaticFail.
-//   - otherwise at least Threshold (>= 1) distinct Authorities must verify
-//     the image's digest.
+//   - otherwise at least Authorities.Threshold() (>= 1) distinct keys of
+//     Authorities must verify the image's digest. The set is built and
+//     validated once, when the policy is compiled, and shared by every
+//     review.
 //
 // Namespaced marks the requirement of an ImagePolicy. An ImagePolicy only
 // adds requirements: it is always enforced, never a static pass, and it
 // covers an image for unmatchedImages only when the gate configuration says
 // so (Config.Covers).
-//
-// Requirements share their Authorities with the snapshot they came from;
-// callers must not modify them.
 type Requirement struct {
 	Policy      string // "ClusterImagePolicy corp" or "ImagePolicy team-a/ci"
 	Mode        Mode
 	Static      string
-	Threshold   int
-	Authorities []Authority
+	Authorities authority.Set
 	Err         error
 	Namespaced  bool // from an ImagePolicy, written by whoever can edit the namespace
 }
@@ -183,39 +170,6 @@ func (notReady) Namespace(string) (map[string]string, error) { return nil, ErrNo
 
 func (notReady) Requirements(string, map[string]string, string) []Requirement {
 	return []Requirement{{Policy: "trust policies", Mode: ModeEnforce, Err: ErrNotReady}}
-}
-
-// parsePublicKey parses one PEM "PUBLIC KEY" block (PKIX) and accepts the
-// key types cosign signs with: ECDSA P-256/P-384, RSA >= 2048 bits, Ed25519.
-func parsePublicKey(data []byte) (crypto.PublicKey, error) {
-	block, rest := pem.Decode(data)
-	if block == nil {
-		return nil, errors.New("no PEM block")
-	}
-	if block.Type != "PUBLIC KEY" {
-		return nil, fmt.Errorf("PEM block is %q, want \"PUBLIC KEY\"", block.Type)
-	}
-	if len(strings.TrimSpace(string(rest))) != 0 {
-		return nil, errors.New("more than one PEM block")
-	}
-	key, err := x509.ParsePKIXPublicKey(block.Bytes)
-	if err != nil {
-		return nil, err
-	}
-	switch k := key.(type) {
-	case *ecdsa.PublicKey:
-		if k.Curve != elliptic.P256() && k.Curve != elliptic.P384() {
-			return nil, fmt.Errorf("ECDSA curve %s not supported, want P-256 or P-384", k.Curve.Params().Name)
-		}
-	case *rsa.PublicKey:
-		if k.N.BitLen() < 2048 {
-			return nil, fmt.Errorf("RSA key of %d bits, want at least 2048", k.N.BitLen())
-		}
-	case ed25519.PublicKey:
-	default:
-		return nil, fmt.Errorf("key type %T not supported", key)
-	}
-	return key, nil
 }
 
 // sortPolicies orders compiled policies by their Requirement's Policy name.

@@ -8,6 +8,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
+	"github.com/signgate/signgate/internal/authority"
 	"github.com/signgate/signgate/policy/v1alpha1"
 )
 
@@ -168,13 +169,11 @@ func (c *compiler) compileVerdict(o *policyObject, req *Requirement, used map[st
 	case len(spec.Authorities) == 0:
 		return append(problems, "exactly one of authorities or static is required, neither is set")
 	}
-	req.Threshold = int(spec.Threshold)
-	if req.Threshold == 0 {
-		req.Threshold = 1
-	}
-	if req.Threshold < 0 || req.Threshold > len(spec.Authorities) {
+	n := len(problems)
+	if spec.Threshold < 0 || int(spec.Threshold) > len(spec.Authorities) {
 		problems = append(problems, fmt.Sprintf("threshold %d: want between 1 and the number of authorities (%d)", spec.Threshold, len(spec.Authorities)))
 	}
+	var as []authority.Authority
 	seen := make(map[string]bool, len(spec.Authorities))
 	for i, a := range spec.Authorities {
 		switch {
@@ -189,8 +188,16 @@ func (c *compiler) compileVerdict(o *policyObject, req *Requirement, used map[st
 			problems = append(problems, fmt.Sprintf("authority %q: %v", a.Name, err))
 			continue
 		}
-		req.Authorities = append(req.Authorities, Authority{Name: a.Name, Key: key})
+		as = append(as, authority.Authority{Name: a.Name, Key: key})
 	}
+	if len(problems) > n {
+		return problems
+	}
+	set, err := authority.NewSet(int(spec.Threshold), as...)
+	if err != nil { // e.g. two authorities with one key and a threshold counting both
+		return append(problems, "authorities: "+err.Error())
+	}
+	req.Authorities = set
 	return problems
 }
 
@@ -219,9 +226,9 @@ func (c *compiler) key(o *policyObject, ks v1alpha1.KeySource, used map[string]c
 		used[data] = k
 		return k, nil
 	}
-	k, err := parsePublicKey([]byte(data))
+	k, err := authority.ParsePublicKey([]byte(data))
 	if err != nil {
-		return nil, fmt.Errorf("parse public key: %w", err)
+		return nil, err
 	}
 	used[data] = k
 	return k, nil

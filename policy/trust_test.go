@@ -41,6 +41,7 @@ var testKeys = sync.OnceValue(func() map[string]string {
 		}
 		out[name] = pemPublicKey(k)
 	}
+	out["P256P384"] = out["P256"] + out["P384"]
 	return out
 })
 
@@ -108,12 +109,8 @@ type req struct {
 func summarize(rs []Requirement) []req {
 	var out []req
 	for _, r := range rs {
-		s := req{Policy: r.Policy, Mode: r.Mode, Static: r.Static, Threshold: r.Threshold}
-		for _, a := range r.Authorities {
-			if a.Key == nil {
-				s.Authorities = append(s.Authorities, a.Name+"(nil key)")
-				continue
-			}
+		s := req{Policy: r.Policy, Mode: r.Mode, Static: r.Static, Threshold: r.Authorities.Threshold()}
+		for _, a := range r.Authorities.All() {
 			s.Authorities = append(s.Authorities, a.Name)
 		}
 		if r.Err != nil {
@@ -293,6 +290,25 @@ spec:
 			want: `ClusterImagePolicy p is invalid: threshold 3: want between 1 and the number of authorities (2)`,
 		},
 		{
+			name: "threshold above distinct keys",
+			policy: `kind: ClusterImagePolicy
+spec:
+  threshold: 2
+  images: [{glob: "**"}]
+  authorities: [{name: a, key: {data: {{P256}}}}, {name: b, key: {data: {{P256}}}}]`,
+			repo: "quay.io/app",
+			want: `ClusterImagePolicy p is invalid: authorities: threshold 2 is more than the 1 distinct keys (authorities with the same key count once)`,
+		},
+		{
+			name: "two keys in one PEM",
+			policy: `kind: ClusterImagePolicy
+spec:
+  images: [{glob: "**"}]
+  authorities: [{name: a, key: {data: {{P256P384}}}}]`,
+			repo: "quay.io/app",
+			want: `ClusterImagePolicy p is invalid: authority "a": parse public key: more than one PEM block`,
+		},
+		{
 			name: "missing secret of a cluster policy is looked up in the gate namespace",
 			policy: `kind: ClusterImagePolicy
 spec:
@@ -450,23 +466,6 @@ spec:
 				t.Errorf("requirements mismatch (-want +got):\n%s", diff)
 			}
 		})
-	}
-}
-
-func TestParsePublicKeyTypes(t *testing.T) {
-	t.Parallel()
-	keys := testKeys()
-	for _, name := range []string{"P256", "P384", "RSA2048", "ED25519"} {
-		if _, err := parsePublicKey([]byte(keys[name])); err != nil {
-			t.Errorf("parsePublicKey(%s): %v", name, err)
-		}
-	}
-	for _, bad := range []string{"", "garbage", keys["P256"] + keys["P384"],
-		"-----BEGIN RSA PUBLIC KEY-----\nAAAA\n-----END RSA PUBLIC KEY-----\n",
-		"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"} {
-		if _, err := parsePublicKey([]byte(bad)); err == nil {
-			t.Errorf("parsePublicKey(%q) = nil error", bad)
-		}
 	}
 }
 

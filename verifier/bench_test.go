@@ -27,7 +27,7 @@ func newBenchEnv(b *testing.B, layout registrytest.Layout) benchEnv {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return benchEnv{reg: reg, tag: tag, d: d, set: verifier.AuthoritySet{Authorities: []verifier.Authority{authority("ci", s)}}}
+	return benchEnv{reg: reg, tag: tag, d: d, set: newSet(b, 0, authority("ci", s))}
 }
 
 // reportRequests reports registry requests per operation since the last

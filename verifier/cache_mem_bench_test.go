@@ -1,13 +1,14 @@
 package verifier
 
 import (
-	"crypto"
 	"crypto/sha256"
 	"fmt"
 	"runtime"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
+
+	"github.com/signgate/signgate/internal/registrytest"
 )
 
 // BenchmarkCacheMemory fills a verdict cache with 100,000 verified
@@ -16,7 +17,7 @@ import (
 // they hold. Target (issue 9): under 64 MiB for 100,000 verdicts.
 func BenchmarkCacheMemory(b *testing.B) {
 	const n = 100_000
-	fp := fingerprint(AuthoritySet{Authorities: []Authority{{Name: "ci-key"}}}, func(crypto.PublicKey) string { return "key" })
+	fp := mustSet(b, Authority{Name: "ci-key", Key: registrytest.NewSigner(b).Public}).Fingerprint()
 	digests := make([]name.Digest, n)
 	for i := range digests {
 		sum := sha256.Sum256([]byte(fmt.Sprint(i)))

@@ -24,7 +24,7 @@ func TestCached(t *testing.T) {
 	flaky := reg.PushImage(t, "team/app", "v3")
 	obs := &countingObserver{events: map[string]int{}}
 	v := newVerifier(t, reg, verifier.Options{Observer: obs})
-	set := verifier.AuthoritySet{Authorities: []verifier.Authority{authority("alice", alice), authority("also-alice", alice), authority("bob", bob)}}
+	set := newSet(t, 0, authority("alice", alice), authority("also-alice", alice), authority("bob", bob))
 
 	noRequest := func(t *testing.T) {
 		t.Helper()
@@ -105,10 +105,10 @@ func TestCached(t *testing.T) {
 	}
 	noRequest(t)
 
-	// An invalid set is rejected without I/O, by both.
-	bad := verifier.AuthoritySet{Authorities: set.Authorities, Threshold: 3} // two distinct keys
+	// A set not built by NewAuthoritySet is rejected without I/O, by both.
+	var bad verifier.AuthoritySet
 	_, ok, err = v.Cached(signed, bad)
-	if !ok || !errors.As(err, &nv) || nv.Reason != "invalid authority set: threshold 3 is more than the 2 distinct keys" {
+	if !ok || !errors.As(err, &nv) || nv.Reason != "invalid authority set: no authorities (build sets with NewAuthoritySet)" {
 		t.Errorf("Cached with an invalid set = %v, %v; want the invalid-set NotVerifiedError", ok, err)
 	}
 	if _, verr := v.Verify(t.Context(), signed, bad); verr == nil || verr.Error() != err.Error() {
@@ -117,10 +117,10 @@ func TestCached(t *testing.T) {
 	noRequest(t)
 }
 
-// TestVerifyMemoizedSet: a set checked once is still checked by content:
-// the same keys under other names share verdicts and get their own names,
-// and an invalid variant of a valid set is rejected every time.
-func TestVerifyMemoizedSet(t *testing.T) {
+// TestVerifySharedVerdicts: verdicts are shared by content: the same keys
+// under other names share verdicts and get their own names, and another
+// threshold over the same keys is its own verdict.
+func TestVerifySharedVerdicts(t *testing.T) {
 	t.Parallel()
 	reg, alice, d := signedApp(t)
 	bob := registrytest.NewSigner(t)
@@ -131,13 +131,10 @@ func TestVerifyMemoizedSet(t *testing.T) {
 		want         string
 		wantVerified []string
 	}{
-		{"valid", verifier.AuthoritySet{Authorities: []verifier.Authority{authority("alice", alice), authority("bob", bob)}}, "verified", []string{"alice"}},
-		{"same keys, other names", verifier.AuthoritySet{Authorities: []verifier.Authority{authority("ci", alice), authority("release", bob)}}, "verified", []string{"ci"}},
-		{"same keys, threshold too high", verifier.AuthoritySet{Authorities: []verifier.Authority{authority("alice", alice), authority("bob", bob)}, Threshold: 3}, "not verified: invalid authority set: threshold 3 is more than the 2 distinct keys", nil},
-		{"same keys, negative threshold", verifier.AuthoritySet{Authorities: []verifier.Authority{authority("alice", alice), authority("bob", bob)}, Threshold: -1}, "not verified: invalid authority set: threshold -1 is negative", nil},
-		{"a nil key", verifier.AuthoritySet{Authorities: []verifier.Authority{authority("alice", alice), {Name: "bob"}}}, `not verified: invalid authority set: authority "bob" has no key`, nil},
-		{"same keys, threshold 2", verifier.AuthoritySet{Authorities: []verifier.Authority{authority("alice", alice), authority("bob", bob)}, Threshold: 2}, "not verified: only 1 of the 2 required authorities verified", nil},
-		{"valid again", verifier.AuthoritySet{Authorities: []verifier.Authority{authority("alice", alice), authority("bob", bob)}}, "verified", []string{"alice"}},
+		{"valid", newSet(t, 0, authority("alice", alice), authority("bob", bob)), "verified", []string{"alice"}},
+		{"same keys, other names", newSet(t, 0, authority("ci", alice), authority("release", bob)), "verified", []string{"ci"}},
+		{"same keys, threshold 2", newSet(t, 2, authority("alice", alice), authority("bob", bob)), "not verified: only 1 of the 2 required authorities verified", nil},
+		{"valid again", newSet(t, 0, authority("alice", alice), authority("bob", bob)), "verified", []string{"alice"}},
 	}
 	for _, tt := range tests { // in order: later rows follow earlier ones' memos
 		for range 2 {

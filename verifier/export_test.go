@@ -10,11 +10,7 @@ func FlightWaiters(v *Verifier, d name.Digest, set AuthoritySet) int {
 	if err != nil {
 		return 0
 	}
-	info, err := v.keyIDs.set(set)
-	if err != nil {
-		return 0
-	}
-	return v.flights.waiters(verdictKey(d, info.fingerprint))
+	return v.flights.waiters(verdictKey(d, set.Fingerprint()))
 }
 
 // ResolveWaiters is FlightWaiters for the running resolution of tag.

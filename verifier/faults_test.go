@@ -455,7 +455,7 @@ func TestRegistryFaults(t *testing.T) {
 				reg:   reg,
 				d:     d,
 				alice: alice,
-				set:   verifier.AuthoritySet{Authorities: []verifier.Authority{authority("alice", alice)}},
+				set:   newSet(t, 0, authority("alice", alice)),
 			})
 		})
 	}

@@ -35,7 +35,7 @@ func FuzzRegistryContent(f *testing.F) {
 	alice := registrytest.NewSigner(f)
 	obs := &countingObserver{events: map[string]int{}}
 	v := newVerifier(f, reg, verifier.Options{Observer: obs, CacheSize: -1})
-	set := verifier.AuthoritySet{Authorities: []verifier.Authority{authority("alice", alice)}}
+	set := newSet(f, 0, authority("alice", alice))
 
 	f.Fuzz(func(t *testing.T, manifest []byte, cert, chain, rekor, timestamp, b64sig string, bundle []byte) {
 		d := reg.PushImage(t, "fuzz/app", "")

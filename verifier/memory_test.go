@@ -39,7 +39,7 @@ func TestMemoryBoundedByCacheSize(t *testing.T) {
 	)
 	reg := registrytest.New(t)
 	alice := registrytest.NewSigner(t)
-	set := AuthoritySet{Authorities: []Authority{{Name: "alice", Key: alice.Public}}}
+	set := mustSet(t, Authority{Name: "alice", Key: alice.Public})
 	var signedDigests []name.Digest
 	for range signed {
 		d := reg.PushImage(t, "team/signed", "")
@@ -188,9 +188,6 @@ func TestMemoryBoundedByCacheSize(t *testing.T) {
 	if n := v.layouts.lru.Len(); n > 2 {
 		t.Errorf("layout hints hold %d repositories, want at most 2 (two repositories were used)", n)
 	}
-	if n := v.keyIDs.len(); n > 1 {
-		t.Errorf("key ID cache holds %d keys, want 1", n)
-	}
 }
 
 func storeMax(m *atomic.Int64, n int64) {
@@ -247,7 +244,7 @@ func TestMemoryBoundedAcrossRepositories(t *testing.T) {
 		workers   = 16
 	)
 	reg := registrytest.New(t)
-	set := AuthoritySet{Authorities: []Authority{{Name: "alice", Key: registrytest.NewSigner(t).Public}}}
+	set := mustSet(t, Authority{Name: "alice", Key: registrytest.NewSigner(t).Public})
 	v, err := New(Options{
 		CacheSize:          cacheSize,
 		TTL:                time.Hour, // see TestMemoryBoundedByCacheSize
@@ -309,4 +306,14 @@ func TestMemoryBoundedAcrossRepositories(t *testing.T) {
 	if growth > limit {
 		t.Errorf("live heap grew by %.1f KiB from %d to %d repositories, want under %d KiB", float64(growth)/1024, full, total, limit>>10)
 	}
+}
+
+// mustSet is NewAuthoritySet with threshold 1 for tests.
+func mustSet(t testing.TB, as ...Authority) AuthoritySet {
+	t.Helper()
+	set, err := NewAuthoritySet(0, as...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return set
 }

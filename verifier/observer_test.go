@@ -37,7 +37,7 @@ func TestObserver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	set := verifier.AuthoritySet{Authorities: []verifier.Authority{authority("alice", alice)}}
+	set := newSet(t, 0, authority("alice", alice))
 	for range 2 {
 		got, err := v.Resolve(t.Context(), ref)
 		if err != nil {

@@ -85,7 +85,7 @@ func TestHostileCertificateAnnotations(t *testing.T) {
 			}
 			obs := &countingObserver{events: map[string]int{}}
 			v := newVerifier(t, reg, verifier.Options{Observer: obs})
-			set := verifier.AuthoritySet{Authorities: []verifier.Authority{authority("alice", alice)}}
+			set := newSet(t, 0, authority("alice", alice))
 			for i := range 2 { // the second answer is the cached verdict
 				res, err := v.Verify(t.Context(), d, set)
 				if got := outcome(res, err); got != tc.want {
@@ -157,7 +157,7 @@ func TestPanicInFlight(t *testing.T) {
 		t.Run(tc.op, func(t *testing.T) {
 			t.Parallel()
 			reg, alice, d := signedApp(t)
-			set := verifier.AuthoritySet{Authorities: []verifier.Authority{authority("alice", alice)}}
+			set := newSet(t, 0, authority("alice", alice))
 			tr := &panicTransport{base: http.DefaultTransport.(*http.Transport).Clone()}
 			obs := &countingObserver{events: map[string]int{}}
 			v := newVerifier(t, reg, verifier.Options{Transport: tr, Observer: obs})

@@ -95,7 +95,7 @@ func TestVerifyThroughProxy(t *testing.T) {
 				t.Fatal(err)
 			}
 			reg.ResetRequests()
-			res, err := v.Verify(t.Context(), d, verifier.AuthoritySet{Authorities: []verifier.Authority{authority("alice", alice)}})
+			res, err := v.Verify(t.Context(), d, newSet(t, 0, authority("alice", alice)))
 			if !tc.allowed {
 				if err == nil || verifier.IsUndecided(err) || !strings.Contains(err.Error(), "allowedHosts") {
 					t.Fatalf("Verify err = %v, want a definite refusal mentioning allowedHosts", err)

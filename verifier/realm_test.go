@@ -155,7 +155,7 @@ func TestTokenRealmCredentials(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			reg, alice, d := signedApp(t)
-			set := verifier.AuthoritySet{Authorities: []verifier.Authority{authority("alice", alice)}}
+			set := newSet(t, 0, authority("alice", alice))
 
 			own, other := &tokenService{}, &tokenService{anonymous: tc.public}
 			srv := httptest.NewServer(other)
@@ -256,7 +256,7 @@ func TestTokenRealmHosts(t *testing.T) {
 			t.Parallel()
 			reg, alice, d := signedApp(t)
 			reg.Tag(t, d, "v1")
-			set := verifier.AuthoritySet{Authorities: []verifier.Authority{authority("alice", alice)}}
+			set := newSet(t, 0, authority("alice", alice))
 			own, other := &tokenService{anonymous: true}, &tokenService{anonymous: true}
 			srv := httptest.NewServer(other)
 			t.Cleanup(srv.Close)

@@ -259,7 +259,7 @@ func TestNetworkRules(t *testing.T) {
 				t.Fatal(err)
 			}
 			_, rerr := v.Resolve(t.Context(), ref)
-			_, verr := v.Verify(t.Context(), d, verifier.AuthoritySet{Authorities: []verifier.Authority{authority("a", registrytest.NewSigner(t))}})
+			_, verr := v.Verify(t.Context(), d, newSet(t, 0, authority("a", registrytest.NewSigner(t))))
 			if tc.wantErr == "" {
 				var nv *verifier.NotVerifiedError
 				if rerr != nil || !errors.As(verr, &nv) || nv.Reason != "no signatures found" {
@@ -281,7 +281,7 @@ func TestBodyCaps(t *testing.T) {
 	t.Parallel()
 	reg, alice, d := signedApp(t)
 	v := newVerifier(t, reg, verifier.Options{MaxPayloadBytes: 16})
-	_, err := v.Verify(context.Background(), d, verifier.AuthoritySet{Authorities: []verifier.Authority{authority("alice", alice)}})
+	_, err := v.Verify(context.Background(), d, newSet(t, 0, authority("alice", alice)))
 	var nv *verifier.NotVerifiedError
 	if !errors.As(err, &nv) || !strings.Contains(err.Error(), "too large") {
 		t.Fatalf("err = %v, want not verified because the payload is too large", err)

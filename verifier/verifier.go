@@ -21,7 +21,6 @@ type Verifier struct {
 	insecure map[string]bool
 	verdicts *verdictCache
 	tags     *tagCache
-	keyIDs   *keyIDCache
 	layouts  *layoutHints
 	flights  flightGroup // verdicts
 	resolves flightGroup // tag resolutions
@@ -43,7 +42,6 @@ func New(opts Options) (*Verifier, error) {
 		insecure: hostSet(o.InsecureRegistries),
 		verdicts: newVerdictCache(o),
 		tags:     newTagCache(o),
-		keyIDs:   newKeyIDCache(),
 		layouts:  newLayoutHints(),
 		flights:  flightGroup{op: "verify", obs: o.Observer, reset: p.renew},
 		resolves: flightGroup{op: "resolve", obs: o.Observer, reset: p.renew},

@@ -105,15 +105,14 @@ func (v *Verifier) Cached(d name.Digest, set AuthoritySet) (res Result, ok bool,
 type query struct {
 	digest name.Digest // canonical
 	key    string      // verdict cache key
-	set    *setInfo
 }
 
 // names returns the caller's names for the verified keys: verdicts are
 // shared by every set with the same keys, whatever each calls them.
 func (q query) names(set AuthoritySet, keyIDs []string) []string {
 	var names []string
-	for i, a := range set.Authorities {
-		if slices.Contains(keyIDs, q.set.ids[i]) {
+	for id, a := range set.All() {
+		if slices.Contains(keyIDs, id) {
 			names = append(names, a.Name)
 		}
 	}
@@ -122,18 +121,18 @@ func (q query) names(set AuthoritySet, keyIDs []string) []string {
 }
 
 // lookup does the part of Verify that needs no registry I/O: it
-// canonicalizes d, checks set (once per distinct set, see keyIDCache) and
-// looks the verdict up. known reports whether res and err are the answer.
+// canonicalizes d, checks that set was built by NewAuthoritySet (which
+// validated it once) and looks the verdict up. known reports whether res
+// and err are the answer.
 func (v *Verifier) lookup(d name.Digest, set AuthoritySet) (q query, res Result, known bool, err error) {
 	d, err = canonicalDigest(d)
 	if err != nil {
 		return q, Result{}, true, fmt.Errorf("verify %s: %w", d, err)
 	}
-	info, err := v.keyIDs.set(set)
-	if err != nil {
-		return q, Result{}, true, &NotVerifiedError{Digest: d, Reason: "invalid authority set: " + err.Error()}
+	if set.Len() == 0 {
+		return q, Result{}, true, &NotVerifiedError{Digest: d, Reason: "invalid authority set: no authorities (build sets with NewAuthoritySet)"}
 	}
-	q = query{digest: d, key: verdictKey(d, info.fingerprint), set: info}
+	q = query{digest: d, key: verdictKey(d, set.Fingerprint())}
 	vd, ok := v.verdicts.get(q.key)
 	if !ok {
 		return q, Result{}, false, nil
@@ -171,7 +170,7 @@ func (v *Verifier) verify(ctx context.Context, d name.Digest, set AuthoritySet) 
 	if err != nil {
 		return nil, &NotVerifiedError{Digest: d, Reason: err.Error()}
 	}
-	t, err := newTally(set, v.keyIDs.id)
+	t, err := newTally(set)
 	if err != nil {
 		return nil, &NotVerifiedError{Digest: d, Reason: err.Error()}
 	}
@@ -445,11 +444,10 @@ type tally struct {
 	trouble    error // first transient failure
 }
 
-func newTally(set AuthoritySet, keyID func(crypto.PublicKey) string) (*tally, error) {
-	t := &tally{threshold: set.threshold(), ok: make(map[string]bool)}
+func newTally(set AuthoritySet) (*tally, error) {
+	t := &tally{threshold: set.Threshold(), ok: make(map[string]bool)}
 	byID := make(map[string]*keyAuthority)
-	for _, a := range set.Authorities {
-		id := keyID(a.Key)
+	for id, a := range set.All() {
 		if byID[id] != nil {
 			continue
 		}

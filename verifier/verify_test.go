@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -61,6 +60,16 @@ func signedApp(t testing.TB) (*registrytest.Registry, *registrytest.Signer, name
 	return reg, alice, d
 }
 
+// newSet is verifier.NewAuthoritySet for tests.
+func newSet(t testing.TB, threshold int, as ...verifier.Authority) verifier.AuthoritySet {
+	t.Helper()
+	set, err := verifier.NewAuthoritySet(threshold, as...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return set
+}
+
 func authority(name string, s *registrytest.Signer) verifier.Authority {
 	return verifier.Authority{Name: name, Key: s.Public}
 }
@@ -99,7 +108,7 @@ func TestVerify(t *testing.T) {
 		{
 			name:         "valid signature",
 			signed:       []signing{{signer: alice}},
-			set:          verifier.AuthoritySet{Authorities: []verifier.Authority{authority("alice", alice)}},
+			set:          newSet(t, 0, authority("alice", alice)),
 			want:         "verified",
 			wantVerified: []string{"alice"},
 		},
@@ -107,55 +116,51 @@ func TestVerify(t *testing.T) {
 			name:         "valid signature, registry without referrers API",
 			noReferrers:  true,
 			signed:       []signing{{signer: alice}},
-			set:          verifier.AuthoritySet{Authorities: []verifier.Authority{authority("alice", alice)}},
+			set:          newSet(t, 0, authority("alice", alice)),
 			want:         "verified",
 			wantVerified: []string{"alice"},
 		},
 		{
 			name:   "wrong key",
 			signed: []signing{{signer: alice}},
-			set:    verifier.AuthoritySet{Authorities: []verifier.Authority{authority("bob", bob)}},
+			set:    newSet(t, 0, authority("bob", bob)),
 			want:   "not verified: no valid signature from a trusted key",
 		},
 		{
 			name: "no signature",
-			set:  verifier.AuthoritySet{Authorities: []verifier.Authority{authority("alice", alice)}},
+			set:  newSet(t, 0, authority("alice", alice)),
 			want: "not verified: no signatures found",
 		},
 		{
 			name:   "payload names another digest",
 			signed: []signing{{signer: alice, other: true}},
-			set:    verifier.AuthoritySet{Authorities: []verifier.Authority{authority("alice", alice)}},
+			set:    newSet(t, 0, authority("alice", alice)),
 			want:   "not verified: no valid signature from a trusted key",
 		},
 		{
-			name:   "threshold 2 of 3, two signed",
-			signed: []signing{{signer: alice}, {signer: carol}},
-			set: verifier.AuthoritySet{Threshold: 2, Authorities: []verifier.Authority{
-				authority("alice", alice), authority("bob", bob), authority("carol", carol)}},
+			name:         "threshold 2 of 3, two signed",
+			signed:       []signing{{signer: alice}, {signer: carol}},
+			set:          newSet(t, 2, authority("alice", alice), authority("bob", bob), authority("carol", carol)),
 			want:         "verified",
 			wantVerified: []string{"alice", "carol"},
 		},
 		{
 			name:   "threshold 2 of 3, one signed",
 			signed: []signing{{signer: bob}},
-			set: verifier.AuthoritySet{Threshold: 2, Authorities: []verifier.Authority{
-				authority("alice", alice), authority("bob", bob), authority("carol", carol)}},
-			want: "not verified: only 1 of the 2 required authorities verified",
+			set:    newSet(t, 2, authority("alice", alice), authority("bob", bob), authority("carol", carol)),
+			want:   "not verified: only 1 of the 2 required authorities verified",
 		},
 		{
 			name:   "threshold 2 counts distinct keys, not names",
-			signed: []signing{{signer: alice}, {signer: bob}},
-			set: verifier.AuthoritySet{Threshold: 2, Authorities: []verifier.Authority{
-				authority("alice", alice), authority("alice-again", alice)}},
-			want: "not verified: invalid authority set: threshold 2 is more than the 1 distinct keys",
+			signed: []signing{{signer: alice}, {signer: alice}},
+			set:    newSet(t, 2, authority("alice", alice), authority("alice-again", alice), authority("bob", bob)),
+			want:   "not verified: only 1 of the 2 required authorities verified",
 		},
 		{
 			name:   "threshold 2, one valid and one over another digest",
 			signed: []signing{{signer: alice}, {signer: bob, other: true}},
-			set: verifier.AuthoritySet{Threshold: 2, Authorities: []verifier.Authority{
-				authority("alice", alice), authority("bob", bob)}},
-			want: "not verified: only 1 of the 2 required authorities verified",
+			set:    newSet(t, 2, authority("alice", alice), authority("bob", bob)),
+			want:   "not verified: only 1 of the 2 required authorities verified",
 		},
 	}
 	for _, layout := range layouts {
@@ -197,8 +202,7 @@ func TestVerifyMixedLayouts(t *testing.T) {
 	bob := registrytest.NewSigner(t)
 	reg.Sign(t, bob, d, registrytest.Bundle)
 	v := newVerifier(t, reg, verifier.Options{})
-	res, err := v.Verify(t.Context(), d, verifier.AuthoritySet{Threshold: 2, Authorities: []verifier.Authority{
-		authority("alice", alice), authority("bob", bob)}})
+	res, err := v.Verify(t.Context(), d, newSet(t, 2, authority("alice", alice), authority("bob", bob)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +214,7 @@ func TestVerifyMixedLayouts(t *testing.T) {
 func TestVerifyIndexAndPlatformManifest(t *testing.T) {
 	t.Parallel()
 	alice := registrytest.NewSigner(t)
-	set := verifier.AuthoritySet{Authorities: []verifier.Authority{authority("alice", alice)}}
+	set := newSet(t, 0, authority("alice", alice))
 	reg := registrytest.New(t)
 	idx, children := reg.PushIndex(t, "team/multi", "v1", 2)
 	reg.Sign(t, alice, idx, registrytest.Classic)
@@ -251,7 +255,7 @@ func TestVerifyTransientNotCached(t *testing.T) {
 		t.Run(http.StatusText(code), func(t *testing.T) {
 			t.Parallel()
 			alice := registrytest.NewSigner(t)
-			set := verifier.AuthoritySet{Authorities: []verifier.Authority{authority("alice", alice)}}
+			set := newSet(t, 0, authority("alice", alice))
 			reg := registrytest.New(t)
 			d := reg.PushImage(t, "team/app", "v1")
 			reg.Sign(t, alice, d, registrytest.Classic)
@@ -277,7 +281,7 @@ func TestVerifyTransientNotCached(t *testing.T) {
 func TestVerifySlowRegistryUndecidedInTime(t *testing.T) {
 	t.Parallel()
 	reg, alice, d := signedApp(t)
-	set := verifier.AuthoritySet{Authorities: []verifier.Authority{authority("alice", alice)}}
+	set := newSet(t, 0, authority("alice", alice))
 	reg.SetFault(registrytest.Stall())
 
 	tests := []struct {
@@ -309,7 +313,7 @@ func TestVerifySlowRegistryUndecidedInTime(t *testing.T) {
 func TestVerifyConcurrentShareOneVerification(t *testing.T) {
 	t.Parallel()
 	reg, alice, d := signedApp(t)
-	set := verifier.AuthoritySet{Authorities: []verifier.Authority{authority("alice", alice)}}
+	set := newSet(t, 0, authority("alice", alice))
 	v := newVerifier(t, reg, verifier.Options{})
 
 	// Warm the connection and token, so the count is the verification only.
@@ -362,7 +366,7 @@ func TestVerifyConcurrentShareOneVerification(t *testing.T) {
 func TestVerifyCallerLeavingDoesNotFailOthers(t *testing.T) {
 	t.Parallel()
 	reg, alice, d := signedApp(t)
-	set := verifier.AuthoritySet{Authorities: []verifier.Authority{authority("alice", alice)}}
+	set := newSet(t, 0, authority("alice", alice))
 	hold := registrytest.NewHold(nil)
 	t.Cleanup(hold.Release)
 	reg.SetFault(hold.Fault)
@@ -400,7 +404,7 @@ func TestVerifyCacheKeyFollowsAuthorities(t *testing.T) {
 	bob := registrytest.NewSigner(t)
 	v := newVerifier(t, reg, verifier.Options{})
 
-	aliceSet := verifier.AuthoritySet{Authorities: []verifier.Authority{authority("alice", alice)}}
+	aliceSet := newSet(t, 0, authority("alice", alice))
 	if _, err := v.Verify(t.Context(), d, aliceSet); err != nil {
 		t.Fatal(err)
 	}
@@ -411,10 +415,10 @@ func TestVerifyCacheKeyFollowsAuthorities(t *testing.T) {
 		want         string
 		wantVerified []string
 	}{
-		{"same key, other name (another namespace)", verifier.AuthoritySet{Authorities: []verifier.Authority{authority("ci", alice)}}, true, "verified", []string{"ci"}},
-		{"other key", verifier.AuthoritySet{Authorities: []verifier.Authority{authority("alice", bob)}}, false, "not verified: no valid signature from a trusted key", nil},
-		{"key added", verifier.AuthoritySet{Authorities: []verifier.Authority{authority("alice", alice), authority("bob", bob)}}, false, "verified", []string{"alice"}},
-		{"key added, cached", verifier.AuthoritySet{Authorities: []verifier.Authority{authority("b", bob), authority("a", alice)}}, true, "verified", []string{"a"}},
+		{"same key, other name (another namespace)", newSet(t, 0, authority("ci", alice)), true, "verified", []string{"ci"}},
+		{"other key", newSet(t, 0, authority("alice", bob)), false, "not verified: no valid signature from a trusted key", nil},
+		{"key added", newSet(t, 0, authority("alice", alice), authority("bob", bob)), false, "verified", []string{"alice"}},
+		{"key added, cached", newSet(t, 0, authority("b", bob), authority("a", alice)), true, "verified", []string{"a"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -433,39 +437,13 @@ func TestVerifyCacheKeyFollowsAuthorities(t *testing.T) {
 	}
 }
 
-func TestFingerprint(t *testing.T) {
-	t.Parallel()
-	alice, bob := registrytest.NewSigner(t), registrytest.NewSigner(t)
-	base := verifier.AuthoritySet{Authorities: []verifier.Authority{authority("a", alice), authority("b", bob)}}
-	tests := []struct {
-		name string
-		set  verifier.AuthoritySet
-		same bool
-	}{
-		{"other order", verifier.AuthoritySet{Authorities: []verifier.Authority{authority("b", bob), authority("a", alice)}}, true},
-		{"other names", verifier.AuthoritySet{Authorities: []verifier.Authority{authority("x", alice), authority("y", bob)}}, true},
-		{"threshold 0 is 1", verifier.AuthoritySet{Threshold: 1, Authorities: base.Authorities}, true},
-		{"duplicate key", verifier.AuthoritySet{Authorities: append(slices.Clone(base.Authorities), authority("c", alice))}, true},
-		{"key removed", verifier.AuthoritySet{Authorities: base.Authorities[:1]}, false},
-		{"key replaced", verifier.AuthoritySet{Authorities: []verifier.Authority{authority("a", alice), authority("b", registrytest.NewSigner(t))}}, false},
-		{"threshold changed", verifier.AuthoritySet{Threshold: 2, Authorities: base.Authorities}, false},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := tc.set.Fingerprint() == base.Fingerprint(); got != tc.same {
-				t.Errorf("same fingerprint = %v, want %v", got, tc.same)
-			}
-		})
-	}
-}
-
 // TestVerifyLayoutHint: once a repository's signatures were found as
 // bundles, the next cold verification there reads referrers first and
 // skips the classic .sig lookup; a classic signature still verifies.
 func TestVerifyLayoutHint(t *testing.T) {
 	t.Parallel()
 	alice := registrytest.NewSigner(t)
-	set := verifier.AuthoritySet{Authorities: []verifier.Authority{authority("alice", alice)}}
+	set := newSet(t, 0, authority("alice", alice))
 	reg := registrytest.New(t)
 	first, second, classic := reg.PushImage(t, "team/app", "a"), reg.PushImage(t, "team/app", "b"), reg.PushImage(t, "team/app", "c")
 	reg.Sign(t, alice, first, registrytest.Bundle)

@@ -84,17 +84,21 @@ flags:
 
 // loadAuthorities reads one authority per key file.
 func loadAuthorities(paths []string, threshold int) (verifier.AuthoritySet, error) {
-	set := verifier.AuthoritySet{Threshold: threshold}
+	var as []verifier.Authority
 	for _, p := range paths {
 		data, err := os.ReadFile(p)
 		if err != nil {
-			return set, fmt.Errorf("read key: %w", err)
+			return verifier.AuthoritySet{}, fmt.Errorf("read key: %w", err)
 		}
 		key, err := verifier.ParsePublicKey(data)
 		if err != nil {
-			return set, fmt.Errorf("key %s: %w (want a PEM public key such as cosign.pub)", p, err)
+			return verifier.AuthoritySet{}, fmt.Errorf("key %s: %w (want a PEM public key such as cosign.pub)", p, err)
 		}
-		set.Authorities = append(set.Authorities, verifier.Authority{Name: p, Key: key})
+		as = append(as, verifier.Authority{Name: p, Key: key})
+	}
+	set, err := verifier.NewAuthoritySet(threshold, as...)
+	if err != nil {
+		return set, fmt.Errorf("--key and --threshold: %w", err)
 	}
 	return set, nil
 }
