@@ -3,13 +3,7 @@ package admission
 import (
 	"context"
 	"errors"
-	"fmt"
-	"net"
-	"net/http"
 	"strings"
-	"syscall"
-
-	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/signgate/signgate/verifier"
 )
@@ -17,51 +11,38 @@ import (
 // registryProblem says in a short, stable phrase what went wrong talking
 // to the registry host, ending in ", retry" when trying again may help.
 //
-// It classifies err (deadline, network, HTTP status, one of the
-// verifier's own rules) and never quotes it: error text can carry what a
-// registry or token service answered (a response body, a challenge
-// parameter), which whoever runs that server chooses and which must not
-// reach a user's denial. Anything unclassified is "an answer signgate
-// could not use".
+// The verifier classifies registry errors (verifier/errors.go); this is a
+// switch on its types, which builds the message from their Problem text
+// and never quotes err: error text can carry what a registry or token
+// service answered (a response body, a challenge parameter), which whoever
+// runs that server chooses and which must not reach a user's denial.
+// Anything else is "an answer signgate could not use".
 func registryProblem(host string, err error) string {
-	retry := ""
-	if isTransient(err) {
-		retry = ", retry"
-	}
 	reg := "registry " + host
-	var te *transport.Error
-	var own Problem
+	var (
+		undecided *verifier.UndecidedError
+		notFound  *verifier.NotFoundError
+		denied    *verifier.AccessDeniedError
+		refused   *verifier.RefusedError
+		answer    *verifier.AnswerError
+	)
 	switch {
-	case errors.As(err, &own):
-		return own.Problem() + retry
 	case errors.Is(err, context.DeadlineExceeded):
 		return reg + " timed out, retry"
 	case errors.Is(err, context.Canceled):
 		return "request cancelled, retry"
-	case verifier.RuleProblem(err) != "":
-		return "refused to use " + reg + ": " + verifier.RuleProblem(err) + retry
-	case errors.As(err, &te) && te.StatusCode == http.StatusNotFound:
+	case errors.As(err, &undecided):
+		return reg + " " + undecided.Problem() + ", retry"
+	case errors.As(err, &notFound):
 		return "not found in " + reg
-	case errors.As(err, &te) && (te.StatusCode == http.StatusUnauthorized || te.StatusCode == http.StatusForbidden):
-		return fmt.Sprintf("%s denied access (HTTP %d); give signgate credentials that can read it", reg, te.StatusCode)
-	case errors.As(err, &te):
-		return fmt.Sprintf("%s answered HTTP %d%s", reg, te.StatusCode, retry)
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return reg + " unreachable (connection refused)" + retry
+	case errors.As(err, &denied):
+		return reg + " " + denied.Problem()
+	case errors.As(err, &refused):
+		return "refused to use " + reg + ": " + refused.Problem()
+	case errors.As(err, &answer):
+		return reg + " " + answer.Problem()
 	}
-	var ne net.Error
-	if errors.As(err, &ne) {
-		return reg + " unreachable" + retry
-	}
-	return reg + " gave an answer signgate could not use" + retry
-}
-
-// Problem is implemented by errors of a Verifier whose text is the
-// verifier's own, never a registry's, and may be shown to users as it is
-// (the offline verifier of signgate check).
-type Problem interface {
-	error
-	Problem() string
+	return reg + " gave an answer signgate could not use"
 }
 
 // isTransient reports whether err means "not known yet": registry trouble

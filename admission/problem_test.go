@@ -1,12 +1,16 @@
 package admission
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/signgate/signgate/internal/registrytest"
+	"github.com/signgate/signgate/verifier"
 )
 
 // hostile is the text a hostile registry or token service puts in its
@@ -99,6 +103,36 @@ func TestRegistryTextNeverEchoed(t *testing.T) {
 				}
 				t.Log(e.normalize(all))
 			})
+		}
+	}
+}
+
+// TestRegistryProblem pins the message for each of the verifier's error
+// types: built from the verifier's Problem text, never from the error's.
+func TestRegistryProblem(t *testing.T) {
+	t.Parallel()
+	cause := errors.New(hostile)
+	tests := []struct {
+		err  error
+		want string
+	}{
+		{&verifier.UndecidedError{Reason: "answered HTTP 503", Err: cause}, "registry r.example answered HTTP 503, retry"},
+		{&verifier.UndecidedError{Reason: "unreachable (connection refused)", Err: cause}, "registry r.example unreachable (connection refused), retry"},
+		{&verifier.UndecidedError{Err: cause}, "registry r.example gave an answer signgate could not use, retry"},
+		{&verifier.UndecidedError{Reason: "timed out", Err: fmt.Errorf("%s: %w", hostile, context.DeadlineExceeded)}, "registry r.example timed out, retry"},
+		{&verifier.UndecidedError{Err: context.Canceled}, "request cancelled, retry"},
+		{fmt.Errorf("%s: %w", hostile, context.DeadlineExceeded), "registry r.example timed out, retry"},
+		{&verifier.NotFoundError{Err: cause}, "not found in registry r.example"},
+		{&verifier.AccessDeniedError{StatusCode: 403, Err: cause}, "registry r.example denied access (HTTP 403); give signgate credentials that can read it"},
+		{&verifier.RefusedError{Rule: "it redirected more than 10 times", Err: cause}, "refused to use registry r.example: it redirected more than 10 times"},
+		{&verifier.AnswerError{StatusCode: 400, Err: cause}, "registry r.example answered HTTP 400"},
+		{&verifier.AnswerError{Err: cause}, "registry r.example gave an answer signgate could not use"},
+		{fmt.Errorf("wrapped: %w", &verifier.NotFoundError{Err: cause}), "not found in registry r.example"},
+		{cause, "registry r.example gave an answer signgate could not use"},
+	}
+	for _, tc := range tests {
+		if got := registryProblem("r.example", tc.err); got != tc.want {
+			t.Errorf("registryProblem(%T) = %q, want %q", tc.err, got, tc.want)
 		}
 	}
 }

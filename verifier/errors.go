@@ -51,8 +51,24 @@ func (e *NotVerifiedError) clone() *NotVerifiedError {
 type UndecidedError struct {
 	Op  string // "resolve" | "verify"
 	Ref string
-	Err error
+	// Reason says what went wrong in a short, stable phrase of the
+	// verifier's own, never a registry's text, written to follow the
+	// registry's name: "timed out", "request cancelled", "unreachable
+	// (connection refused)", "unreachable", "answered HTTP 503", "gave an
+	// answer signgate could not use", or for a recovered panic "gave an
+	// answer signgate could not use (an internal error; please report
+	// it)".
+	Reason string
+	Err    error
 }
+
+// reasonInternal is the Reason of an UndecidedError whose work panicked:
+// a bug in signgate or a library, set off by what a registry returned.
+const reasonInternal = "gave an answer signgate could not use (an internal error; please report it)"
+
+// reasonUnusable is what the verifier says of an answer it cannot
+// classify any better.
+const reasonUnusable = "gave an answer signgate could not use"
 
 func (e *UndecidedError) Error() string {
 	if errors.Is(e.Err, errInternal) {
@@ -63,11 +79,129 @@ func (e *UndecidedError) Error() string {
 
 func (e *UndecidedError) Unwrap() error { return e.Err }
 
+// Problem returns Reason, or a generic phrase when it is empty. It never
+// contains a registry's text.
+func (e *UndecidedError) Problem() string {
+	if e.Reason == "" {
+		return reasonUnusable
+	}
+	return e.Reason
+}
+
 // IsUndecided reports whether err (or anything it wraps) is an
 // *UndecidedError.
 func IsUndecided(err error) bool {
 	var u *UndecidedError
 	return errors.As(err, &u)
+}
+
+// NotFoundError is a definite failure of Resolve: the registry answered
+// 404, there is no such tag or repository.
+type NotFoundError struct {
+	Op  string // "resolve"
+	Ref string
+	Err error
+}
+
+func (e *NotFoundError) Error() string {
+	return fmt.Sprintf("%s %s: tag not found in the registry: %v", e.Op, e.Ref, e.Err)
+}
+
+func (e *NotFoundError) Unwrap() error { return e.Err }
+
+// Problem says, in the verifier's own words, what went wrong.
+func (e *NotFoundError) Problem() string { return "not found" }
+
+// AccessDeniedError is a definite failure of Resolve: the registry
+// answered 401 or 403, so the gate's credentials (or none) cannot read
+// the repository. The fix is read access for the gate.
+type AccessDeniedError struct {
+	Op         string // "resolve"
+	Ref        string
+	StatusCode int // 401 or 403
+	Err        error
+}
+
+func (e *AccessDeniedError) Error() string {
+	return fmt.Sprintf("%s %s: the registry denied signgate read access; give the gate credentials that can read %s: %v", e.Op, e.Ref, repositoryOf(e.Ref), e.Err)
+}
+
+func (e *AccessDeniedError) Unwrap() error { return e.Err }
+
+// Problem says, in the verifier's own words and after the registry's
+// name, what went wrong and what to do.
+func (e *AccessDeniedError) Problem() string {
+	return fmt.Sprintf("denied access (HTTP %d); give signgate credentials that can read it", e.StatusCode)
+}
+
+// RefusedError is a definite failure: one of the verifier's own rules
+// stopped a request to a registry (blocked network, plain HTTP, a body too
+// large, a digest mismatch, too many redirects, withheld credentials, a
+// token realm on a host not allowed).
+type RefusedError struct {
+	Op  string // "resolve"
+	Ref string
+	// Rule names the rule and what to do, in the verifier's own words,
+	// e.g. "its address is in a blocked network; list it in
+	// registry.allowedHosts if it is trusted" ("it" is the registry).
+	Rule string
+	Err  error
+}
+
+func (e *RefusedError) Error() string { return fmt.Sprintf("%s %s: %v", e.Op, e.Ref, e.Err) }
+
+func (e *RefusedError) Unwrap() error { return e.Err }
+
+// Problem returns Rule.
+func (e *RefusedError) Problem() string { return e.Rule }
+
+// AnswerError is a definite failure of Resolve that none of the other
+// types describes: the registry answered another 4xx status, or an answer
+// the verifier could not use (a failed token exchange, a malformed
+// manifest or digest).
+type AnswerError struct {
+	Op         string // "resolve"
+	Ref        string
+	StatusCode int // the HTTP status, 0 when the answer was not an error status
+	Err        error
+}
+
+func (e *AnswerError) Error() string { return fmt.Sprintf("%s %s: %v", e.Op, e.Ref, e.Err) }
+
+func (e *AnswerError) Unwrap() error { return e.Err }
+
+// Problem says, in the verifier's own words and after the registry's
+// name, what went wrong: "answered HTTP 400", or "gave an answer signgate
+// could not use".
+func (e *AnswerError) Problem() string {
+	if e.StatusCode != 0 {
+		return fmt.Sprintf("answered HTTP %d", e.StatusCode)
+	}
+	return reasonUnusable
+}
+
+// classify turns a failed registry operation into one of the typed errors
+// above: the one place registry errors are classified.
+func classify(op, ref string, err error) error {
+	if rule := ruleProblem(err); rule != "" {
+		return &RefusedError{Op: op, Ref: ref, Rule: rule, Err: err}
+	}
+	if transient(err) {
+		return undecided(op, ref, err)
+	}
+	switch code := statusCode(err); {
+	case code == http.StatusNotFound:
+		return &NotFoundError{Op: op, Ref: ref, Err: err}
+	case code == http.StatusUnauthorized || code == http.StatusForbidden:
+		return &AccessDeniedError{Op: op, Ref: ref, StatusCode: code, Err: err}
+	default:
+		return &AnswerError{Op: op, Ref: ref, StatusCode: code, Err: err}
+	}
+}
+
+// undecided wraps err, a transient failure, for op on ref.
+func undecided(op, ref string, err error) *UndecidedError {
+	return &UndecidedError{Op: op, Ref: ref, Reason: undecidedReason(err), Err: err}
 }
 
 // transient reports whether err is registry trouble worth retrying:
@@ -79,50 +213,81 @@ func transient(err error) bool {
 	switch {
 	case err == nil:
 		return false
-	case errors.Is(err, errBlocked), errors.Is(err, errTooLarge),
-		errors.Is(err, errDigestMismatch), errors.Is(err, errTooManyHops),
-		errors.Is(err, errPlainHTTP), errors.Is(err, errCredsWithheld),
-		errors.Is(err, errRealmRefused):
+	case ruleProblem(err) != "":
 		return false
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled),
 		errors.Is(err, errInternal):
 		return true
 	}
-	var te *transport.Error
-	if errors.As(err, &te) {
-		return te.StatusCode >= 500 || te.StatusCode == http.StatusTooManyRequests ||
-			te.StatusCode == http.StatusRequestTimeout
+	if code := statusCode(err); code != 0 {
+		return code >= 500 || code == http.StatusTooManyRequests || code == http.StatusRequestTimeout
 	}
 	var ne net.Error
 	return errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET)
 }
 
+// undecidedReason is the Reason of an UndecidedError caused by err.
+func undecidedReason(err error) string {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timed out"
+	case errors.Is(err, context.Canceled):
+		return "request cancelled"
+	case errors.Is(err, errInternal):
+		return reasonInternal
+	}
+	if code := statusCode(err); code != 0 {
+		return fmt.Sprintf("answered HTTP %d", code)
+	}
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return "unreachable (connection refused)"
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return "unreachable"
+	}
+	return reasonUnusable
+}
+
+// statusCode returns the HTTP status of a registry's error answer in err,
+// or 0.
+func statusCode(err error) int {
+	var te *transport.Error
+	if errors.As(err, &te) {
+		return te.StatusCode
+	}
+	return 0
+}
+
 // accessDenied reports whether err is a registry 401 or 403: the
 // credentials the gate has (or none) cannot read the repository.
 func accessDenied(err error) bool {
-	var te *transport.Error
-	return errors.As(err, &te) && (te.StatusCode == http.StatusUnauthorized || te.StatusCode == http.StatusForbidden)
+	code := statusCode(err)
+	return code == http.StatusUnauthorized || code == http.StatusForbidden
 }
 
-// notFound reports whether err is a registry 404.
-func notFound(err error) bool {
-	var te *transport.Error
-	return errors.As(err, &te) && te.StatusCode == http.StatusNotFound
+// repositoryOf returns the repository of a reference string, without tag
+// or digest.
+func repositoryOf(ref string) string {
+	ref, _, _ = strings.Cut(ref, "@")
+	if i := strings.LastIndex(ref, ":"); i > strings.LastIndex(ref, "/") {
+		return ref[:i]
+	}
+	return ref
 }
 
 func asNotVerified(err error, target **NotVerifiedError) bool {
 	return errors.As(err, target)
 }
 
-// RuleProblem says in a short phrase which of the verifier's own rules
+// ruleProblem says in a short phrase which of the verifier's own rules
 // stopped a request to a registry (blocked address, plain HTTP, body too
 // large, digest mismatch, too many redirects, withheld credentials, a
 // token realm on a host not allowed), or "" when err is not such a
 // refusal. The phrase is the verifier's own text and never contains
-// anything a registry or token service answered, so callers may show it
-// to users where they must not show err itself.
-func RuleProblem(err error) string {
+// anything a registry or token service answered.
+func ruleProblem(err error) string {
 	switch {
 	case err == nil:
 		return ""

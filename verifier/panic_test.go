@@ -180,6 +180,9 @@ func TestPanicInFlight(t *testing.T) {
 				if u.Op != tc.op {
 					t.Errorf("call %d: Op = %q, want %q", i, u.Op, tc.op)
 				}
+				if want := "gave an answer signgate could not use (an internal error; please report it)"; u.Reason != want || u.Problem() != want {
+					t.Errorf("call %d: Reason %q, Problem %q; want %q", i, u.Reason, u.Problem(), want)
+				}
 				for _, want := range []string{"an internal error occurred while reading the registry's data", "please report it"} {
 					if !strings.Contains(err.Error(), want) {
 						t.Errorf("call %d: err = %q, want it to contain %q", i, err, want)

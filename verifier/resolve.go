@@ -2,7 +2,6 @@ package verifier
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"sync/atomic"
 
@@ -16,8 +15,11 @@ import (
 // the index digest, never to a platform child. Concurrent resolutions of
 // one tag share one request.
 //
-// Errors: *UndecidedError for registry trouble; any other error is
-// definite (tag not found, access denied, blocked host).
+// Errors: *UndecidedError for registry trouble (Reason says which);
+// definite: *NotFoundError (404), *AccessDeniedError (401/403),
+// *RefusedError (one of the verifier's own rules: blocked network, plain
+// HTTP, too large, digest mismatch, ...), *AnswerError (any other answer),
+// or an error for a reference that is not valid.
 func (v *Verifier) Resolve(ctx context.Context, ref name.Reference) (name.Digest, error) {
 	c, err := canonical(ref)
 	if err != nil {
@@ -104,16 +106,7 @@ func headUnsupported(status int) bool {
 	return status >= 200 && status < 300
 }
 
-// resolveError classifies a resolution failure once.
+// resolveError classifies a resolution failure (see classify).
 func resolveError(tag name.Tag, err error) error {
-	switch {
-	case transient(err):
-		return &UndecidedError{Op: "resolve", Ref: tag.String(), Err: err}
-	case notFound(err):
-		return fmt.Errorf("resolve %s: tag not found in the registry: %w", tag, err)
-	case accessDenied(err):
-		return fmt.Errorf("resolve %s: the registry denied signgate read access; give the gate credentials that can read %s: %w", tag, tag.Context(), err)
-	default:
-		return fmt.Errorf("resolve %s: %w", tag, err)
-	}
+	return classify("resolve", tag.String(), err)
 }

@@ -84,7 +84,7 @@ func (v *Verifier) Verify(ctx context.Context, d name.Digest, set AuthoritySet) 
 		c := *u // waiters share the value; each gets its own
 		return Result{}, &c
 	case err != nil: // this caller's context ended first, or the work panicked (errInternal)
-		return Result{}, &UndecidedError{Op: "verify", Ref: d.String(), Err: err}
+		return Result{}, undecided("verify", d.String(), err)
 	}
 	return Result{Digest: d, Verified: q.names(set, val.([]string))}, nil
 }
@@ -437,11 +437,11 @@ type tally struct {
 	ok         map[string]bool
 	signatures int
 	details    []string
-	unread     bool  // some signatures could not be read (definite)
-	denied     bool  // ... because the registry answered 401/403
-	byClassic  bool  // a classic signature verified
-	byBundle   bool  // a bundle verified
-	trouble    error // first transient failure
+	unread     bool            // some signatures could not be read (definite)
+	denied     bool            // ... because the registry answered 401/403
+	byClassic  bool            // a classic signature verified
+	byBundle   bool            // a bundle verified
+	trouble    *UndecidedError // first transient failure
 }
 
 func newTally(set AuthoritySet) (*tally, error) {
@@ -499,17 +499,19 @@ func (t *tally) reject(what string, err error) {
 	t.details = append(t.details, what+": "+err.Error())
 }
 
-// fail records a fetch failure: transient ones make the answer undecided
-// unless the threshold is reached anyway.
+// fail records a fetch failure, classified like Resolve's: transient ones
+// make the answer undecided unless the threshold is reached anyway.
 func (t *tally) fail(what string, err error) {
-	if transient(err) {
+	switch c := classify("verify", "", fmt.Errorf("%s: %w", what, err)).(type) {
+	case *UndecidedError: // Ref is set by result
 		if t.trouble == nil {
-			t.trouble = fmt.Errorf("%s: %w", what, err)
+			t.trouble = c
 		}
 		return
+	case *AccessDeniedError:
+		t.denied = true
 	}
 	t.unread = true
-	t.denied = t.denied || accessDenied(err)
 	t.reject(what, err)
 }
 
@@ -524,7 +526,9 @@ func (t *tally) result(d name.Digest) ([]string, error) {
 		return ids, nil
 	}
 	if t.trouble != nil {
-		return nil, &UndecidedError{Op: "verify", Ref: d.String(), Err: t.trouble}
+		u := *t.trouble
+		u.Ref = d.String()
+		return nil, &u
 	}
 	slices.Sort(t.details)
 	if len(t.details) > maxDetails {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"strings"
 
@@ -12,8 +13,10 @@ import (
 
 // --offline runs the same Gate with a verifier that never touches a
 // registry and answers every resolution and verification with an
-// *verifier.UndecidedError wrapping errOffline. The gate then decides all
-// it can without a registry — Pod Security, hardening, empty or invalid
+// *verifier.UndecidedError wrapping errOffline, with the same phrase as
+// its Reason (admission shows the Reason, never error text: "registry HOST
+// not contacted: --offline, retry"). The gate then decides all it can
+// without a registry — Pod Security, hardening, empty or invalid
 // references, invalid policies, static fail, unmatchedImages — and reports
 // every image that needed the registry as undecided, under its field path.
 // offlineResult turns exactly those lines, and the "must be pinned by
@@ -25,14 +28,12 @@ import (
 // matching below; until then the phrases are pinned by TestCheckOffline.
 
 // errOffline is the cause the offline verifier gives for every operation.
-// It is an admission.Problem: admission shows no registry error text, only
-// text the verifier vouches for.
-var errOffline error = offlineError{}
+var errOffline = errors.New("not contacted: --offline")
 
-type offlineError struct{}
-
-func (offlineError) Error() string   { return "not contacted: --offline" }
-func (offlineError) Problem() string { return "not contacted: --offline" }
+// offlineUndecided is the answer of the offline verifier for op on ref.
+func offlineUndecided(op, ref string) error {
+	return &verifier.UndecidedError{Op: op, Ref: ref, Reason: errOffline.Error(), Err: errOffline}
+}
 
 // offlineVerifier is the admission.Verifier of --offline. Digests resolve
 // to themselves (no I/O needed); nothing else is known.
@@ -42,11 +43,11 @@ func (offlineVerifier) Resolve(_ context.Context, ref name.Reference) (name.Dige
 	if d, ok := ref.(name.Digest); ok {
 		return d, nil
 	}
-	return name.Digest{}, &verifier.UndecidedError{Op: "resolve", Ref: ref.String(), Err: errOffline}
+	return name.Digest{}, offlineUndecided("resolve", ref.String())
 }
 
 func (offlineVerifier) Verify(_ context.Context, d name.Digest, _ verifier.AuthoritySet) (verifier.Result, error) {
-	return verifier.Result{}, &verifier.UndecidedError{Op: "verify", Ref: d.String(), Err: errOffline}
+	return verifier.Result{}, offlineUndecided("verify", d.String())
 }
 
 // mustBePinned is the phrase of the validating webhook's denial of a pod
