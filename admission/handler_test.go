@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 
+	"github.com/signgate/signgate/internal/imageref"
 	"github.com/signgate/signgate/internal/registrytest"
 	"github.com/signgate/signgate/policy"
 	"github.com/signgate/signgate/verifier"
@@ -40,7 +41,7 @@ func (emptyPolicies) Snapshot() policy.Snapshot { return emptySnapshot{} }
 type emptySnapshot struct{}
 
 func (emptySnapshot) Namespace(string) (map[string]string, error) { return map[string]string{}, nil }
-func (emptySnapshot) Requirements(string, map[string]string, string) []policy.Requirement {
+func (emptySnapshot) Requirements(string, map[string]string, imageref.Repo) []policy.Requirement {
 	return nil
 }
 
@@ -242,7 +243,7 @@ func (notReady) Snapshot() policy.Snapshot { return notReadySnapshot{} }
 type notReadySnapshot struct{}
 
 func (notReadySnapshot) Namespace(string) (map[string]string, error) { return nil, policy.ErrNotReady }
-func (notReadySnapshot) Requirements(string, map[string]string, string) []policy.Requirement {
+func (notReadySnapshot) Requirements(string, map[string]string, imageref.Repo) []policy.Requirement {
 	return nil
 }
 

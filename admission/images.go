@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 
+	"github.com/signgate/signgate/internal/imageref"
 	"github.com/signgate/signgate/policy"
 	"github.com/signgate/signgate/verifier"
 )
@@ -140,7 +141,7 @@ func (e *evaluation) unpinned(path, image, registry string, resolveErr error) {
 // unmatched applies unmatchedImages to an image no policy covers.
 // namespaced says ImagePolicies match it, which do not count as coverage
 // without policies.namespacePoliciesCoverImages.
-func (e *evaluation) unmatched(f policy.ImageField, repo string, namespaced bool) {
+func (e *evaluation) unmatched(f policy.ImageField, repo imageref.Repo, namespaced bool) {
 	if e.cfg.UnmatchedImages == policy.UnmatchedAllow {
 		return
 	}

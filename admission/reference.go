@@ -4,6 +4,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	lru "github.com/hashicorp/golang-lru/v2"
 
+	"github.com/signgate/signgate/internal/imageref"
 	"github.com/signgate/signgate/verifier"
 )
 
@@ -15,8 +16,8 @@ const refCacheSize = 4096
 // repository, or why it is not a valid reference.
 type parsedRef struct {
 	ref  name.Reference
-	name string // canonical reference, ref.Name()
-	repo string // canonical repository, for policy matching
+	name string        // canonical reference, ref.Name()
+	repo imageref.Repo // canonical repository, for policy matching
 	err  error
 }
 

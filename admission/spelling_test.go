@@ -85,10 +85,10 @@ func TestCanonicalRepositoryAgrees(t *testing.T) {
 					t.Errorf("verifier.ParseReference(%q): %v", image, err)
 					continue
 				}
-				if got := verifier.Repository(ref); got != tc.want {
+				if got := verifier.Repository(ref).String(); got != tc.want {
 					t.Errorf("verifier.Repository(ParseReference(%q)) = %q, want %q", image, got, tc.want)
 				}
-				if p := newRefCache().parse(image); p.repo != tc.want {
+				if p := newRefCache().parse(image); p.repo.String() != tc.want {
 					t.Errorf("admission repository of %q = %q, want %q", image, p.repo, tc.want)
 				}
 			}

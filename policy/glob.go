@@ -76,7 +76,7 @@ func (g Glob) Match(repo string) bool {
 	if len(g.segs) == 0 {
 		return false
 	}
-	return matchSegments(g.segs, strings.Split(canonicalRepository(repo), "/"))
+	return matchSegments(g.segs, strings.Split(imageref.ParseRepo(repo).String(), "/"))
 }
 
 // canonicalGlob applies the reference canonicalization of docs/policies.md
@@ -90,16 +90,6 @@ func canonicalGlob(pattern string) string {
 		return imageref.Host(host) + "/" + path
 	}
 	return imageref.Repository(host, path)
-}
-
-// canonicalRepository canonicalizes a repository the same way; it returns
-// repo unchanged (no allocation) when repo is already canonical.
-func canonicalRepository(repo string) string {
-	host, path, ok := strings.Cut(repo, "/")
-	if ok && imageref.IsHost(host) && imageref.IsCanonical(host, path) {
-		return repo
-	}
-	return canonicalGlob(repo)
 }
 
 func compileSegments(pattern string) ([]segment, error) {

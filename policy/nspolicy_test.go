@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/signgate/signgate/internal/imageref"
 )
 
 // TestNamespacePoliciesOnlyAdd (issue 26): an ImagePolicy, which anyone who
@@ -107,7 +109,7 @@ spec:
 			case tt.wantErr != "" && (len(invalid) != 1 || !strings.Contains(invalid[0], tt.wantErr)):
 				t.Fatalf("invalid policies %q, want ImagePolicy team-a/mine invalid for %q", invalid, tt.wantErr)
 			}
-			reqs := trust.requirements("team-a", nil, tt.repo)
+			reqs := trust.requirements("team-a", nil, imageref.ParseRepo(tt.repo))
 			got := summarize(reqs)
 			for i := range got {
 				if got[i].Err != "" && strings.Contains(got[i].Err, tt.wantErr) {
@@ -169,7 +171,7 @@ spec:
 		{Policy: "ClusterImagePolicy pass", Mode: ModeEnforce, Static: StaticPass},
 		{Policy: "ClusterImagePolicy warn", Mode: ModeWarn, Static: StaticFail},
 	}
-	reqs := trust.requirements("team-a", nil, "quay.io/x")
+	reqs := trust.requirements("team-a", nil, imageref.ParseRepo("quay.io/x"))
 	if diff := cmp.Diff(want, summarize(reqs)); diff != "" {
 		t.Errorf("requirements mismatch (-want +got):\n%s", diff)
 	}

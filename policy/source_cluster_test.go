@@ -18,6 +18,7 @@ import (
 	kubefake "k8s.io/client-go/kubernetes/fake"
 	clienttesting "k8s.io/client-go/testing"
 
+	"github.com/signgate/signgate/internal/imageref"
 	"github.com/signgate/signgate/policy/v1alpha1"
 )
 
@@ -135,7 +136,7 @@ func TestClusterSource(t *testing.T) {
 		{"team-a", labels, "registry.example.com/app", []req{corp, broken}},
 		{"team-a", labels, "quay.io/team-a/app", []req{broken, missing}},
 	} {
-		if diff := cmp.Diff(tt.want, summarize(snap.Requirements(tt.ns, tt.labels, tt.repo))); diff != "" {
+		if diff := cmp.Diff(tt.want, summarize(snap.Requirements(tt.ns, tt.labels, imageref.ParseRepo(tt.repo)))); diff != "" {
 			t.Errorf("Requirements(%s, %s) mismatch (-want +got):\n%s", tt.ns, tt.repo, diff)
 		}
 	}
@@ -179,7 +180,7 @@ func TestClusterSource(t *testing.T) {
 		return err == nil && c != nil && c.Status == metav1.ConditionTrue && c.ObservedGeneration == 2,
 			fmt.Sprintf("prod-broken after the fix: err %v, object %v", err, u)
 	})
-	if rs := s.Snapshot().Requirements("team-b", teamBLabels, "ghcr.io/x"); len(rs) != 0 {
+	if rs := s.Snapshot().Requirements("team-b", teamBLabels, imageref.ParseRepo("ghcr.io/x")); len(rs) != 0 {
 		t.Errorf("fixed policy still covers everything: %+v", summarize(rs))
 	}
 
@@ -189,7 +190,7 @@ func TestClusterSource(t *testing.T) {
 	}
 	waitFor(t, func() bool { return len(s.InvalidPolicies()) == 0 })
 	want := []req{{Policy: "ImagePolicy team-a/ci", Mode: ModeEnforce, Threshold: 1, Authorities: []string{"k"}}}
-	if diff := cmp.Diff(want, summarize(s.Snapshot().Requirements("team-a", labels, "quay.io/team-a/app"))); diff != "" {
+	if diff := cmp.Diff(want, summarize(s.Snapshot().Requirements("team-a", labels, imageref.ParseRepo("quay.io/team-a/app")))); diff != "" {
 		t.Errorf("after the Secret appeared (-want +got):\n%s", diff)
 	}
 
@@ -198,7 +199,7 @@ func TestClusterSource(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, func() bool {
-		return len(s.Snapshot().Requirements("team-b", teamBLabels, "registry.example.com/app")) == 0
+		return len(s.Snapshot().Requirements("team-b", teamBLabels, imageref.ParseRepo("registry.example.com/app"))) == 0
 	})
 
 	// Secrets are read one by one, never listed or watched cluster-wide.

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/signgate/signgate/internal/imageref"
 )
 
 func TestFileSourceLoad(t *testing.T) {
@@ -43,7 +45,7 @@ func TestFileSourceLoad(t *testing.T) {
 		}
 	}
 	labels, _ := snap.Namespace("team-a")
-	got := summarize(snap.Requirements("team-a", labels, "registry.example.com/team-a/app"))
+	got := summarize(snap.Requirements("team-a", labels, imageref.ParseRepo("registry.example.com/team-a/app")))
 	want := []req{
 		{Policy: "ClusterImagePolicy corp", Mode: ModeEnforce, Threshold: 1, Authorities: []string{"release"}},
 		{Policy: "ImagePolicy team-a/ci", Mode: ModeEnforce, Threshold: 1, Authorities: []string{"ci"}},
@@ -51,7 +53,7 @@ func TestFileSourceLoad(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Requirements mismatch (-want +got):\n%s", diff)
 	}
-	got = summarize(snap.Requirements("default", nil, "index.docker.io/library/nginx"))
+	got = summarize(snap.Requirements("default", nil, imageref.ParseRepo("index.docker.io/library/nginx")))
 	want = []req{{Policy: "ClusterImagePolicy hub", Mode: ModeWarn, Static: StaticFail}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Requirements mismatch (-want +got):\n%s", diff)
@@ -75,7 +77,7 @@ func TestFileSourceReload(t *testing.T) {
 
 	const repo = "quay.io/acme/app"
 	before := s.Snapshot()
-	if rs := before.Requirements("team-b", nil, repo); len(rs) != 0 {
+	if rs := before.Requirements("team-b", nil, imageref.ParseRepo(repo)); len(rs) != 0 {
 		t.Fatalf("before: %d requirements, want 0", len(rs))
 	}
 
@@ -88,15 +90,15 @@ spec:
   images: [{glob: "quay.io/**"}]
   static: {action: fail}
 `)
-	waitFor(t, func() bool { return len(s.Snapshot().Requirements("team-b", nil, repo)) == 1 })
-	if rs := before.Requirements("team-b", nil, repo); len(rs) != 0 {
+	waitFor(t, func() bool { return len(s.Snapshot().Requirements("team-b", nil, imageref.ParseRepo(repo))) == 1 })
+	if rs := before.Requirements("team-b", nil, imageref.ParseRepo(repo)); len(rs) != 0 {
 		t.Errorf("an old snapshot changed: %d requirements, want 0", len(rs))
 	}
 
 	// A broken file keeps the last good view and says so.
 	writeFile(t, filepath.Join(dir, "quay.yml"), "kind: [unclosed\n")
 	waitFor(t, func() bool { return s.LastError() != nil })
-	if rs := s.Snapshot().Requirements("team-b", nil, repo); len(rs) != 1 {
+	if rs := s.Snapshot().Requirements("team-b", nil, imageref.ParseRepo(repo)); len(rs) != 1 {
 		t.Errorf("after a bad reload: %d requirements, want the last good 1", len(rs))
 	}
 
@@ -104,7 +106,9 @@ spec:
 	if err := os.Remove(filepath.Join(dir, "quay.yml")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { return s.LastError() == nil && len(s.Snapshot().Requirements("team-b", nil, repo)) == 0 })
+	waitFor(t, func() bool {
+		return s.LastError() == nil && len(s.Snapshot().Requirements("team-b", nil, imageref.ParseRepo(repo))) == 0
+	})
 
 	// Hidden and non-YAML files are ignored.
 	writeFile(t, filepath.Join(dir, ".hidden.yaml"), "kind: [unclosed\n")
@@ -183,7 +187,7 @@ func TestFileSourceList(t *testing.T) {
 		t.Fatal(err)
 	}
 	labels, _ := s.Snapshot().Namespace("team-a")
-	if rs := s.Snapshot().Requirements("team-a", labels, "quay.io/x"); len(rs) != 1 || rs[0].Static != StaticPass {
+	if rs := s.Snapshot().Requirements("team-a", labels, imageref.ParseRepo("quay.io/x")); len(rs) != 1 || rs[0].Static != StaticPass {
 		t.Errorf("Requirements = %+v, want the static pass policy", rs)
 	}
 }

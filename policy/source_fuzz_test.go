@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/signgate/signgate/internal/imageref"
 )
 
 // FuzzDecodeObjects feeds untrusted policy YAML through the loader and the
@@ -42,7 +44,7 @@ func FuzzDecodeObjects(f *testing.F) {
 			t.Fatalf("%d policies decoded, %d in the trust set", len(objs.policies), n)
 		}
 		for _, repo := range []string{"index.docker.io/library/nginx", "registry.example.com/team-a/app", "localhost:5000/x"} {
-			for _, r := range trust.requirements("team-a", map[string]string{"env": "prod"}, repo) {
+			for _, r := range trust.requirements("team-a", map[string]string{"env": "prod"}, imageref.ParseRepo(repo)) {
 				if r.Err != nil && r.Mode != ModeEnforce {
 					t.Fatalf("invalid %s does not enforce: %+v", r.Policy, r)
 				}

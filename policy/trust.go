@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/signgate/signgate/internal/authority"
+	"github.com/signgate/signgate/internal/imageref"
 )
 
 // Mode says what happens when a requirement or check is not met.
@@ -74,11 +75,12 @@ type Snapshot interface {
 	// modified. An error means the namespace could not be looked up: deny.
 	Namespace(name string) (labels map[string]string, err error)
 	// Requirements returns the requirements of every policy that applies
-	// to the canonical repository repo in namespace (with nsLabels), cluster
+	// to the repository repo (canonical by its type, so not canonicalized
+	// again) in namespace (with nsLabels), cluster
 	// policies first, each group sorted by name. An empty result means no
 	// policy applies: the caller applies unmatchedImages. It never fails:
 	// problems come back as Requirements with Err.
-	Requirements(namespace string, nsLabels map[string]string, repo string) []Requirement
+	Requirements(namespace string, nsLabels map[string]string, repo imageref.Repo) []Requirement
 }
 
 // Source gives Snapshots of trust policies. ClusterSource and FileSource
@@ -133,8 +135,8 @@ type trustSet struct {
 	byNamespace map[string][]*compiledPolicy // ImagePolicies, sorted by name
 }
 
-func (t *trustSet) requirements(namespace string, nsLabels map[string]string, repo string) []Requirement {
-	names := strings.Split(canonicalRepository(repo), "/")
+func (t *trustSet) requirements(namespace string, nsLabels map[string]string, repo imageref.Repo) []Requirement {
+	names := strings.Split(repo.String(), "/")
 	set := labels.Set(nsLabels)
 	var out []Requirement
 	for _, p := range t.cluster {
@@ -158,7 +160,7 @@ type snapshot struct {
 
 func (s *snapshot) Namespace(name string) (map[string]string, error) { return s.namespace(name) }
 
-func (s *snapshot) Requirements(namespace string, nsLabels map[string]string, repo string) []Requirement {
+func (s *snapshot) Requirements(namespace string, nsLabels map[string]string, repo imageref.Repo) []Requirement {
 	return s.trust.requirements(namespace, nsLabels, repo)
 }
 
@@ -168,7 +170,7 @@ type notReady struct{}
 
 func (notReady) Namespace(string) (map[string]string, error) { return nil, ErrNotReady }
 
-func (notReady) Requirements(string, map[string]string, string) []Requirement {
+func (notReady) Requirements(string, map[string]string, imageref.Repo) []Requirement {
 	return []Requirement{{Policy: "trust policies", Mode: ModeEnforce, Err: ErrNotReady}}
 }
 

@@ -16,6 +16,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/signgate/signgate/internal/imageref"
 )
 
 // testKeys are generated once per test binary: RSA generation is slow.
@@ -222,7 +224,7 @@ func TestRequirements(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got := summarize(trust.requirements(tt.namespace, tt.labels, tt.repo))
+			got := summarize(trust.requirements(tt.namespace, tt.labels, imageref.ParseRepo(tt.repo)))
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("requirements(%q, %v, %q) mismatch (-want +got):\n%s", tt.namespace, tt.labels, tt.repo, diff)
 			}
@@ -456,7 +458,7 @@ spec:
 			if ns == "" {
 				ns = "default"
 			}
-			got := summarize(trust.requirements(ns, tt.labels, tt.repo))
+			got := summarize(trust.requirements(ns, tt.labels, imageref.ParseRepo(tt.repo)))
 			var want []req
 			if tt.want != "" {
 				policy, _, _ := strings.Cut(tt.want, " is invalid")
@@ -475,7 +477,7 @@ func TestNotReadyFailsClosed(t *testing.T) {
 	if _, err := s.Namespace("default"); err == nil {
 		t.Error("Namespace: nil error before ready")
 	}
-	rs := s.Requirements("default", nil, "quay.io/x")
+	rs := s.Requirements("default", nil, imageref.ParseRepo("quay.io/x"))
 	if len(rs) != 1 || rs[0].Err == nil || rs[0].Mode != ModeEnforce {
 		t.Errorf("Requirements before ready = %+v, want one enforcing Err", rs)
 	}
@@ -508,7 +510,7 @@ spec:
 	labels := map[string]string{"team": "t7", "kubernetes.io/metadata.name": "ns-7"}
 	b.ReportAllocs()
 	for b.Loop() {
-		rs := snap.Requirements("ns-7", labels, "registry.example.com/team-7/app")
+		rs := snap.Requirements("ns-7", labels, imageref.ParseRepo("registry.example.com/team-7/app"))
 		if len(rs) != 3 {
 			b.Fatalf("got %d requirements, want 3", len(rs))
 		}

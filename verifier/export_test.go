@@ -30,3 +30,7 @@ func (f *flightGroup) waiters(key string) int {
 	}
 	return 0
 }
+
+// Canonical exposes canonical, the verifier's one canonicalization of a
+// reference (fast path included), to tests.
+var Canonical = canonical

@@ -2,7 +2,6 @@ package verifier
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 
@@ -26,16 +25,22 @@ func ParseReference(s string) (name.Reference, error) {
 }
 
 // Repository returns the canonical repository of ref without tag or digest,
-// e.g. "index.docker.io/library/nginx". It canonicalizes ref first, so it
-// is safe to call on references that did not come from ParseReference.
-func Repository(ref name.Reference) string {
-	return canonicalRepository(ref.Context())
+// e.g. "index.docker.io/library/nginx", typed as canonical so that policy
+// matching takes it as it is. It canonicalizes ref first, so it is safe to
+// call on references that did not come from ParseReference.
+func Repository(ref name.Reference) imageref.Repo {
+	return imageref.RepoOf(ref.Context().RegistryStr(), ref.Context().RepositoryStr())
 }
 
-// canonical rebuilds ref from its canonical repository and identifier.
+// canonical rebuilds ref from its canonical repository and identifier,
+// or returns ref itself, without parsing, when it is canonical already
+// (every reference ParseReference returned).
 func canonical(ref name.Reference) (name.Reference, error) {
 	if err := checkRepository(ref.Context()); err != nil {
 		return nil, fmt.Errorf("parse image reference %q: %w", ref, err)
+	}
+	if isCanonical(ref) {
+		return ref, nil
 	}
 	repo := canonicalRepository(ref.Context())
 	switch r := ref.(type) {
@@ -51,26 +56,31 @@ func canonical(ref name.Reference) (name.Reference, error) {
 // canonicalDigest is canonical for digests, used on values callers built
 // themselves.
 func canonicalDigest(d name.Digest) (name.Digest, error) {
-	if err := checkRepository(d.Context()); err != nil {
-		return name.Digest{}, fmt.Errorf("parse image reference %q: %w", d, err)
+	c, err := canonical(d)
+	if err != nil {
+		return name.Digest{}, err
 	}
-	if isCanonical(d) {
-		return d, nil
-	}
-	return name.NewDigest(canonicalRepository(d.Context()) + "@" + d.DigestStr())
+	return c.(name.Digest), nil // canonical keeps the kind of reference
 }
 
-// isCanonical is canonicalDigest's allocation-free fast path: d prints as
-// exactly its canonical repository, "@" and the digest.
-func isCanonical(d name.Digest) bool {
-	host, path := d.Context().RegistryStr(), d.Context().RepositoryStr()
+// isCanonical is canonical's allocation-free fast path: ref prints as
+// exactly its canonical repository, then ":" and the tag or "@" and the
+// digest. The reference grammar (checkRepository) is checked apart.
+func isCanonical(ref name.Reference) bool {
+	repo := ref.Context()
+	host, path := repo.RegistryStr(), repo.RepositoryStr()
 	if !imageref.IsCanonical(host, path) {
 		return false
 	}
-	s := d.String()
-	base, _, ok := strings.Cut(s, "@")
-	return ok && len(base) == len(host)+1+len(path) &&
-		strings.HasPrefix(base, host) && base[len(host)] == '/' && strings.HasSuffix(base, path)
+	delim := byte('@')
+	if _, ok := ref.(name.Tag); ok {
+		delim = ':'
+	}
+	s, id := ref.String(), ref.Identifier()
+	n := len(host) + 1 + len(path) // length of "host/path"
+	return len(s) == n+1+len(id) &&
+		s[:len(host)] == host && s[len(host)] == '/' && s[len(host)+1:n] == path &&
+		s[n] == delim && s[n+1:] == id
 }
 
 // canonicalRepository is imageref.Repository on a parsed repository.

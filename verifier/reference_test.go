@@ -3,6 +3,8 @@ package verifier_test
 import (
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/name"
+
 	"github.com/signgate/signgate/verifier"
 )
 
@@ -53,7 +55,7 @@ func TestParseReference(t *testing.T) {
 			if got := ref.String(); got != tc.want {
 				t.Errorf("ParseReference(%q) = %q, want %q", tc.in, got, tc.want)
 			}
-			if got := verifier.Repository(ref); got != tc.wantRepo {
+			if got := verifier.Repository(ref).String(); got != tc.wantRepo {
 				t.Errorf("Repository = %q, want %q", got, tc.wantRepo)
 			}
 		})
@@ -81,4 +83,31 @@ func FuzzParseReference(f *testing.F) {
 			t.Fatalf("repository changed: %q → %q", verifier.Repository(ref), verifier.Repository(again))
 		}
 	})
+}
+
+// TestCanonicalIsNotRepeated: a reference ParseReference returned is
+// canonical already, so the verifier's canonicalization on every Resolve,
+// Verify and cache look-up hands it back without parsing or allocating;
+// any other spelling is rebuilt into the same canonical reference.
+func TestCanonicalIsNotRepeated(t *testing.T) { // not parallel: AllocsPerRun
+	for _, s := range []string{"nginx", "docker.io/nginx:1", "Ghcr.IO/a/b@" + digest, "a:b@" + digest, "localhost:5000/x", "registry-1.docker.io:443/x:v1", "quay.io/team/app:v1"} {
+		ref, err := verifier.ParseReference(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := verifier.Canonical(ref); err != nil || got != ref {
+			t.Errorf("canonical(%q) = %v, %v; want the reference itself", ref, got, err)
+		}
+		if n := testing.AllocsPerRun(50, func() { _, _ = verifier.Canonical(ref) }); n != 0 {
+			t.Errorf("canonical(%q) allocates %v times, want 0", ref, n)
+		}
+		raw, err := name.ParseReference(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := verifier.Canonical(raw)
+		if err != nil || got.String() != ref.String() {
+			t.Errorf("canonical(%q) = %v, %v; want %q", s, got, err, ref)
+		}
+	}
 }

@@ -72,7 +72,7 @@ func (v *Verifier) resolve(ctx context.Context, tag name.Tag) (name.Digest, erro
 	if err != nil {
 		return name.Digest{}, err
 	}
-	return name.NewDigest(Repository(tag) + "@" + desc.Digest.String())
+	return name.NewDigest(canonicalRepository(tag.Context()) + "@" + desc.Digest.String())
 }
 
 // headProbe records the status of the manifest HEAD a resolution sent

@@ -43,6 +43,33 @@ func Host(host string) string {
 	return host
 }
 
+// Repo is a canonical repository, "host/path". Only this package makes
+// one (RepoOf, ParseRepo), so holding a Repo means the name needs no
+// second canonicalization: policy matching takes it as it is. The zero
+// Repo is "" and matches no glob.
+type Repo struct{ name string }
+
+// RepoOf returns the canonical repository of a registry host and a
+// repository path; it does not allocate beyond the result when both are
+// canonical already.
+func RepoOf(host, path string) Repo {
+	return Repo{Repository(host, path)}
+}
+
+// ParseRepo is RepoOf for a repository name ("host/path", or a Docker Hub
+// short form such as "nginx"), split by Split. It does not validate; see
+// Check.
+func ParseRepo(name string) Repo {
+	host, path, ok := strings.Cut(name, "/")
+	if ok && IsHost(host) && IsCanonical(host, path) {
+		return Repo{name}
+	}
+	return RepoOf(Split(name))
+}
+
+// String returns the name, e.g. "index.docker.io/library/nginx".
+func (r Repo) String() string { return r.name }
+
 // Repository returns the canonical repository for a registry host and a
 // repository path, e.g. ("Registry-1.Docker.io", "nginx") →
 // "index.docker.io/library/nginx". It does not validate; see Check.

@@ -123,3 +123,25 @@ func TestHostDoesNotAllocate(t *testing.T) {
 		t.Errorf("IsCanonical and Host on canonical input allocate %v times, want 0", n)
 	}
 }
+
+func TestParseRepo(t *testing.T) {
+	for in, want := range map[string]string{
+		"nginx":                          "index.docker.io/library/nginx",
+		"Docker.io/acme/app":             "index.docker.io/acme/app",
+		"registry-1.docker.io:443/nginx": "index.docker.io/library/nginx",
+		"Quay.io:443/team/app":           "quay.io/team/app",
+		"localhost:5000/x":               "localhost:5000/x",
+		"quay.io/team/app":               "quay.io/team/app",
+	} {
+		if got := ParseRepo(in).String(); got != want {
+			t.Errorf("ParseRepo(%q) = %q, want %q", in, got, want)
+		}
+		if got := RepoOf(Split(in)); got != ParseRepo(in) {
+			t.Errorf("RepoOf(Split(%q)) = %q, want ParseRepo's %q", in, got, ParseRepo(in))
+		}
+	}
+	canonical := "registry.example.com:5000/team/app"
+	if n := testing.AllocsPerRun(100, func() { _ = ParseRepo(canonical) }); n != 0 {
+		t.Errorf("ParseRepo on a canonical name allocates %v times, want 0", n)
+	}
+}
