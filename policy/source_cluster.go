@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -39,6 +42,14 @@ type ClusterOptions struct {
 	Timeout time.Duration
 	// Logger receives invalid policies and API errors. Default: discard.
 	Logger *slog.Logger
+	// ReadOnly: never write policy status (signgate check reads a cluster
+	// it does not run in, often with read-only credentials).
+	ReadOnly bool
+	// NamespaceLabels adds labels to namespaces (name → labels), over the
+	// labels the cluster has; a namespace listed here exists even when the
+	// cluster does not have it yet (signgate check: Namespace objects among
+	// the manifests, --namespace-labels). Default none.
+	NamespaceLabels map[string]map[string]string
 }
 
 // ClusterSource serves trust policies from the cluster: informers for
@@ -73,6 +84,8 @@ type ClusterSource struct {
 
 	trigger chan struct{}
 	cur     atomic.Pointer[clusterView]
+	ready   chan struct{} // closed after the first compilation
+	once    sync.Once
 
 	// Owned by the Run goroutine.
 	comp    compiler
@@ -102,6 +115,7 @@ func NewClusterSource(dyn dynamic.Interface, kube kubernetes.Interface, gateName
 		kubeFactory:   informers.NewSharedInformerFactory(kube, 0),
 		dynFactory:    dynamicinformer.NewDynamicSharedInformerFactory(dyn, 0),
 		trigger:       make(chan struct{}, 1),
+		ready:         make(chan struct{}),
 		secrets:       newSecretCache(kube, opts.SecretTTL),
 	}
 	s.comp.gateNamespace = gateNamespace
@@ -157,6 +171,17 @@ func (s *ClusterSource) Snapshot() Snapshot {
 
 // Ready reports whether the caches synced and policies compiled once.
 func (s *ClusterSource) Ready() bool { return s.cur.Load() != nil }
+
+// WaitReady blocks until Ready or ctx is done (then it returns ctx's
+// cause).
+func (s *ClusterSource) WaitReady(ctx context.Context) error {
+	select {
+	case <-s.ready:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
 
 // InvalidPolicies lists the policies of the current view that did not
 // compile, sorted by policy.
@@ -214,20 +239,36 @@ func (s *ClusterSource) rebuild(ctx context.Context) {
 		if r.Err != nil {
 			view.invalid = append(view.invalid, r.Err)
 		}
-		s.reportStatus(ctx, srcs[i], r)
+		if !s.opts.ReadOnly {
+			s.reportStatus(ctx, srcs[i], r)
+		}
 	}
 	slices.SortFunc(view.invalid, func(a, b *InvalidPolicyError) int { return strings.Compare(a.Policy, b.Policy) })
 	s.cur.Store(view)
+	s.once.Do(func() { close(s.ready) })
 }
 
-// namespace looks a namespace up in the informer cache.
+// namespace looks a namespace up in the informer cache, with
+// ClusterOptions.NamespaceLabels over its labels.
 func (s *ClusterSource) namespace(name string) (map[string]string, error) {
+	extra, listed := s.opts.NamespaceLabels[name]
 	ns, err := s.nsLister.Get(name)
-	if apierrors.IsNotFound(err) {
+	switch {
+	case apierrors.IsNotFound(err) && listed:
+		l := map[string]string{corev1.LabelMetadataName: name}
+		maps.Copy(l, extra)
+		return l, nil
+	case apierrors.IsNotFound(err):
 		return nil, fmt.Errorf("look up namespace %q: not in the informer cache yet, retry", name)
-	}
-	if err != nil {
+	case err != nil:
 		return nil, fmt.Errorf("look up namespace %q: %w", name, err)
+	case listed:
+		l := maps.Clone(ns.Labels)
+		if l == nil {
+			l = map[string]string{}
+		}
+		maps.Copy(l, extra)
+		return l, nil
 	}
 	return ns.Labels, nil
 }

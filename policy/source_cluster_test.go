@@ -306,3 +306,81 @@ func waitForf(t *testing.T, cond func() (bool, string)) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestClusterSourceReadOnly: the source signgate check uses reads the
+// cluster and never writes (no status update, even for an invalid policy),
+// is waited for without polling, and lays NamespaceLabels over the
+// cluster's namespaces, including namespaces the cluster does not have yet.
+func TestClusterSourceReadOnly(t *testing.T) {
+	t.Parallel()
+	keys := testKeys()
+	cipGVR, ipGVR := v1alpha1.ClusterImagePolicyResource, v1alpha1.ImagePolicyResource
+	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
+		map[schema.GroupVersionResource]string{cipGVR: "ClusterImagePolicyList", ipGVR: "ImagePolicyList"},
+		clusterPolicy(t, "prod", v1alpha1.ClusterImagePolicySpec{
+			ImagePolicySpec:   secretKeySpec("registry.example.com/**", "release"),
+			NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"env": "prod"}},
+		}),
+		clusterPolicy(t, "broken", v1alpha1.ClusterImagePolicySpec{ImagePolicySpec: secretKeySpec("quay.io/**", "missing")}),
+	)
+	statusSubresource(dyn)
+	kube := kubefake.NewClientset(
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team-a", Labels: map[string]string{"env": "dev", corev1.LabelMetadataName: "team-a"}}},
+		pemSecret("signgate-system", "release", keys["P256"]),
+	)
+	s, err := NewClusterSource(dyn, kube, "signgate-system", ClusterOptions{
+		ReadOnly: true,
+		NamespaceLabels: map[string]map[string]string{
+			"team-a": {"env": "prod"}, // overrides the cluster's env=dev
+			"new-ns": {"env": "prod"}, // created by the manifests being checked
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	if err := s.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	snap := s.Snapshot()
+	for ns, want := range map[string]map[string]string{
+		"team-a": {"env": "prod", corev1.LabelMetadataName: "team-a"},
+		"new-ns": {"env": "prod", corev1.LabelMetadataName: "new-ns"},
+	} {
+		labels, err := snap.Namespace(ns)
+		if err != nil {
+			t.Fatalf("Namespace(%s): %v", ns, err)
+		}
+		if diff := cmp.Diff(want, labels); diff != "" {
+			t.Errorf("Namespace(%s) labels (-want +got):\n%s", ns, diff)
+		}
+		got := summarize(snap.Requirements(ns, labels, imageref.ParseRepo("registry.example.com/team/app")))
+		if len(got) != 1 || got[0].Policy != "ClusterImagePolicy prod" {
+			t.Errorf("Requirements in %s = %+v, want ClusterImagePolicy prod", ns, got)
+		}
+	}
+	if _, err := snap.Namespace("unknown"); err == nil {
+		t.Error("Namespace(unknown) = nil error, want not found")
+	}
+	if n := len(s.InvalidPolicies()); n != 1 {
+		t.Errorf("%d invalid policies, want 1 (broken)", n)
+	}
+	for _, a := range dyn.Actions() {
+		if a.GetVerb() != "list" && a.GetVerb() != "watch" {
+			t.Errorf("read-only source sent %s %s/%s", a.GetVerb(), a.GetResource().Resource, a.GetSubresource())
+		}
+	}
+	for _, a := range kube.Actions() {
+		if v := a.GetVerb(); v != "list" && v != "watch" && v != "get" {
+			t.Errorf("read-only source sent %s %s", v, a.GetResource().Resource)
+		}
+	}
+}
