@@ -96,7 +96,26 @@ type Options struct {
 	// Concurrency bounds the registry operations of one review.
 	// Default DefaultConcurrency.
 	Concurrency int
+	// Remedies says what messages tell users to do about a registry that
+	// one of the verifier's rules refused (the network guard, plain HTTP).
+	// Default ConfigRemedies: the gate configuration's keys, as for serve.
+	Remedies Remedies
 }
+
+// Remedies chooses the remedy messages name for a refused registry.
+type Remedies int
+
+const (
+	// ConfigRemedies name the gate configuration: "list it in
+	// registry.allowedHosts if it is trusted", "list it in
+	// registry.insecureRegistries if that is intended". For serve, and
+	// for check with a configuration file.
+	ConfigRemedies Remedies = iota
+	// FlagRemedies name the command line flags of signgate check and
+	// verify: "pass --allow-host HOST", "pass --insecure-registry HOST if
+	// that is intended".
+	FlagRemedies
+)
 
 // Gate makes the admission decisions of both webhooks. It does no HTTP: the
 // Handler, the CLI and tests call Mutate and Validate with an
@@ -109,6 +128,7 @@ type Gate struct {
 	podSecurity *policy.PodSecurity
 	namespace   string
 	concurrency int
+	remedies    Remedies
 	refs        *refCache
 }
 
@@ -127,6 +147,7 @@ func NewGate(opts Options) (*Gate, error) {
 		podSecurity: opts.PodSecurity,
 		namespace:   opts.Namespace,
 		concurrency: opts.Concurrency,
+		remedies:    opts.Remedies,
 		refs:        newRefCache(),
 	}
 	g.cached, _ = opts.Verifier.(cachedVerifier)

@@ -132,7 +132,11 @@ func (e *evaluation) imageChecks(f policy.ImageField) []imageCheck {
 // pinned it either: that is undecided, and says retry.
 func (e *evaluation) unpinned(path, image, registry string, resolveErr error) {
 	if resolveErr != nil && isTransient(resolveErr) {
-		e.f.retry = append(e.f.retry, fmt.Sprintf("%s %q: must be pinned by digest and the tag cannot be resolved now: %s", path, image, registryProblem(registry, resolveErr)))
+		e.f.retry = append(e.f.retry, fmt.Sprintf("%s %q: must be pinned by digest and the tag cannot be resolved now: %s", path, image, registryProblem(registry, resolveErr, e.gate.remedies)))
+		return
+	}
+	if refused := (*verifier.RefusedError)(nil); errors.As(resolveErr, &refused) && refused.Kind != "" {
+		e.f.deny = append(e.f.deny, fmt.Sprintf("%s %q: must be pinned by digest and the tag cannot be resolved: %s", path, image, registryProblem(registry, resolveErr, e.gate.remedies)))
 		return
 	}
 	e.f.deny = append(e.f.deny, fmt.Sprintf("%s %q: must be pinned by digest; write it as repo:tag@sha256:<digest> or make sure signgate's mutating webhook is installed", path, image))
@@ -200,18 +204,21 @@ func (e *evaluation) judge(c imageCheck, r checked) {
 	case errors.As(r.err, &notVerified) && notVerified.AccessDenied:
 		e.f.add(c.req.Mode, auditImagePolicy, fmt.Sprintf("%s %q: cannot verify against %s: %s; give signgate credentials that can read %s (registry credentials of the gate, docs/helm.md)",
 			path, c.field.Image, c.req.Policy, notVerified.Reason, notVerified.Digest.Context()))
+	case errors.As(r.err, &notVerified) && notVerified.Refused != nil:
+		e.f.add(c.req.Mode, auditImagePolicy, fmt.Sprintf("%s %q: cannot verify against %s: %s",
+			path, c.field.Image, c.req.Policy, registryProblem(c.ref.Context().RegistryStr(), r.err, e.gate.remedies)))
 	case errors.As(r.err, &notVerified):
 		e.f.add(c.req.Mode, auditImagePolicy, fmt.Sprintf("%s %q: %s for %s (need %d of: %s); %s",
 			path, c.field.Image, notVerified.Reason, c.req.Policy, threshold, authorityNames(c.req), e.signAdvice()))
 	case isTransient(r.err):
-		line := fmt.Sprintf("%s %q: cannot verify against %s: %s", path, c.field.Image, c.req.Policy, registryProblem(c.ref.Context().RegistryStr(), r.err))
+		line := fmt.Sprintf("%s %q: cannot verify against %s: %s", path, c.field.Image, c.req.Policy, registryProblem(c.ref.Context().RegistryStr(), r.err, e.gate.remedies))
 		if c.req.Mode == policy.ModeEnforce || c.req.Mode == "" {
 			e.f.retry = append(e.f.retry, line)
 		} else {
 			e.f.add(c.req.Mode, auditImagePolicy, line)
 		}
 	default: // neither verified nor a known failure: fail closed
-		e.f.add(c.req.Mode, auditImagePolicy, fmt.Sprintf("%s %q: cannot verify against %s: %s", path, c.field.Image, c.req.Policy, registryProblem(c.ref.Context().RegistryStr(), r.err)))
+		e.f.add(c.req.Mode, auditImagePolicy, fmt.Sprintf("%s %q: cannot verify against %s: %s", path, c.field.Image, c.req.Policy, registryProblem(c.ref.Context().RegistryStr(), r.err, e.gate.remedies)))
 	}
 }
 

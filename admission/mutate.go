@@ -145,7 +145,7 @@ func (g *Gate) resolvePins(ctx context.Context, prefix string, pins []pin) ([]pa
 	for _, p := range pins {
 		r := results[index[p.ref.Name()]]
 		if r.err != nil {
-			warnings = append(warnings, fmt.Sprintf("%s %q: cannot pin to a digest: %s; the validating webhook will deny it unpinned", p.field.Path(prefix), p.field.Image, registryProblem(p.ref.Context().RegistryStr(), r.err)))
+			warnings = append(warnings, fmt.Sprintf("%s %q: cannot pin to a digest: %s; the validating webhook will deny it unpinned", p.field.Path(prefix), p.field.Image, registryProblem(p.ref.Context().RegistryStr(), r.err, g.remedies)))
 			continue
 		}
 		ops = append(ops, patchOp{Op: "replace", Path: p.field.JSONPointer(prefix), Value: p.field.Image + "@" + r.digest.DigestStr()})

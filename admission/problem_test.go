@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -131,8 +132,116 @@ func TestRegistryProblem(t *testing.T) {
 		{cause, "registry r.example gave an answer signgate could not use"},
 	}
 	for _, tc := range tests {
-		if got := registryProblem("r.example", tc.err); got != tc.want {
+		if got := registryProblem("r.example", tc.err, ConfigRemedies); got != tc.want {
 			t.Errorf("registryProblem(%T) = %q, want %q", tc.err, got, tc.want)
 		}
+	}
+}
+
+// TestRefusedProblemRemedies pins the messages for the refusals whose
+// remedy is a setting, under both remedies.
+func TestRefusedProblemRemedies(t *testing.T) {
+	t.Parallel()
+	cause := errors.New(hostile)
+	guard := func(host string, prefix string, class string) *verifier.RefusedError {
+		return &verifier.RefusedError{Kind: verifier.RefusalNetworkGuard, Rule: "it is blocked by the network guard", Err: cause,
+			Guard: &verifier.BlockedError{Host: host, Prefix: netip.MustParsePrefix(prefix), Class: class}}
+	}
+	loopback := guard("127.0.0.1:5000", "127.0.0.0/8", verifier.NetworkLoopback)
+	plain := &verifier.RefusedError{Kind: verifier.RefusalPlainHTTP, Rule: "it answered in plain HTTP; list it in registry.insecureRegistries if that is intended", Err: cause}
+	realm := &verifier.RefusedError{Kind: verifier.RefusalTokenRealm, Rule: "its token service is on another host that is not allowed; add the pair to registry.tokenRealms if it is trusted", Err: cause}
+	tests := []struct {
+		host   string
+		err    error
+		config string // ConfigRemedies
+		flags  string // FlagRemedies
+	}{
+		{"127.0.0.1:5000", loopback,
+			"registry 127.0.0.1:5000 is blocked by the network guard (loopback); list it in registry.allowedHosts if it is trusted",
+			"registry 127.0.0.1:5000 is blocked by the network guard (loopback); pass --allow-host 127.0.0.1:5000"},
+		{"localhost", guard("localhost:443", "::1/128", verifier.NetworkLoopback),
+			"registry localhost is blocked by the network guard (loopback); list it in registry.allowedHosts if it is trusted",
+			"registry localhost is blocked by the network guard (loopback); pass --allow-host localhost"},
+		{"meta.example", guard("meta.example:443", "169.254.0.0/16", verifier.NetworkMetadata),
+			"registry meta.example is blocked by the network guard (cloud metadata address 169.254.169.254); list it in registry.allowedHosts if it is trusted",
+			"registry meta.example is blocked by the network guard (cloud metadata address 169.254.169.254); pass --allow-host meta.example"},
+		{"r.example", guard("r.example:443", "10.0.0.0/8", verifier.NetworkConfigured),
+			"registry r.example is blocked by the network guard (a blocked network 10.0.0.0/8); list it in registry.allowedHosts if it is trusted",
+			"registry r.example is blocked by the network guard (a blocked network 10.0.0.0/8); pass --allow-host r.example"},
+		{"r.example", guard("auth.internal:8080", "169.254.0.0/16", verifier.NetworkLinkLocal),
+			"registry r.example sent signgate to auth.internal:8080, which is blocked by the network guard (link-local); list auth.internal:8080 in registry.allowedHosts if it is trusted",
+			"registry r.example sent signgate to auth.internal:8080, which is blocked by the network guard (link-local); pass --allow-host auth.internal:8080"},
+		{"127.0.0.1:5000", &verifier.NotVerifiedError{Reason: "signatures could not be read", Refused: loopback},
+			"registry 127.0.0.1:5000 is blocked by the network guard (loopback); list it in registry.allowedHosts if it is trusted",
+			"registry 127.0.0.1:5000 is blocked by the network guard (loopback); pass --allow-host 127.0.0.1:5000"},
+		{"r.example", plain,
+			"refused to use registry r.example: it answered in plain HTTP; list it in registry.insecureRegistries if that is intended",
+			"refused to use registry r.example: it answered in plain HTTP; pass --insecure-registry r.example if that is intended"},
+		{"r.example", realm,
+			"refused to use registry r.example: its token service is on another host that is not allowed; add the pair to registry.tokenRealms if it is trusted",
+			"refused to use registry r.example: its token service is on another host that is not allowed; add the pair to registry.tokenRealms if it is trusted"},
+	}
+	for _, tc := range tests {
+		if got := registryProblem(tc.host, tc.err, ConfigRemedies); got != tc.config {
+			t.Errorf("ConfigRemedies: registryProblem(%s, %T) =\n %q\nwant\n %q", tc.host, tc.err, got, tc.config)
+		}
+		if got := registryProblem(tc.host, tc.err, FlagRemedies); got != tc.flags {
+			t.Errorf("FlagRemedies: registryProblem(%s, %T) =\n %q\nwant\n %q", tc.host, tc.err, got, tc.flags)
+		}
+	}
+}
+
+// TestGuardRefusalDenial: against a registry the network guard refuses
+// (registrytest's, on loopback, not in AllowedHosts), the gate's messages
+// name the guard, the network and the remedy of its Remedies, for a tag
+// (mutate's warning, validate's denial of the unpinned image) and a
+// digest (validate: the signatures could not be read). The default is the
+// serve remedy, registry.allowedHosts.
+func TestGuardRefusalDenial(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name     string
+		remedies Remedies
+		want     string
+	}{
+		{"serve default", ConfigRemedies, "is blocked by the network guard (loopback); list it in registry.allowedHosts if it is trusted"},
+		{"flags", FlagRemedies, "is blocked by the network guard (loopback); pass --allow-host "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, configDefault)
+			v, err := verifier.New(verifier.Options{Timeout: hangGuard, InsecureRegistries: []string{e.reg.Host}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e.gate, err = NewGate(Options{Verifier: v, Policies: e.gate.policies, Config: e.gate.config, Namespace: "signgate-system", Remedies: tc.remedies}); err != nil {
+				t.Fatal(err)
+			}
+			want := "registry " + e.reg.Host + " " + tc.want
+			if tc.remedies == FlagRemedies {
+				want += e.reg.Host
+			}
+			for _, rv := range []struct {
+				review  string
+				webhook Webhook
+				allowed bool
+			}{
+				{"mutate-pod-tags", WebhookMutate, true},
+				{"validate-pod-unpinned", WebhookValidate, false},
+				{"validate-pod-signed", WebhookValidate, false},
+			} {
+				resp := e.post(t, rv.webhook, e.review(t, rv.review), "?timeout=10s")
+				text := strings.Join(resp.Warnings, "\n")
+				if resp.Result != nil {
+					text += "\n" + resp.Result.Message
+				}
+				if resp.Allowed != rv.allowed || !strings.Contains(text, want) {
+					t.Errorf("%s: allowed %v, want %v; the answer should contain %q:\n%s", rv.review, resp.Allowed, rv.allowed, want, text)
+				}
+				if strings.Contains(text, "sign it") {
+					t.Errorf("%s: the answer asks for a signature, but the registry was never read:\n%s", rv.review, text)
+				}
+			}
+		})
 	}
 }

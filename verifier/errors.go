@@ -26,6 +26,11 @@ type NotVerifiedError struct {
 	// could not be read with the gate's credentials. The fix is read
 	// access for the gate, not a signature.
 	AccessDenied bool
+	// Refused: one of the verifier's own rules stopped the reads of the
+	// signatures (Reason "signatures could not be read"), e.g. the network
+	// guard (Refused.Guard). The fix is the gate's configuration, not a
+	// signature. Shared, not copied, by clone: treat it as read-only.
+	Refused *RefusedError
 }
 
 func (e *NotVerifiedError) Error() string {
@@ -142,11 +147,37 @@ type RefusedError struct {
 	Op  string // "resolve"
 	Ref string
 	// Rule names the rule and what to do, in the verifier's own words,
-	// e.g. "its address is in a blocked network; list it in
-	// registry.allowedHosts if it is trusted" ("it" is the registry).
+	// e.g. "it is blocked by the network guard (loopback); list it in
+	// registry.allowedHosts if it is trusted" ("it" is the registry). The
+	// remedy names the gate configuration's keys; callers with other
+	// means (command line flags) build their own from Kind and Guard.
 	Rule string
-	Err  error
+	// Kind says which rule refused; "" for the rules without a setting to
+	// change (body too large, digest mismatch, too many redirects,
+	// withheld credentials).
+	Kind Refusal
+	// Guard is the network guard's refusal (Kind RefusalNetworkGuard):
+	// the host:port refused and the kind of network it is in.
+	Guard *BlockedError
+	Err   error
 }
+
+// Refusal is the kind of a RefusedError whose remedy is a setting.
+type Refusal string
+
+const (
+	// RefusalNetworkGuard: the address is in a blocked network; the remedy
+	// is Options.AllowedHosts (registry.allowedHosts, --allow-host).
+	RefusalNetworkGuard Refusal = "network guard"
+	// RefusalPlainHTTP: the registry answered in plain HTTP; the remedy is
+	// Options.InsecureRegistries (registry.insecureRegistries,
+	// --insecure-registry).
+	RefusalPlainHTTP Refusal = "plain HTTP"
+	// RefusalTokenRealm: the registry named a token service on another
+	// host that is not allowed; the remedy is Options.TokenRealms
+	// (registry.tokenRealms).
+	RefusalTokenRealm Refusal = "token realm"
+)
 
 func (e *RefusedError) Error() string { return fmt.Sprintf("%s %s: %v", e.Op, e.Ref, e.Err) }
 
@@ -184,7 +215,16 @@ func (e *AnswerError) Problem() string {
 // above: the one place registry errors are classified.
 func classify(op, ref string, err error) error {
 	if rule := ruleProblem(err); rule != "" {
-		return &RefusedError{Op: op, Ref: ref, Rule: rule, Err: err}
+		r := &RefusedError{Op: op, Ref: ref, Rule: rule, Err: err}
+		switch {
+		case errors.As(err, &r.Guard):
+			r.Kind = RefusalNetworkGuard
+		case errors.Is(err, errPlainHTTP):
+			r.Kind = RefusalPlainHTTP
+		case errors.Is(err, errRealmRefused):
+			r.Kind = RefusalTokenRealm
+		}
+		return r
 	}
 	if transient(err) {
 		return undecided(op, ref, err)
@@ -292,7 +332,11 @@ func ruleProblem(err error) string {
 	case err == nil:
 		return ""
 	case errors.Is(err, errBlocked):
-		return "its address is in a blocked network; list it in registry.allowedHosts if it is trusted"
+		var b *BlockedError
+		if errors.As(err, &b) {
+			return "it " + b.Problem() + "; list it in registry.allowedHosts if it is trusted"
+		}
+		return "it is blocked by the network guard; list it in registry.allowedHosts if it is trusted"
 	case errors.Is(err, errPlainHTTP):
 		return "it answered in plain HTTP; list it in registry.insecureRegistries if that is intended"
 	case errors.Is(err, errTooLarge):

@@ -176,7 +176,7 @@ func TestResolveErrorTypes(t *testing.T) {
 		{name: "timeout", fault: stall, opts: stalled, wantKind: "undecided", wantProblem: "timed out"},
 		{
 			name: "blocked network", opts: blockedHost, wantKind: "refused",
-			wantProblem: "its address is in a blocked network; list it in registry.allowedHosts if it is trusted",
+			wantProblem: "it is blocked by the network guard (loopback); list it in registry.allowedHosts if it is trusted",
 		},
 		{
 			name: "plain HTTP refused", opts: plainHTTP, wantKind: "refused",

@@ -150,7 +150,7 @@ func (g dialGuard) checkTarget(ctx context.Context, u *url.URL) error {
 		return fmt.Errorf("resolve %s before asking the proxy: %w", host, err)
 	}
 	for _, ip := range ips {
-		if err := g.check(host, netip.AddrPortFrom(ip, 0).String()); err != nil {
+		if err := g.check(addr, netip.AddrPortFrom(ip, 0).String()); err != nil {
 			return fmt.Errorf("proxy to %s:%s: %w", host, port, err)
 		}
 	}
@@ -177,22 +177,21 @@ func (g dialGuard) DialContext(ctx context.Context, network, addr string) (net.C
 	d := net.Dialer{Timeout: DefaultTimeout, KeepAlive: 30 * time.Second}
 	if !g.allowed[strings.ToLower(addr)] && !g.allowed[strings.ToLower(host)] {
 		d.Control = func(_, address string, _ syscall.RawConn) error {
-			return g.check(host, address)
+			return g.check(addr, address)
 		}
 	}
 	return d.DialContext(ctx, network, addr)
 }
 
-func (g dialGuard) check(host, address string) error {
+// check refuses address (an ip:port hostport resolved to) with a
+// *BlockedError when it is in a blocked network.
+func (g dialGuard) check(hostport, address string) error {
 	ap, err := netip.ParseAddrPort(address)
 	if err != nil {
-		return fmt.Errorf("dial %s: %w", host, err)
+		return fmt.Errorf("dial %s: %w", hostport, err)
 	}
-	ip := ap.Addr().Unmap()
-	for _, p := range g.blocked {
-		if p.Contains(ip) {
-			return fmt.Errorf("dial %s: %s: %w (list the registry in allowedHosts if it is trusted)", host, ip, errBlocked)
-		}
+	if b := blocked(g.blocked, hostport, ap.Addr().Unmap()); b != nil {
+		return b
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package verifier
 import (
 	"errors"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"testing"
 )
@@ -33,6 +34,48 @@ func TestDialGuard(t *testing.T) {
 			err := g.check("registry.example", tc.address)
 			if got := errors.Is(err, errBlocked); got != tc.blocked {
 				t.Errorf("blocked = %v (%v), want %v", got, err, tc.blocked)
+			}
+		})
+	}
+}
+
+// TestDialGuardNetwork: the guard's refusal names the host:port and the
+// kind of network the address is in.
+func TestDialGuardNetwork(t *testing.T) {
+	t.Parallel()
+	custom := netip.MustParsePrefix("10.20.0.0/16")
+	g := dialGuard{blocked: append(DefaultBlockedNetworks(), custom)}
+	tests := []struct {
+		address, class, network string
+	}{
+		{"127.0.0.1:5000", NetworkLoopback, "loopback"},
+		{"[::1]:443", NetworkLoopback, "loopback"},
+		{"[::ffff:127.0.0.1]:443", NetworkLoopback, "loopback"},
+		{"169.254.169.254:80", NetworkMetadata, "cloud metadata address 169.254.169.254"},
+		{"169.254.10.1:443", NetworkLinkLocal, "link-local"},
+		{"[fe80::1]:443", NetworkLinkLocal, "link-local"},
+		{"0.0.0.0:443", NetworkUnspecified, "unspecified"},
+		{"[::]:443", NetworkUnspecified, "unspecified"},
+		{"224.0.0.1:443", NetworkMulticast, "multicast"},
+		{"[ff02::1]:443", NetworkMulticast, "multicast"},
+		{"10.20.3.4:443", NetworkConfigured, "a blocked network 10.20.0.0/16"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.address, func(t *testing.T) {
+			err := g.check("registry.example:5000", tc.address)
+			var b *BlockedError
+			if !errors.As(err, &b) || !errors.Is(err, errBlocked) {
+				t.Fatalf("check = %v, want a *BlockedError", err)
+			}
+			if b.Host != "registry.example:5000" || b.Class != tc.class || b.Network() != tc.network {
+				t.Errorf("BlockedError %+v (Network %q), want host registry.example:5000, class %q, network %q", b, b.Network(), tc.class, tc.network)
+			}
+			r, ok := classify("resolve", "registry.example:5000/app:v1", err).(*RefusedError)
+			if !ok || r.Kind != RefusalNetworkGuard || r.Guard != b {
+				t.Errorf("classify = %#v, want a RefusedError of Kind %q carrying the BlockedError", r, RefusalNetworkGuard)
+			}
+			if want := "it is blocked by the network guard (" + tc.network + "); list it in registry.allowedHosts if it is trusted"; r != nil && r.Rule != want {
+				t.Errorf("Rule = %q, want %q", r.Rule, want)
 			}
 		})
 	}

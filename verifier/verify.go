@@ -439,6 +439,7 @@ type tally struct {
 	details    []string
 	unread     bool            // some signatures could not be read (definite)
 	denied     bool            // ... because the registry answered 401/403
+	refused    *RefusedError   // ... first because of one of the verifier's own rules
 	byClassic  bool            // a classic signature verified
 	byBundle   bool            // a bundle verified
 	trouble    *UndecidedError // first transient failure
@@ -510,6 +511,10 @@ func (t *tally) fail(what string, err error) {
 		return
 	case *AccessDeniedError:
 		t.denied = true
+	case *RefusedError:
+		if t.refused == nil { // Ref is set by result
+			t.refused = c
+		}
 	}
 	t.unread = true
 	t.reject(what, err)
@@ -535,11 +540,14 @@ func (t *tally) result(d name.Digest) ([]string, error) {
 		t.details = append(t.details[:maxDetails], fmt.Sprintf("and %d more", len(t.details)-maxDetails))
 	}
 	nv := &NotVerifiedError{Digest: d, Details: t.details}
+	if t.refused != nil {
+		t.refused.Ref = d.String()
+	}
 	switch {
 	case t.signatures == 0 && t.denied:
 		nv.Reason, nv.AccessDenied = "the registry denied signgate read access to the signatures", true
 	case t.signatures == 0 && t.unread:
-		nv.Reason = "signatures could not be read"
+		nv.Reason, nv.Refused = "signatures could not be read", t.refused
 	case t.signatures == 0:
 		nv.Reason = "no signatures found"
 	case len(t.ok) == 0:

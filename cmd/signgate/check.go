@@ -179,6 +179,14 @@ func runCheck(ctx context.Context, opts checkOptions, newGate gateFactory, stdin
 		fmt.Fprintf(stderr, "signgate check: write report: %v\n", err)
 		return exitUsage
 	}
+	if w, ok := gate.(refusalReporter); ok {
+		if refused := w.refusals(); len(refused) > 0 {
+			for _, msg := range refused {
+				fmt.Fprintf(stderr, "signgate check: %s\n", msg)
+			}
+			return exitUsage // a configuration problem, not a denial
+		}
+	}
 	return r.exitCode()
 }
 

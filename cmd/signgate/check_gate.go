@@ -24,17 +24,26 @@ func newCheckGate(_ context.Context, opts checkOptions, ms []manifest) (admissio
 	if err != nil {
 		return nil, err
 	}
-	var v admission.Verifier = offlineVerifier{}
-	if !opts.Offline {
-		if v, err = verifier.New(checkVerifierOptions(cfg, opts)); err != nil {
-			return nil, fmt.Errorf("configure the verifier: %w", err)
-		}
-	}
-	return admission.NewGate(admission.Options{
-		Verifier: v,
+	gopts := admission.Options{
+		Verifier: offlineVerifier{},
 		Policies: policies,
 		Config:   admission.StaticConfig{Config: cfg},
-	})
+		Remedies: checkRemedies(opts),
+	}
+	if opts.Offline {
+		return admission.NewGate(gopts)
+	}
+	v, err := verifier.New(checkVerifierOptions(cfg, opts))
+	if err != nil {
+		return nil, fmt.Errorf("configure the verifier: %w", err)
+	}
+	watch := &refusalWatch{Verifier: v, remedies: gopts.Remedies}
+	gopts.Verifier = watch
+	gate, err := admission.NewGate(gopts)
+	if err != nil {
+		return nil, err
+	}
+	return watchedGate{Gate: gate, watch: watch}, nil
 }
 
 func loadCheckConfig(file string) (*policy.Config, error) {

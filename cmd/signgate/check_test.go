@@ -630,3 +630,37 @@ func TestCheckExitCode(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckGuardRefusal: a registry the network guard refuses is a
+// configuration problem: check reports the objects, says on stderr which
+// registry the guard blocked and how to allow it, and exits 2. The remedy
+// is --allow-host without --config, registry.allowedHosts with it.
+func TestCheckGuardRefusal(t *testing.T) {
+	t.Parallel()
+	e := newCheckEnv(t)
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		remedy string
+	}{
+		{"flags", nil, "pass --allow-host " + e.reg.Host},
+		{"config", []string{"--config", e.path("config/prod.yaml")}, "list it in registry.allowedHosts if it is trusted"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			want := "registry " + e.reg.Host + " is blocked by the network guard (loopback); " + tc.remedy
+			args := append([]string{"check", "--policy-dir", e.policies, "--insecure-registry", e.reg.Host, "-f", e.path("single/web.yaml")}, tc.args...)
+			var out, errOut bytes.Buffer
+			code := run(context.Background(), args, &out, &errOut)
+			if code != exitUsage {
+				t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, exitUsage, &out, &errOut)
+			}
+			if !strings.Contains(errOut.String(), "signgate check: "+want+"\n") {
+				t.Errorf("stderr does not say %q:\n%s", want, &errOut)
+			}
+			if !strings.Contains(out.String(), want) {
+				t.Errorf("the report does not say %q:\n%s", want, &out)
+			}
+		})
+	}
+}

@@ -147,11 +147,11 @@ func runVerify(ctx context.Context, opts verifyOptions, stdout io.Writer) (int, 
 
 	d, err := v.Resolve(ctx, ref)
 	if err != nil {
-		return failure(err, "check the image name and that you can pull it; for a registry on loopback use --allow-host, for plain HTTP --insecure-registry")
+		return verifyFailure(ref.Context().RegistryStr(), err, "check the image name and that you can pull it; for a registry on loopback use --allow-host, for plain HTTP --insecure-registry")
 	}
 	res, err := v.Verify(ctx, d, set)
 	if err != nil {
-		return failure(err, fmt.Sprintf("sign it with `cosign sign --key cosign.key %s`, or pass the --key it was signed with", d))
+		return verifyFailure(ref.Context().RegistryStr(), err, fmt.Sprintf("sign it with `cosign sign --key cosign.key %s`, or pass the --key it was signed with", d))
 	}
 	fmt.Fprintln(stdout, pinned(opts.Image, ref, d))
 	fmt.Fprintf(stdout, "verified by: %s\n", strings.Join(res.Verified, ", "))

@@ -82,8 +82,20 @@ func TestVerifyCmd(t *testing.T) {
 		{
 			name:       "loopback registry not allowed",
 			args:       []string{image + ":v1", "--key", aliceKey},
-			wantCode:   exitDenied,
-			wantStderr: []string{"allowedHosts", "--allow-host"},
+			wantCode:   exitUsage,
+			wantStderr: []string{"signgate verify: registry " + reg.Host + " is blocked by the network guard (loopback); pass --allow-host " + reg.Host + "\n"},
+		},
+		{
+			name:       "loopback registry not allowed, digest",
+			args:       []string{image + "@" + signed.DigestStr(), "--key", aliceKey},
+			wantCode:   exitUsage,
+			wantStderr: []string{"signgate verify: registry " + reg.Host + " is blocked by the network guard (loopback); pass --allow-host " + reg.Host + "\n"},
+		},
+		{
+			name:       "plain HTTP not allowed, digest",
+			args:       []string{image + "@" + signed.DigestStr(), "--key", aliceKey, "--allow-host", reg.Host},
+			wantCode:   exitUsage,
+			wantStderr: []string{"signgate verify: refused to use registry " + reg.Host + ": it answered in plain HTTP; pass --insecure-registry " + reg.Host + " if that is intended\n"},
 		},
 		{name: "no image", args: []string{"--key", aliceKey}, wantCode: exitUsage, wantStderr: []string{"want exactly one IMAGE"}},
 		{name: "no key", args: []string{image + ":v1"}, wantCode: exitUsage, wantStderr: []string{"no --key given"}},
