@@ -169,8 +169,9 @@ func NewGate(opts Options) (*Gate, error) {
 
 // verdict is a decision plus what the boundary logs about it.
 type verdict struct {
-	resp   *admissionv1.AdmissionResponse
-	images []string
+	resp     *admissionv1.AdmissionResponse
+	images   []string
+	findings []Finding // only when asked for (ValidateFindings, MutateFindings)
 }
 
 // Mutate answers the mutating webhook: a JSON patch pinning every image
@@ -204,12 +205,14 @@ func evaluated(op admissionv1.Operation) bool {
 // or UPDATE: missing, lower case, unknown, or one the webhooks are not
 // registered for (DELETE, CONNECT). It is a denial, never an allow: such a
 // review did not come from an API server configured as the chart does.
-func outsideProtocol(op admissionv1.Operation) *admissionv1.AdmissionResponse {
+//
+// It returns the line of the denial.
+func outsideProtocol(op admissionv1.Operation) string {
 	got := "the review names no operation"
 	if op != "" {
 		got = fmt.Sprintf("operation %.64q is not reviewed", op)
 	}
-	return denied([]string{got + ": signgate reviews CREATE and UPDATE only (upper case); register its webhooks for CREATE and UPDATE, as the chart does"})
+	return got + ": signgate reviews CREATE and UPDATE only (upper case); register its webhooks for CREATE and UPDATE, as the chart does"
 }
 
 func requestKind(req *admissionv1.AdmissionRequest) groupKind {

@@ -94,13 +94,16 @@ func (e *evaluation) cached(c *imageCheck, set verifier.AuthoritySet) (r checked
 // the lines written: an admitted image needs none.
 func (e *evaluation) imageChecks(f policy.ImageField) []imageCheck {
 	if f.Image == "" {
-		e.f.deny = append(e.f.deny, f.Path(e.pod.Prefix)+": image is empty; set an image reference")
+		path := f.Path(e.pod.Prefix)
+		e.f.record(SeverityDeny, "", Finding{Code: CodeImageEmpty, Field: path, Message: path + ": image is empty; set an image reference"})
 		return nil
 	}
 	parsed := e.gate.refs.parse(f.Image)
 	ref := parsed.ref
 	if parsed.err != nil {
-		e.f.deny = append(e.f.deny, fmt.Sprintf("%s %q: not a valid image reference (want host/repository[:tag]@sha256:<64 hex digits>); fix the image name", f.Path(e.pod.Prefix), f.Image))
+		path := f.Path(e.pod.Prefix)
+		e.f.record(SeverityDeny, "", Finding{Code: CodeImageInvalid, Field: path, Image: f.Image,
+			Message: fmt.Sprintf("%s %q: not a valid image reference (want host/repository[:tag]@sha256:<64 hex digits>); fix the image name", path, f.Image)})
 		return nil
 	}
 	if _, pinned := ref.(name.Digest); !pinned && !e.pod.Workload {
@@ -116,10 +119,14 @@ func (e *evaluation) imageChecks(f policy.ImageField) []imageCheck {
 		r := &reqs[i]
 		switch {
 		case r.Err != nil:
-			e.f.deny = append(e.f.deny, fmt.Sprintf("%s %q: %s; fix the policy", f.Path(e.pod.Prefix), f.Image, oneLine(r.Err.Error())))
+			path := f.Path(e.pod.Prefix)
+			e.f.record(SeverityDeny, "", e.about(CodePolicyInvalid, path, f.Image, r,
+				fmt.Sprintf("%s %q: %s; fix the policy", path, f.Image, oneLine(r.Err.Error()))))
 		case r.Static == policy.StaticPass:
 		case r.Static == policy.StaticFail:
-			e.f.add(r.Mode, auditImagePolicy, fmt.Sprintf("%s %q: rejected by %s (static fail)", f.Path(e.pod.Prefix), f.Image, r.Policy))
+			path := f.Path(e.pod.Prefix)
+			e.f.add(r.Mode, auditImagePolicy, e.about(CodeStaticFail, path, f.Image, r,
+				fmt.Sprintf("%s %q: rejected by %s (static fail)", path, f.Image, r.Policy)))
 		default:
 			checks = append(checks, imageCheck{field: f, ref: ref, req: r, key: parsed.name + "\x00" + r.Policy})
 		}
@@ -132,14 +139,17 @@ func (e *evaluation) imageChecks(f policy.ImageField) []imageCheck {
 // pinned it either: that is undecided, and says retry.
 func (e *evaluation) unpinned(path, image, registry string, resolveErr error) {
 	if resolveErr != nil && isTransient(resolveErr) {
-		e.f.retry = append(e.f.retry, fmt.Sprintf("%s %q: must be pinned by digest and the tag cannot be resolved now: %s", path, image, registryProblem(registry, resolveErr, e.gate.remedies)))
+		e.f.record(SeverityRetry, "", Finding{Code: CodeImageUnpinned, Field: path, Image: image,
+			Message: fmt.Sprintf("%s %q: must be pinned by digest and the tag cannot be resolved now: %s", path, image, registryProblem(registry, resolveErr, e.gate.remedies))})
 		return
 	}
 	if refused := (*verifier.RefusedError)(nil); errors.As(resolveErr, &refused) && refused.Kind != "" {
-		e.f.deny = append(e.f.deny, fmt.Sprintf("%s %q: must be pinned by digest and the tag cannot be resolved: %s", path, image, registryProblem(registry, resolveErr, e.gate.remedies)))
+		e.f.record(SeverityDeny, "", Finding{Code: CodeRegistryRefused, Field: path, Image: image,
+			Message: fmt.Sprintf("%s %q: must be pinned by digest and the tag cannot be resolved: %s", path, image, registryProblem(registry, resolveErr, e.gate.remedies))})
 		return
 	}
-	e.f.deny = append(e.f.deny, fmt.Sprintf("%s %q: must be pinned by digest; write it as repo:tag@sha256:<digest> or make sure signgate's mutating webhook is installed", path, image))
+	e.f.record(SeverityDeny, "", Finding{Code: CodeImageUnpinned, Field: path, Image: image,
+		Message: fmt.Sprintf("%s %q: must be pinned by digest; write it as repo:tag@sha256:<digest> or make sure signgate's mutating webhook is installed", path, image)})
 }
 
 // unmatched applies unmatchedImages to an image no policy covers.
@@ -149,18 +159,19 @@ func (e *evaluation) unmatched(f policy.ImageField, repo imageref.Repo, namespac
 	if e.cfg.UnmatchedImages == policy.UnmatchedAllow {
 		return
 	}
+	path := f.Path(e.pod.Prefix)
 	line := fmt.Sprintf("%s %q: no ClusterImagePolicy or ImagePolicy in namespace %s covers %s; add a policy for it or use an image one covers",
-		f.Path(e.pod.Prefix), f.Image, e.req.Namespace, repo)
+		path, f.Image, e.req.Namespace, repo)
 	if namespaced {
 		line = fmt.Sprintf("%s %q: no ClusterImagePolicy covers %s, and ImagePolicies of namespace %s only add requirements (policies.namespacePoliciesCoverImages is off); "+
 			"ask the cluster administrator for a ClusterImagePolicy that covers it, or use an image one covers",
-			f.Path(e.pod.Prefix), f.Image, repo, e.req.Namespace)
+			path, f.Image, repo, e.req.Namespace)
 	}
+	sev := SeverityDeny
 	if e.cfg.UnmatchedImages == policy.UnmatchedWarn {
-		e.f.warn = append(e.f.warn, line)
-		return
+		sev = SeverityWarn
 	}
-	e.f.deny = append(e.f.deny, line)
+	e.f.record(sev, "", Finding{Code: CodeImageUnmatched, Field: path, Image: f.Image, Message: line})
 }
 
 // verifyTask resolves the reference if needed (templates) and verifies the
@@ -199,27 +210,39 @@ func (e *evaluation) judge(c imageCheck, r checked) {
 	var notVerified *verifier.NotVerifiedError
 	switch {
 	case r.err == nil:
-		e.f.add(c.req.Mode, auditImagePolicy, fmt.Sprintf("%s %q: %s for %s (need %d of: %s; verified: %s); %s",
-			path, c.field.Image, "not enough valid signatures", c.req.Policy, threshold, authorityNames(c.req), strings.Join(r.result.Verified, ", "), e.signAdvice()))
+		e.f.add(c.req.Mode, auditImagePolicy, e.about(CodeNotEnoughSignatures, path, c.field.Image, c.req, fmt.Sprintf("%s %q: %s for %s (need %d of: %s; verified: %s); %s",
+			path, c.field.Image, "not enough valid signatures", c.req.Policy, threshold, authorityNames(c.req), strings.Join(r.result.Verified, ", "), e.signAdvice())))
 	case errors.As(r.err, &notVerified) && notVerified.AccessDenied:
-		e.f.add(c.req.Mode, auditImagePolicy, fmt.Sprintf("%s %q: cannot verify against %s: %s; give signgate credentials that can read %s (registry credentials of the gate, docs/helm.md)",
-			path, c.field.Image, c.req.Policy, notVerified.Reason, notVerified.Digest.Context()))
+		e.f.add(c.req.Mode, auditImagePolicy, e.about(CodeRegistryAccessDenied, path, c.field.Image, c.req, fmt.Sprintf("%s %q: cannot verify against %s: %s; give signgate credentials that can read %s (registry credentials of the gate, docs/helm.md)",
+			path, c.field.Image, c.req.Policy, notVerified.Reason, notVerified.Digest.Context())))
 	case errors.As(r.err, &notVerified) && notVerified.Refused != nil:
-		e.f.add(c.req.Mode, auditImagePolicy, fmt.Sprintf("%s %q: cannot verify against %s: %s",
-			path, c.field.Image, c.req.Policy, registryProblem(c.ref.Context().RegistryStr(), r.err, e.gate.remedies)))
+		e.f.add(c.req.Mode, auditImagePolicy, e.about(CodeRegistryRefused, path, c.field.Image, c.req, fmt.Sprintf("%s %q: cannot verify against %s: %s",
+			path, c.field.Image, c.req.Policy, registryProblem(c.ref.Context().RegistryStr(), r.err, e.gate.remedies))))
 	case errors.As(r.err, &notVerified):
-		e.f.add(c.req.Mode, auditImagePolicy, fmt.Sprintf("%s %q: %s for %s (need %d of: %s); %s",
-			path, c.field.Image, notVerified.Reason, c.req.Policy, threshold, authorityNames(c.req), e.signAdvice()))
+		e.f.add(c.req.Mode, auditImagePolicy, e.about(CodeNotVerified, path, c.field.Image, c.req, fmt.Sprintf("%s %q: %s for %s (need %d of: %s); %s",
+			path, c.field.Image, notVerified.Reason, c.req.Policy, threshold, authorityNames(c.req), e.signAdvice())))
 	case isTransient(r.err):
-		line := fmt.Sprintf("%s %q: cannot verify against %s: %s", path, c.field.Image, c.req.Policy, registryProblem(c.ref.Context().RegistryStr(), r.err, e.gate.remedies))
+		d := e.about(CodeRegistryUndecided, path, c.field.Image, c.req,
+			fmt.Sprintf("%s %q: cannot verify against %s: %s", path, c.field.Image, c.req.Policy, registryProblem(c.ref.Context().RegistryStr(), r.err, e.gate.remedies)))
 		if c.req.Mode == policy.ModeEnforce || c.req.Mode == "" {
-			e.f.retry = append(e.f.retry, line)
+			e.f.record(SeverityRetry, "", d)
 		} else {
-			e.f.add(c.req.Mode, auditImagePolicy, line)
+			e.f.add(c.req.Mode, auditImagePolicy, d)
 		}
 	default: // neither verified nor a known failure: fail closed
-		e.f.add(c.req.Mode, auditImagePolicy, fmt.Sprintf("%s %q: cannot verify against %s: %s", path, c.field.Image, c.req.Policy, registryProblem(c.ref.Context().RegistryStr(), r.err, e.gate.remedies)))
+		e.f.add(c.req.Mode, auditImagePolicy, e.about(CodeRegistryError, path, c.field.Image, c.req,
+			fmt.Sprintf("%s %q: cannot verify against %s: %s", path, c.field.Image, c.req.Policy, registryProblem(c.ref.Context().RegistryStr(), r.err, e.gate.remedies))))
 	}
+}
+
+// about is the finding of an image under a policy requirement. The
+// authorities' names are listed only when findings are wanted.
+func (e *evaluation) about(code Code, path, image string, r *policy.Requirement, line string) Finding {
+	d := Finding{Code: code, Field: path, Image: image, Policy: r.Policy, Message: line}
+	if e.f.structured && r.Err == nil {
+		d.Authorities = r.Authorities.Names()
+	}
+	return d
 }
 
 func (e *evaluation) signAdvice() string {

@@ -27,8 +27,14 @@ type pin struct {
 // mutate pins images: pods always (CREATE, UPDATE, the ephemeralcontainers
 // subresource), workload templates when pinning.workloadTemplates is on.
 func (g *Gate) mutate(ctx context.Context, req *admissionv1.AdmissionRequest) verdict {
+	return g.mutateWith(ctx, req, false)
+}
+
+// mutateWith is mutate, with the findings behind its warnings as values
+// when structured.
+func (g *Gate) mutateWith(ctx context.Context, req *admissionv1.AdmissionRequest, structured bool) verdict {
 	if !evaluated(req.Operation) {
-		return verdict{resp: outsideProtocol(req.Operation)}
+		return oneVerdict(nil, one(structured, SeverityDeny, Finding{Code: CodeOperationNotReviewed, Message: outsideProtocol(req.Operation)}))
 	}
 	cfg := g.config.Current()
 	gk := requestKind(req)
@@ -38,20 +44,30 @@ func (g *Gate) mutate(ctx context.Context, req *admissionv1.AdmissionRequest) ve
 	pod, err := extractPod(gk, req.Object.Raw)
 	if err != nil {
 		// Nothing to pin; the validating webhook denies what it cannot read.
-		return verdict{resp: allowed([]string{"signgate: cannot pin images: " + err.Error()})}
+		line := "signgate: cannot pin images: " + err.Error()
+		v := verdict{resp: allowed([]string{line})}
+		if structured {
+			v.findings = []Finding{{Severity: SeverityWarn, Code: CodeObjectInvalid, Message: line}}
+		}
+		return v
 	}
 	fields := policy.Images(pod.Spec)
-	pins, warnings := g.pinsFor(req, gk, pod, fields)
-	ops, more := g.resolvePins(ctx, pod.Prefix, pins)
-	warnings = append(warnings, more...)
-	v := verdict{images: imageStrings(fields)}
+	w := findings{structured: structured}
+	pins := g.pinsFor(req, gk, pod, fields, &w)
+	ops := g.resolvePins(ctx, pod.Prefix, pins, &w)
+	warnings := w.warn
+	v := verdict{images: imageStrings(fields), findings: w.list}
 	if len(ops) == 0 {
 		v.resp = allowed(sortedLines(warnings))
 		return v
 	}
 	patch, err := json.Marshal(ops)
 	if err != nil {
-		v.resp = allowed(append(sortedLines(warnings), "signgate: cannot pin images: "+err.Error()))
+		line := "signgate: cannot pin images: " + err.Error()
+		v.resp = allowed(append(sortedLines(warnings), line))
+		if structured {
+			v.findings = append(v.findings, Finding{Severity: SeverityWarn, Code: CodePinFailed, Message: line})
+		}
 		return v
 	}
 	v.resp = patched(patch, sortedLines(warnings))
@@ -71,7 +87,7 @@ func (g *Gate) pinnable(cfg *policy.Config, gk groupKind, subresource string) bo
 // in this request. On UPDATE an image equal to the old object's at the same
 // place is left alone: rewriting it would restart a running container, and
 // existing ephemeral containers cannot be changed at all.
-func (g *Gate) pinsFor(req *admissionv1.AdmissionRequest, gk groupKind, pod podTemplate, fields []policy.ImageField) ([]pin, []string) {
+func (g *Gate) pinsFor(req *admissionv1.AdmissionRequest, gk groupKind, pod podTemplate, fields []policy.ImageField, w *findings) []pin {
 	old := map[string]string{}
 	if req.Operation == admissionv1.Update {
 		if prev, err := extractPod(gk, req.OldObject.Raw); err == nil {
@@ -81,7 +97,6 @@ func (g *Gate) pinsFor(req *admissionv1.AdmissionRequest, gk groupKind, pod podT
 		}
 	}
 	var pins []pin
-	var warnings []string
 	for _, f := range fields {
 		if f.Image == "" {
 			continue
@@ -92,7 +107,9 @@ func (g *Gate) pinsFor(req *admissionv1.AdmissionRequest, gk groupKind, pod podT
 		parsed := g.refs.parse(f.Image)
 		ref := parsed.ref
 		if parsed.err != nil {
-			warnings = append(warnings, fmt.Sprintf("%s %q: cannot pin: not a valid image reference", f.Path(pod.Prefix), f.Image))
+			path := f.Path(pod.Prefix)
+			w.record(SeverityWarn, "", Finding{Code: CodeImageInvalid, Field: path, Image: f.Image,
+				Message: fmt.Sprintf("%s %q: cannot pin: not a valid image reference", path, f.Image)})
 			continue
 		}
 		if _, pinned := ref.(name.Digest); pinned {
@@ -100,7 +117,7 @@ func (g *Gate) pinsFor(req *admissionv1.AdmissionRequest, gk groupKind, pod podT
 		}
 		pins = append(pins, pin{field: f, ref: ref})
 	}
-	return pins, warnings
+	return pins
 }
 
 // resolved is the outcome of one tag resolution.
@@ -111,10 +128,10 @@ type resolved struct {
 
 // resolvePins resolves every pin (each distinct reference once), cached
 // tags on this goroutine and the others in parallel, and returns the patch
-// operations, in field order, and a warning per failure. A failure leaves
+// operations, in field order, recording a warning per failure in w. A failure leaves
 // the image as written: the validating webhook then denies it with the
 // reason, so nothing fails open.
-func (g *Gate) resolvePins(ctx context.Context, prefix string, pins []pin) ([]patchOp, []string) {
+func (g *Gate) resolvePins(ctx context.Context, prefix string, pins []pin, w *findings) []patchOp {
 	index := map[string]int{}
 	var results []resolved
 	var misses []int // indexes into results of the tasks
@@ -141,16 +158,17 @@ func (g *Gate) resolvePins(ctx context.Context, prefix string, pins []pin) ([]pa
 		results[misses[i]] = r
 	}
 	var ops []patchOp
-	var warnings []string
 	for _, p := range pins {
 		r := results[index[p.ref.Name()]]
 		if r.err != nil {
-			warnings = append(warnings, fmt.Sprintf("%s %q: cannot pin to a digest: %s; the validating webhook will deny it unpinned", p.field.Path(prefix), p.field.Image, registryProblem(p.ref.Context().RegistryStr(), r.err, g.remedies)))
+			path := p.field.Path(prefix)
+			w.record(SeverityWarn, "", Finding{Code: CodePinFailed, Field: path, Image: p.field.Image,
+				Message: fmt.Sprintf("%s %q: cannot pin to a digest: %s; the validating webhook will deny it unpinned", path, p.field.Image, registryProblem(p.ref.Context().RegistryStr(), r.err, g.remedies))})
 			continue
 		}
 		ops = append(ops, patchOp{Op: "replace", Path: p.field.JSONPointer(prefix), Value: p.field.Image + "@" + r.digest.DigestStr()})
 	}
-	return ops, warnings
+	return ops
 }
 
 // resolveCached returns the digest of ref when the verifier knows it

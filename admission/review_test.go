@@ -75,67 +75,71 @@ func checkGolden(t *testing.T, e *env, name string, r *admissionv1.AdmissionResp
 	}
 }
 
+// reviewCases are the reviews of TestReviews (and TestFindingsAreTheLines),
+// each with the configuration of its gate.
+var reviewCases = []struct {
+	name   string
+	config string
+}{
+	// validate: signatures
+	{"validate-pod-signed", configDefault},
+	{"validate-pod-bundle-signed", configDefault},
+	{"validate-pod-unsigned", configDefault},
+	{"validate-pod-wrong-key", configDefault},
+	{"validate-pod-unpinned", configDefault},
+	{"validate-pod-tag-and-digest", configDefault},
+	{"validate-pod-unmatched", configDefault},
+	{"validate-pod-invalid-policy", configDefault},
+	{"validate-pod-static-pass", configDefault},
+	{"validate-pod-invalid-reference", configDefault},
+	{"validate-pod-every-container-kind", configDefault},
+	{"validate-pod-forged-annotations", configDefault},
+	{"validate-pod-dry-run", configDefault},
+	{"validate-pod-deletion-timestamp", configDefault},
+	{"validate-pod-unknown-subresource", configDefault},
+	{"validate-pod-ephemeral-update", configDefault},
+	{"validate-pod-image-update", configDefault},
+	{"validate-pod-exempt-namespace", configDefault},
+	{"validate-pod-gate-namespace", configDefault},
+	{"validate-pod-null-object", configDefault},
+	{"validate-pod-delete", configDefault},
+	{"validate-pod-operation-lowercase", configDefault},
+	{"validate-pod-operation-missing", configDefault},
+	{"validate-pod-operation-unknown", configDefault},
+	// validate: modes, Pod Security, hardening
+	{"validate-pod-warn-mode", configDefault},
+	{"validate-pod-audit-mode", configDefault},
+	{"validate-pod-privileged", configDefault},
+	{"validate-pod-hardening", configDefault},
+	// validate: workloads
+	{"validate-deployment-signed-tag", configDefault},
+	{"validate-deployment-unsigned", configDefault},
+	{"validate-replicaset-privileged", configDefault},
+	{"validate-statefulset-unsigned", configDefault},
+	{"validate-daemonset-unsigned", configDefault},
+	{"validate-job-unsigned", configDefault},
+	{"validate-cronjob-unsigned", configDefault},
+	{"validate-replicationcontroller-unsigned", configDefault},
+	{"validate-podtemplate-unsigned", configDefault},
+	{"validate-deployment-privileged-workloads-warn", configWorkloadsWarn},
+	{"validate-deployment-replicas-update", configDefault},
+	// mutate
+	{"mutate-pod-tags", configDefault},
+	{"mutate-pod-pinned", configDefault},
+	{"mutate-pod-unknown-tag", configDefault},
+	{"mutate-pod-ephemeral-update", configDefault},
+	{"mutate-deployment-default", configDefault},
+	{"mutate-deployment-pin-templates", configPinTemplates},
+	{"mutate-cronjob-pin-templates", configPinTemplates},
+	{"mutate-pod-delete", configDefault},
+	{"mutate-pod-operation-lowercase", configDefault},
+}
+
 // TestReviews runs every review in testdata/reviews through the real
 // handler and compares the response with its golden file. Reviews named
 // mutate-* go to /mutate, the others to /validate.
 func TestReviews(t *testing.T) {
-	cases := []struct {
-		name   string
-		config string
-	}{
-		// validate: signatures
-		{"validate-pod-signed", configDefault},
-		{"validate-pod-bundle-signed", configDefault},
-		{"validate-pod-unsigned", configDefault},
-		{"validate-pod-wrong-key", configDefault},
-		{"validate-pod-unpinned", configDefault},
-		{"validate-pod-tag-and-digest", configDefault},
-		{"validate-pod-unmatched", configDefault},
-		{"validate-pod-invalid-policy", configDefault},
-		{"validate-pod-static-pass", configDefault},
-		{"validate-pod-invalid-reference", configDefault},
-		{"validate-pod-every-container-kind", configDefault},
-		{"validate-pod-forged-annotations", configDefault},
-		{"validate-pod-dry-run", configDefault},
-		{"validate-pod-deletion-timestamp", configDefault},
-		{"validate-pod-unknown-subresource", configDefault},
-		{"validate-pod-ephemeral-update", configDefault},
-		{"validate-pod-image-update", configDefault},
-		{"validate-pod-exempt-namespace", configDefault},
-		{"validate-pod-gate-namespace", configDefault},
-		{"validate-pod-null-object", configDefault},
-		{"validate-pod-delete", configDefault},
-		{"validate-pod-operation-lowercase", configDefault},
-		{"validate-pod-operation-missing", configDefault},
-		{"validate-pod-operation-unknown", configDefault},
-		// validate: modes, Pod Security, hardening
-		{"validate-pod-warn-mode", configDefault},
-		{"validate-pod-audit-mode", configDefault},
-		{"validate-pod-privileged", configDefault},
-		{"validate-pod-hardening", configDefault},
-		// validate: workloads
-		{"validate-deployment-signed-tag", configDefault},
-		{"validate-deployment-unsigned", configDefault},
-		{"validate-replicaset-privileged", configDefault},
-		{"validate-statefulset-unsigned", configDefault},
-		{"validate-daemonset-unsigned", configDefault},
-		{"validate-job-unsigned", configDefault},
-		{"validate-cronjob-unsigned", configDefault},
-		{"validate-replicationcontroller-unsigned", configDefault},
-		{"validate-podtemplate-unsigned", configDefault},
-		{"validate-deployment-privileged-workloads-warn", configWorkloadsWarn},
-		{"validate-deployment-replicas-update", configDefault},
-		// mutate
-		{"mutate-pod-tags", configDefault},
-		{"mutate-pod-pinned", configDefault},
-		{"mutate-pod-unknown-tag", configDefault},
-		{"mutate-pod-ephemeral-update", configDefault},
-		{"mutate-deployment-default", configDefault},
-		{"mutate-deployment-pin-templates", configPinTemplates},
-		{"mutate-cronjob-pin-templates", configPinTemplates},
-		{"mutate-pod-delete", configDefault},
-		{"mutate-pod-operation-lowercase", configDefault},
-	}
+	cases := reviewCases
 	envs := map[string]*env{} // shared by the parallel cases, live until all finish
 	for _, config := range []string{configDefault, configPinTemplates, configWorkloadsWarn} {
 		envs[config] = newEnv(t, config)

@@ -17,28 +17,28 @@ func (e *evaluation) podSecurity() {
 	}
 	levels, err := e.cfg.Levels(e.labels)
 	if err != nil { // the returned levels fail safe, as PSA's do
-		e.f.warn = append(e.f.warn, fmt.Sprintf("namespace %s: %v; evaluating the fail-safe levels", e.req.Namespace, err))
+		e.f.record(SeverityWarn, "", Finding{Code: CodePodSecurityLevels, Message: fmt.Sprintf("namespace %s: %v; evaluating the fail-safe levels", e.req.Namespace, err)})
 	}
 	enforce := !e.pod.Workload || e.cfg.PodSecurity.Workloads != policy.ModeWarn
 	res := e.gate.podSecurity.Review(levels, e.pod.Meta, e.pod.Spec, enforce)
 	if res.Denied != "" {
-		e.f.deny = append(e.f.deny, e.psLine(res.Denied))
+		e.f.record(SeverityDeny, "", e.psFinding(res.Denied))
 	}
 	if res.Warning != "" {
-		e.f.warn = append(e.f.warn, e.psLine(res.Warning))
+		e.f.record(SeverityWarn, "", e.psFinding(res.Warning))
 	}
 	if res.Audit != "" {
-		e.f.add(policy.ModeAudit, auditPodSecurity, e.psLine(res.Audit))
+		e.f.record(SeverityAudit, auditPodSecurity, e.psFinding(res.Audit))
 	}
 }
 
-// psLine keeps PSA's wording and, for workloads, prefixes the path of the
+// psFinding keeps PSA's wording and, for workloads, prefixes the path of the
 // template: `spec.template.spec: violates PodSecurity "restricted:latest": …`.
-func (e *evaluation) psLine(msg string) string {
+func (e *evaluation) psFinding(msg string) Finding {
 	if e.pod.Workload {
-		return e.pod.Prefix + ": " + msg
+		return Finding{Code: CodePodSecurity, Field: e.pod.Prefix, Message: e.pod.Prefix + ": " + msg}
 	}
-	return msg
+	return Finding{Code: CodePodSecurity, Message: msg}
 }
 
 // hardening runs the configured hardening checks whose namespace selector
@@ -46,6 +46,6 @@ func (e *evaluation) psLine(msg string) string {
 // template follows podSecurity.workloads).
 func (e *evaluation) hardening() {
 	for _, f := range e.cfg.Hardening(e.labels, e.pod.Spec, e.pod.Prefix) {
-		e.f.add(e.enforceMode(f.Mode), auditHardening, f.Message)
+		e.f.add(e.enforceMode(f.Mode), auditHardening, Finding{Code: CodeHardening, Field: f.Path, Check: f.Check, Message: f.Message})
 	}
 }

@@ -22,21 +22,16 @@ type findings struct {
 	retry []string            // undecided: registry trouble, deadline
 	warn  []string            // warnings for the client
 	audit map[string][]string // audit annotation key → lines
+	// structured asks for list: every line also as a Finding. Only
+	// ValidateFindings and MutateFindings ask; the webhooks do not pay
+	// for it.
+	structured bool
+	list       []Finding
 }
 
-// add routes a line by the mode of whatever produced it.
-func (f *findings) add(mode policy.Mode, auditKey, line string) {
-	switch mode {
-	case policy.ModeWarn:
-		f.warn = append(f.warn, line)
-	case policy.ModeAudit:
-		if f.audit == nil {
-			f.audit = map[string][]string{}
-		}
-		f.audit[auditKey] = append(f.audit[auditKey], line)
-	default: // enforce, and anything unknown: fail safe
-		f.deny = append(f.deny, line)
-	}
+// add routes a finding by the mode of whatever produced it.
+func (f *findings) add(mode policy.Mode, auditKey string, d Finding) {
+	f.record(modeSeverity(mode), auditKey, d)
 }
 
 // response turns the findings into the answer: any definite violation
@@ -68,8 +63,13 @@ func (f *findings) response() *admissionv1.AdmissionResponse {
 // (annotations, labels) is trusted; namespace labels come from the policy
 // source.
 func (g *Gate) validate(ctx context.Context, req *admissionv1.AdmissionRequest) verdict {
+	return g.validateWith(ctx, req, false)
+}
+
+// validateWith is validate, with the findings as values when structured.
+func (g *Gate) validateWith(ctx context.Context, req *admissionv1.AdmissionRequest, structured bool) verdict {
 	if !evaluated(req.Operation) {
-		return verdict{resp: outsideProtocol(req.Operation)}
+		return oneVerdict(nil, one(structured, SeverityDeny, Finding{Code: CodeOperationNotReviewed, Message: outsideProtocol(req.Operation)}))
 	}
 	cfg := g.config.Current()
 	if g.exempt(cfg, req.Namespace) {
@@ -78,7 +78,7 @@ func (g *Gate) validate(ctx context.Context, req *admissionv1.AdmissionRequest) 
 	gk := requestKind(req)
 	pod, err := extractPod(gk, req.Object.Raw)
 	if err != nil {
-		return verdict{resp: denied([]string{"cannot evaluate the object: " + err.Error()})}
+		return oneVerdict(nil, one(structured, SeverityDeny, Finding{Code: CodeObjectInvalid, Message: "cannot evaluate the object: " + err.Error()}))
 	}
 	fields := policy.Images(pod.Spec)
 	v := verdict{images: imageStrings(fields)}
@@ -87,21 +87,28 @@ func (g *Gate) validate(ctx context.Context, req *admissionv1.AdmissionRequest) 
 		return v
 	}
 	if req.Namespace == "" {
-		v.resp = denied([]string{"the request names no namespace; signgate evaluates namespaced pods and workloads only"})
-		return v
+		return oneVerdict(v.images, one(structured, SeverityDeny, Finding{Code: CodeNamespaceMissing,
+			Message: "the request names no namespace; signgate evaluates namespaced pods and workloads only"}))
 	}
 	snap := g.policies.Snapshot()
 	labels, err := snap.Namespace(req.Namespace)
 	if err != nil {
-		v.resp = undecided([]string{withRetry(fmt.Sprintf("cannot read namespace %s: %s", req.Namespace, oneLine(err.Error())))})
-		return v
+		return oneVerdict(v.images, one(structured, SeverityRetry, Finding{Code: CodeNamespaceLookup,
+			Message: withRetry(fmt.Sprintf("cannot read namespace %s: %s", req.Namespace, oneLine(err.Error())))}))
 	}
 	e := &evaluation{gate: g, cfg: cfg, req: req, pod: pod, labels: labels, snap: snap}
+	e.f.structured = structured
 	e.images(ctx, fields)
 	e.podSecurity()
 	e.hardening()
 	v.resp = e.f.response()
+	v.findings = e.f.list
 	return v
+}
+
+// oneVerdict is the verdict of an answer decided before the evaluation.
+func oneVerdict(images []string, f findings) verdict {
+	return verdict{resp: f.response(), images: images, findings: f.list}
 }
 
 // evaluation is the state of one validating review.

@@ -22,10 +22,10 @@ import (
 )
 
 // admissionGate is what check needs from admission.Gate: the decisions of
-// the two webhooks, without HTTP.
+// the two webhooks, without HTTP, with the findings behind them.
 type admissionGate interface {
-	Mutate(ctx context.Context, req *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse
-	Validate(ctx context.Context, req *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse
+	MutateFindings(ctx context.Context, req *admissionv1.AdmissionRequest) (*admissionv1.AdmissionResponse, []admission.Finding)
+	ValidateFindings(ctx context.Context, req *admissionv1.AdmissionRequest) (*admissionv1.AdmissionResponse, []admission.Finding)
 }
 
 // checkTimeout bounds the registry work for one object, like the webhook's
@@ -71,7 +71,7 @@ func podSpecPrefix(apiVersion, kind string) (string, bool) {
 // would: /mutate on the object as written, the JSON patch applied, then
 // /validate on the patched object.
 func checkObject(ctx context.Context, gate admissionGate, m manifest, namespace string, seq int) (objectResult, error) {
-	res := objectResult{Kind: m.Kind, Namespace: namespace, Name: m.Name, Source: m.At, Messages: []string{}, Warnings: []string{}, Audit: []string{}}
+	res := objectResult{Kind: m.Kind, Namespace: namespace, Name: m.Name, Source: m.At, Messages: []string{}, Warnings: []string{}, Audit: []string{}, Findings: []finding{}}
 	obj, err := withNamespace(m.Raw, namespace)
 	if err != nil {
 		return res, err
@@ -80,8 +80,9 @@ func checkObject(ctx context.Context, gate admissionGate, m manifest, namespace 
 	if err != nil {
 		return res, err
 	}
-	mres := review(ctx, gate.Mutate, admissionRequest(m, namespace, obj, fmt.Sprintf("check-%d-mutate", seq)))
+	mres, mfindings := review(ctx, gate.MutateFindings, admissionRequest(m, namespace, obj, fmt.Sprintf("check-%d-mutate", seq)))
 	res.Warnings = appendUnique(res.Warnings, responseWarnings(mres)...)
+	res.Findings = appendFindings(res.Findings, mfindings)
 	final := obj
 	if mres != nil && mres.Allowed {
 		if final, err = applyPatch(obj, mres); err != nil {
@@ -99,9 +100,10 @@ func checkObject(ctx context.Context, gate admissionGate, m manifest, namespace 
 		res.Decision, res.Messages = verdict(mres)
 		return res, nil
 	}
-	vres := review(ctx, gate.Validate, admissionRequest(m, namespace, final, fmt.Sprintf("check-%d-validate", seq)))
+	vres, vfindings := review(ctx, gate.ValidateFindings, admissionRequest(m, namespace, final, fmt.Sprintf("check-%d-validate", seq)))
 	res.Decision, res.Messages = verdict(vres)
 	res.Warnings = appendUnique(res.Warnings, responseWarnings(vres)...)
+	res.Findings = appendFindings(res.Findings, vfindings)
 	if vres != nil {
 		res.Audit = auditLines(vres.AuditAnnotations)
 	}
@@ -110,7 +112,7 @@ func checkObject(ctx context.Context, gate admissionGate, m manifest, namespace 
 
 // review calls one webhook's decision with the deadline the API server
 // would give it.
-func review(ctx context.Context, decide func(context.Context, *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse, req *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse {
+func review(ctx context.Context, decide func(context.Context, *admissionv1.AdmissionRequest) (*admissionv1.AdmissionResponse, []admission.Finding), req *admissionv1.AdmissionRequest) (*admissionv1.AdmissionResponse, []admission.Finding) {
 	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
 	defer cancel()
 	return decide(ctx, req)
@@ -129,9 +131,9 @@ func verdict(r *admissionv1.AdmissionResponse) (decision, []string) {
 	case r.Result == nil:
 		return denied, []string{}
 	case d == "undecided":
-		return undecided, splitMessage(r.Result.Message)
+		return undecided, appendUnique([]string{}, splitMessage(r.Result.Message)...)
 	}
-	return denied, splitMessage(r.Result.Message)
+	return denied, appendUnique([]string{}, splitMessage(r.Result.Message)...)
 }
 
 func responseWarnings(r *admissionv1.AdmissionResponse) []string {
@@ -152,6 +154,28 @@ func appendUnique(list []string, add ...string) []string {
 		}
 	}
 	return list
+}
+
+// appendFindings adds the gate's findings to list, each once: a finding
+// is the same as another when it has the same severity, audit key and
+// message, as the lines of the answers are the same when their text is.
+func appendFindings(list []finding, add []admission.Finding) []finding {
+	for _, f := range add {
+		list = appendFinding(list, finding{
+			Severity: string(f.Severity), Code: string(f.Code), Field: f.Field, Image: f.Image,
+			Policy: f.Policy, Authorities: f.Authorities, Check: f.Check, AuditKey: f.AuditKey, Message: f.Message,
+		})
+	}
+	return list
+}
+
+func appendFinding(list []finding, f finding) []finding {
+	for _, l := range list {
+		if l.Severity == f.Severity && l.AuditKey == f.AuditKey && l.Message == f.Message {
+			return list
+		}
+	}
+	return append(list, f)
 }
 
 // auditLines lists audit annotations as "key=line", one per line of the

@@ -50,6 +50,12 @@ func (offlineVerifier) Verify(_ context.Context, d name.Digest, _ verifier.Autho
 	return verifier.Result{}, offlineUndecided("verify", d.String())
 }
 
+// The reason codes of the offline notes, in addition to admission's.
+const (
+	codeOfflineNotPinned   = "offline-not-pinned"   // a pod image not pinned: nothing was resolved
+	codeOfflineNotVerified = "offline-not-verified" // an image whose signatures were not checked
+)
+
 // mustBePinned is the phrase of the validating webhook's denial of a pod
 // image without a digest (admission/images.go). Offline, nothing was
 // resolved, so that denial says nothing about the manifest.
@@ -74,15 +80,26 @@ func offlineResult(o objectResult) objectResult {
 	o.Messages = keep(o.Messages)
 	warnings := keep(o.Warnings)
 	o.Audit = keep(o.Audit)
+	findings := []finding{}
+	for _, f := range o.Findings {
+		if _, ok := offlineLine(o.Images, f.Message); !ok {
+			findings = append(findings, f)
+		}
+	}
+	note := func(img imageResult, code, line string) {
+		warnings = append(warnings, line)
+		findings = appendFinding(findings, finding{Severity: "warn", Code: code, Field: img.Path, Image: img.Original, Message: line})
+	}
 	for _, img := range o.Images {
 		if img.Pinned == "" {
-			warnings = append(warnings, img.Path+" "+strconv.Quote(img.Original)+": not pinned by digest (offline: not resolved)")
+			note(img, codeOfflineNotPinned, img.Path+" "+strconv.Quote(img.Original)+": not pinned by digest (offline: not resolved)")
 		}
 		if unchecked[img.Path] {
-			warnings = append(warnings, img.Path+" "+strconv.Quote(img.Original)+": signature not checked (offline)")
+			note(img, codeOfflineNotVerified, img.Path+" "+strconv.Quote(img.Original)+": signature not checked (offline)")
 		}
 	}
 	o.Warnings = warnings
+	o.Findings = findings
 	if len(o.Messages) == 0 {
 		o.Decision = admitted
 	}

@@ -42,6 +42,23 @@ type objectResult struct {
 	// Audit are the audit annotations the webhook would record, "key=value".
 	Audit  []string      `json:"audit"`
 	Images []imageResult `json:"images"`
+	// Findings are the lines of Messages, Warnings and Audit as structured
+	// values, each once, in the order the gate gives them (mutate, then
+	// validate; by severity, then message).
+	Findings []finding `json:"findings"`
+}
+
+// finding is one admission.Finding (docs/check-output.md lists the codes).
+type finding struct {
+	Severity    string   `json:"severity"` // deny, retry, warn, audit
+	Code        string   `json:"code"`     // stable reason code
+	Field       string   `json:"field,omitempty"`
+	Image       string   `json:"image,omitempty"`
+	Policy      string   `json:"policy,omitempty"`
+	Authorities []string `json:"authorities,omitempty"`
+	Check       string   `json:"check,omitempty"`
+	AuditKey    string   `json:"auditKey,omitempty"` // audit: the annotation key, as in Audit's "key=line"
+	Message     string   `json:"message"`            // the line, as in Messages, Warnings or Audit
 }
 
 type imageResult struct {

@@ -184,6 +184,9 @@ func TestCheckGolden(t *testing.T) {
 				if err := json.Unmarshal([]byte(stdout), &r); err != nil {
 					t.Errorf("output is not a report: %v", err)
 				}
+				for _, o := range r.Objects {
+					checkFindingsAreLines(t, o)
+				}
 			}
 			golden(t, tt.name, stdout)
 		})
