@@ -39,7 +39,7 @@ func TestVerifyCLI(t *testing.T) {
 			for _, tt := range tests {
 				t.Run(tt.name, func(t *testing.T) {
 					// Flags before the image: works whichever flag parser.
-					stdout, stderr, code := signgate(t, "verify", "--key", tt.key.PublicKey, "--insecure-registry", reg.Host, tagRef)
+					stdout, stderr, code := signgate(t, "verify", "--key", tt.key.PublicKey, "--insecure-registry", reg.Host, "--allow-host", reg.Host, tagRef)
 					t.Logf("exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
 					if code != tt.wantCode {
 						t.Fatalf("signgate verify %s with %s: exit %d, want %d", tagRef, tt.key.Name, code, tt.wantCode)

@@ -3,12 +3,13 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"golang.org/x/term"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -23,69 +24,63 @@ type checkOptions struct {
 	PolicyDir       string            // policies, Namespaces and Secrets as YAML
 	Output          string            // "text" (default) or "json"
 	Offline         bool              // no registry I/O at all
-	Insecure        []string          // registries reachable over plain HTTP
+	Insecure        []string          // registries reached over plain HTTP
 	AllowHosts      []string          // registries allowed although on loopback/link-local
 }
 
-// pathList is a repeatable flag of paths (commas are part of a path).
-type pathList []string
+// newCheckCmd is `signgate check`.
+func newCheckCmd() *cobra.Command {
+	var o checkFlags
+	cmd := &cobra.Command{
+		Use:   "check -f FILE|DIR|- [flags]",
+		Short: "Evaluate manifests the way the webhooks would (for CI)",
+		Long: `Evaluates manifests exactly as the webhooks would (/mutate, then /validate on
+the pinned object) and prints one line per object (-o json: a report).
 
-func (l *pathList) String() string     { return strings.Join(*l, " ") }
-func (l *pathList) Set(v string) error { *l = append(*l, v); return nil }
-
-// hostList is a repeatable, comma-separated flag of host[:port].
-type hostList []string
-
-func (l *hostList) String() string { return strings.Join(*l, ",") }
-func (l *hostList) Set(v string) error {
-	for _, s := range strings.Split(v, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			*l = append(*l, s)
-		}
+Exit codes: 0 all admitted; 1 something denied; 2 usage, input or
+configuration error; 3 undecided (registry trouble), nothing denied.`,
+		Example: `  signgate check -f deploy/ --policy-dir policies/ -n team-a
+  helm template charts/app | signgate check -f - --config gate.yaml -o json
+  signgate check -f pod.yaml --offline`,
+		Args: noArgs("manifests are given with -f"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			opts, err := o.options()
+			if err != nil {
+				return err
+			}
+			stdout := cmd.OutOrStdout()
+			return exitCode(runCheck(cmd.Context(), opts, newCheckGate, cmd.InOrStdin(), stdout, cmd.ErrOrStderr(), useColor(stdout, os.Getenv)))
+		},
 	}
-	return nil
+	o.addFlags(cmd.Flags())
+	cmd.MarkFlagFilename("filename", "yaml", "yml", "json")
+	cmd.MarkFlagFilename("config", "yaml", "yml")
+	cmd.MarkFlagDirname("policy-dir")
+	cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
+	return cmd
 }
 
-func parseCheckFlags(args []string, stderr io.Writer) (checkOptions, error) {
-	fs := flag.NewFlagSet("signgate check", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var (
-		opts     checkOptions
-		files    pathList
-		nsLabels string
-		insecure hostList
-		allow    hostList
-	)
-	fs.Var(&files, "f", "manifest `FILE`, directory (recursive: *.yaml, *.yml, *.json) or - for stdin; repeatable")
-	fs.Var(&files, "filename", "same as -f")
-	fs.StringVar(&opts.Namespace, "namespace", "default", "namespace of objects that do not set metadata.namespace")
-	fs.StringVar(&opts.Namespace, "n", "default", "same as --namespace")
-	fs.StringVar(&nsLabels, "namespace-labels", "", "`k=v,...` labels for the namespaces checked (override the policy dir's Namespace objects)")
-	fs.StringVar(&opts.ConfigFile, "config", "", "GateConfiguration `FILE` (default: built-in defaults)")
-	fs.StringVar(&opts.PolicyDir, "policy-dir", "", "`DIR` of ClusterImagePolicy, ImagePolicy, Namespace and Secret YAML files")
-	fs.StringVar(&opts.Output, "o", "text", "output format: text or json")
-	fs.StringVar(&opts.Output, "output", "text", "same as -o")
-	fs.BoolVar(&opts.Offline, "offline", false, "no registry lookups: check Pod Security and hardening only; signatures are NOT checked")
-	fs.Var(&insecure, "insecure-registry", "`HOST[:PORT]` reachable over plain HTTP; repeatable")
-	fs.Var(&allow, "allow-host", "`HOST[:PORT]` allowed although it is loopback or link-local (local registries); repeatable")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, `usage: signgate check -f FILE|DIR|- [flags]
+// checkFlags are the flags of `signgate check` as given; options validates
+// them.
+type checkFlags struct {
+	checkOptions
+	nsLabels string
+}
 
-Evaluates manifests exactly as the webhooks would (/mutate, then /validate on
-the pinned object). Exit 0: all admitted; 1: something denied; 2: usage,
-input or configuration error; 3: undecided (registry trouble), nothing denied.
+func (o *checkFlags) addFlags(fs *pflag.FlagSet) {
+	listFlag(fs, &o.Files, paths, "filename", "f", "manifest `FILE`, directory (recursive: *.yaml, *.yml, *.json) or - for stdin; repeatable")
+	fs.StringVarP(&o.Namespace, "namespace", "n", "default", "`NAMESPACE` of the objects that do not set metadata.namespace")
+	fs.StringVar(&o.nsLabels, "namespace-labels", "", "`k=v,...` labels for the namespaces checked (override the policy dir's Namespace objects)")
+	configFlag(fs, &o.ConfigFile, "")
+	policyDirFlag(fs, &o.PolicyDir, "")
+	fs.StringVarP(&o.Output, "output", "o", "text", "output `FORMAT`: text or json")
+	fs.BoolVar(&o.Offline, "offline", false, "no registry lookups: check Pod Security and hardening only; signatures are NOT checked")
+	registryFlags(fs, &o.Insecure, &o.AllowHosts)
+}
 
-flags:
-`)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		return opts, err
-	}
-	if fs.NArg() > 0 {
-		return opts, fmt.Errorf("unexpected argument %q (manifests are given with -f)", fs.Arg(0))
-	}
-	if len(files) == 0 {
+func (o *checkFlags) options() (checkOptions, error) {
+	opts := o.checkOptions
+	if len(opts.Files) == 0 {
 		return opts, errors.New("-f is required (a file, a directory or - for stdin)")
 	}
 	if opts.Output != "text" && opts.Output != "json" {
@@ -94,11 +89,11 @@ flags:
 	if errs := validation.IsDNS1123Label(opts.Namespace); len(errs) > 0 {
 		return opts, fmt.Errorf("--namespace %q: %s", opts.Namespace, strings.Join(errs, "; "))
 	}
-	l, err := parseLabels(nsLabels)
+	l, err := parseLabels(o.nsLabels)
 	if err != nil {
 		return opts, err
 	}
-	opts.Files, opts.NamespaceLabels, opts.Insecure, opts.AllowHosts = files, l, insecure, allow
+	opts.NamespaceLabels, opts.Insecure, opts.AllowHosts = l, cleanList(opts.Insecure), cleanList(opts.AllowHosts)
 	return opts, nil
 }
 
@@ -121,19 +116,6 @@ func parseLabels(s string) (map[string]string, error) {
 		}
 	}
 	return set, nil
-}
-
-// checkCmd is `signgate check`.
-func checkCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	opts, err := parseCheckFlags(args, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return exitUsage
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "signgate check: %v\n", err)
-		return exitUsage
-	}
-	return runCheck(ctx, opts, newCheckGate, os.Stdin, stdout, stderr, useColor(stdout, os.Getenv))
 }
 
 // gateFactory builds the gate check runs every object through, from the

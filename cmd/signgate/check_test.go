@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/spf13/pflag"
 	jsonpatch "gopkg.in/evanphx/json-patch.v4"
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -112,6 +113,17 @@ func (e *checkEnv) check(t *testing.T, args ...string) (code int, stdout, stderr
 	var out, errOut bytes.Buffer
 	code = run(context.Background(), args, &out, &errOut)
 	return code, e.replacer.Replace(out.String()), e.replacer.Replace(errOut.String())
+}
+
+// parseCheckFlags parses and validates check's flags as the command does.
+func parseCheckFlags(args []string) (checkOptions, error) {
+	var o checkFlags
+	fs := pflag.NewFlagSet("check", pflag.ContinueOnError)
+	o.addFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return checkOptions{}, err
+	}
+	return o.options()
 }
 
 func golden(t *testing.T, file, got string) {
@@ -220,7 +232,7 @@ func TestCheckErrors(t *testing.T) {
 		{"bad YAML with its line", []string{"-f", "bad"}, "signgate check: testdata/check/bad/broken.yaml:12: invalid YAML: did not find expected '-' indicator\n"},
 		{"missing file", []string{"-f", "nope.yaml"}, "signgate check: testdata/check/nope.yaml: no such file or directory\n"},
 		{"bad config", []string{"-f", "single/web.yaml", "--config", "policies/team-a.yaml"}, "signgate check: testdata/check/policies/team-a.yaml: parse GateConfiguration"},
-		{"unknown flag", []string{"-f", "single/web.yaml", "--frobnicate"}, "flag provided but not defined: -frobnicate"},
+		{"unknown flag", []string{"-f", "single/web.yaml", "--frobnicate"}, "signgate check: unknown flag: --frobnicate\nRun 'signgate check --help' for usage.\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -275,7 +287,7 @@ spec:
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			opts, err := parseCheckFlags(append([]string{"-f", "-", "-o", "json", "--policy-dir", e.policies, "--insecure-registry", e.reg.Host, "--allow-host", e.reg.Host}, tt.args...), &bytes.Buffer{})
+			opts, err := parseCheckFlags(append([]string{"-f", "-", "-o", "json", "--policy-dir", e.policies, "--insecure-registry", e.reg.Host, "--allow-host", e.reg.Host}, tt.args...))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -9,8 +9,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"math/big"
@@ -219,7 +217,7 @@ func TestServeClientCAFlagErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var stderr bytes.Buffer
 			args := []string{"--tls-cert-file", certFile, "--tls-key-file", keyFile, "--policy-dir", dir, "--client-ca-file", tc.file}
-			if code := serveCmd(t.Context(), args, io.Discard, &stderr); code != exitUsage {
+			if code := run(t.Context(), append([]string{"serve"}, args...), io.Discard, &stderr); code != exitUsage {
 				t.Errorf("exit %d, want %d; stderr: %s", code, exitUsage, &stderr)
 			}
 			if !strings.Contains(stderr.String(), tc.want) {
@@ -229,10 +227,10 @@ func TestServeClientCAFlagErrors(t *testing.T) {
 	}
 	// The flag is documented in --help.
 	var help bytes.Buffer
-	if _, err := parseServeFlags([]string{"--help"}, &help); !errors.Is(err, flag.ErrHelp) {
-		t.Fatalf("--help: %v", err)
+	if code := run(t.Context(), []string{"serve", "--help"}, &help, io.Discard); code != exitOK {
+		t.Fatalf("--help: exit %d", code)
 	}
-	if !strings.Contains(help.String(), "-client-ca-file FILE") {
+	if !strings.Contains(help.String(), "--client-ca-file FILE") {
 		t.Errorf("--help does not document --client-ca-file FILE:\n%s", &help)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,6 +18,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -29,14 +31,14 @@ import (
 	"github.com/signgate/signgate/verifier"
 )
 
-// serveOptions are the flags of `signgate serve` (`signgate serve -h`; docs/helm.md).
+// serveOptions are the flags of `signgate serve` (`signgate serve --help`; docs/cli.md, docs/helm.md).
 type serveOptions struct {
 	Listen        string // webhook HTTPS address
 	CertFile      string // TLS certificate, re-read when it changes
 	KeyFile       string // TLS key, re-read when it changes
 	ClientCAFile  string // CAs a webhook client's certificate must chain to, re-read when it changes; "": no client certificate required
 	ConfigFile    string // GateConfiguration; default: built-in defaults
-	Kubeconfig    string // default: in-cluster
+	Kubeconfig    string // default: $KUBECONFIG, ~/.kube/config, in-cluster
 	PolicyDir     string // policies, Namespaces, Secrets from files instead of a cluster
 	MetricsListen string // plain HTTP: /healthz, /readyz, /metrics
 	LogFormat     string // json | text
@@ -51,66 +53,88 @@ type serveOptions struct {
 // the API server's longest webhook timeout.
 const shutdownGrace = 30 * time.Second
 
-func serveCmd(ctx context.Context, args []string, _, stderr io.Writer) int {
-	o, err := parseServeFlags(args, stderr)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		fmt.Fprintf(stderr, "signgate serve: %v\n", err)
-		return exitUsage
+// newServeCmd is `signgate serve`.
+func newServeCmd() *cobra.Command {
+	var o serveOptions
+	cmd := &cobra.Command{
+		Use:   "serve --tls-cert-file FILE --tls-key-file FILE [flags]",
+		Short: "Run the mutating and validating admission webhooks",
+		Long: `Runs the mutating (/mutate) and validating (/validate) admission webhooks
+over HTTPS, and /healthz, /readyz and /metrics over plain HTTP. The TLS
+pair, the client CAs and the GateConfiguration are re-read when they change.
+Policies, Namespaces and registry Secrets come from the cluster (--kubeconfig,
+$KUBECONFIG, ~/.kube/config, else the in-cluster configuration) or from
+--policy-dir.
+
+Exit codes: 0 stopped cleanly (SIGTERM); 1 a port could not be opened or
+serving failed; 2 usage or configuration error.`,
+		Example: `  signgate serve --tls-cert-file tls.crt --tls-key-file tls.key --policy-dir policies/ --log-format text
+  signgate serve --tls-cert-file /tls/tls.crt --tls-key-file /tls/tls.key --config /config/config.yaml --kubeconfig ~/.kube/config`,
+		Args: noArgs("serve takes only flags"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.validate(); err != nil {
+				return err
+			}
+			return serve(cmd.Context(), o, cmd.ErrOrStderr())
+		},
 	}
-	log := newLogger(o.LogFormat, stderr)
-	s, err := newServer(ctx, o, log)
-	if err != nil {
-		fmt.Fprintf(stderr, "signgate serve: %v\n", err)
-		return exitUsage
-	}
-	defer s.close()
-	if err := s.listen(); err != nil {
-		fmt.Fprintf(stderr, "signgate serve: %v\n", err)
-		return exitDenied
-	}
-	if err := s.run(ctx); err != nil {
-		fmt.Fprintf(stderr, "signgate serve: %v\n", err)
-		return exitDenied
-	}
-	return exitOK
+	o.addFlags(cmd.Flags())
+	cmd.MarkFlagFilename("tls-cert-file")
+	cmd.MarkFlagFilename("tls-key-file")
+	cmd.MarkFlagFilename("client-ca-file")
+	cmd.MarkFlagFilename("config", "yaml", "yml")
+	cmd.MarkFlagFilename("kubeconfig")
+	cmd.MarkFlagDirname("policy-dir")
+	cmd.RegisterFlagCompletionFunc("log-format", cobra.FixedCompletions([]string{"json", "text"}, cobra.ShellCompDirectiveNoFileComp))
+	return cmd
 }
 
-func parseServeFlags(args []string, stderr io.Writer) (serveOptions, error) {
-	o := serveOptions{}
-	fs := flag.NewFlagSet("signgate serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func (o *serveOptions) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Listen, "listen", ":8443", "`ADDR` of the HTTPS webhook endpoints /mutate and /validate")
 	fs.StringVar(&o.CertFile, "tls-cert-file", "", "TLS certificate `FILE` (PEM), re-read when it changes (required)")
 	fs.StringVar(&o.KeyFile, "tls-key-file", "", "TLS private key `FILE` (PEM), re-read when it changes (required)")
 	fs.StringVar(&o.ClientCAFile, "client-ca-file", "", "require on the webhook port a TLS client certificate signed by a CA in `FILE` (PEM), re-read when it changes; "+
 		"a connection without one fails the handshake. kube-apiserver presents one when its AdmissionConfiguration names a kubeconfig for the webhook. "+
 		"The metrics port is not affected (default: no client certificate required)")
-	fs.StringVar(&o.ConfigFile, "config", "", "GateConfiguration `FILE`, reloaded when it changes (default: built-in defaults)")
-	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig `FILE` (default: in-cluster configuration)")
-	fs.StringVar(&o.PolicyDir, "policy-dir", "", "load policies, Namespaces and Secrets from YAML files in `DIR` instead of a cluster (watched)")
+	configFlag(fs, &o.ConfigFile, ", reloaded when it changes")
+	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig `FILE` (default: $KUBECONFIG, else ~/.kube/config, else the in-cluster configuration)")
+	policyDirFlag(fs, &o.PolicyDir, " (watched)")
 	fs.StringVar(&o.MetricsListen, "metrics-listen", ":9090", "`ADDR` of the plain-HTTP /healthz, /readyz and /metrics endpoints")
-	fs.StringVar(&o.LogFormat, "log-format", "json", "log format: json or text")
-	fs.StringVar(&o.Namespace, "namespace", defaultNamespace(), "the gate's own `NAMESPACE`, never evaluated (default: $POD_NAMESPACE or signgate-system)")
+	fs.StringVar(&o.LogFormat, "log-format", "json", "log `FORMAT`: json or text")
+	fs.StringVarP(&o.Namespace, "namespace", "n", defaultNamespace(), "the gate's own `NAMESPACE`, never evaluated; $POD_NAMESPACE when set")
 	fs.DurationVar(&o.ShutdownDelay, "shutdown-delay", 0, "after SIGTERM, keep answering for `DURATION` with /readyz failing and keep-alives off before the port closes, while Service endpoints update (in a cluster: 5s)")
-	if err := fs.Parse(args); err != nil {
-		return o, err
-	}
+}
+
+func (o *serveOptions) validate() error {
 	switch {
-	case fs.NArg() > 0:
-		return o, fmt.Errorf("unexpected arguments: %v", fs.Args())
 	case o.CertFile == "" || o.KeyFile == "":
-		return o, errors.New("--tls-cert-file and --tls-key-file are required")
+		return errors.New("--tls-cert-file and --tls-key-file are required")
 	case o.LogFormat != "json" && o.LogFormat != "text":
-		return o, fmt.Errorf("--log-format must be json or text, not %q", o.LogFormat)
+		return fmt.Errorf("--log-format must be json or text, not %q", o.LogFormat)
 	case o.Namespace == "":
-		return o, errors.New("--namespace must not be empty")
+		return errors.New("--namespace must not be empty")
 	case o.ShutdownDelay < 0 || o.ShutdownDelay > time.Minute:
-		return o, fmt.Errorf("--shutdown-delay must be between 0s and 1m, not %s", o.ShutdownDelay)
+		return fmt.Errorf("--shutdown-delay must be between 0s and 1m, not %s", o.ShutdownDelay)
 	}
-	return o, nil
+	return nil
+}
+
+// serve runs the server until ctx is done: exit 2 for bad configuration,
+// 1 when a port cannot be opened or serving fails.
+func serve(ctx context.Context, o serveOptions, stderr io.Writer) error {
+	log := newLogger(o.LogFormat, stderr)
+	s, err := newServer(ctx, o, log)
+	if err != nil {
+		return exitWith(exitUsage, err)
+	}
+	defer s.close()
+	if err := s.listen(); err != nil {
+		return exitWith(exitDenied, err)
+	}
+	if err := s.run(ctx); err != nil {
+		return exitWith(exitDenied, err)
+	}
+	return nil
 }
 
 func defaultNamespace() string {
@@ -505,18 +529,20 @@ func (s *server) clusterSource(ctx context.Context, o serveOptions) (policy.Sour
 	return src, nil
 }
 
-// restConfig reads --kubeconfig, or the in-cluster configuration.
+// restConfig loads the cluster configuration the way kubectl does:
+// --kubeconfig, else $KUBECONFIG (a list of files), else ~/.kube/config,
+// and the in-cluster configuration when none of them exists.
 func restConfig(kubeconfig string) (*rest.Config, error) {
-	if kubeconfig != "" {
-		rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
-		if err != nil {
-			return nil, fmt.Errorf("load kubeconfig %s: %w", kubeconfig, err)
-		}
-		return rc, nil
-	}
-	rc, err := rest.InClusterConfig()
-	if err != nil {
-		return nil, fmt.Errorf("in-cluster configuration: %w (outside a cluster, use --kubeconfig or --policy-dir)", err)
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = kubeconfig
+	rc, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+	switch {
+	case clientcmd.IsEmptyConfig(err):
+		return nil, errors.New("no kubeconfig ($KUBECONFIG, ~/.kube/config) and no in-cluster configuration: outside a cluster, use --kubeconfig or --policy-dir")
+	case err != nil && kubeconfig != "":
+		return nil, fmt.Errorf("load kubeconfig %s: %w", kubeconfig, err)
+	case err != nil:
+		return nil, fmt.Errorf("load kubeconfig: %w", err)
 	}
 	return rc, nil
 }

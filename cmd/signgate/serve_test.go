@@ -202,7 +202,7 @@ func TestServeBadInputExits2(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var stderr bytes.Buffer
-			if code := serveCmd(t.Context(), tc.args, io.Discard, &stderr); code != exitUsage {
+			if code := run(t.Context(), append([]string{"serve"}, tc.args...), io.Discard, &stderr); code != exitUsage {
 				t.Errorf("exit %d, want %d; stderr: %s", code, exitUsage, &stderr)
 			}
 			if !strings.Contains(stderr.String(), tc.want) {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -11,6 +10,9 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
 	"github.com/signgate/signgate/verifier"
 )
 
@@ -19,67 +21,68 @@ type verifyOptions struct {
 	Image     string
 	Keys      []string      // --key FILE, repeatable; each file is one authority named after its path
 	Threshold int           // --threshold; default 1
-	Insecure  []string      // --insecure-registry HOST[:PORT]: plain HTTP, and allowed on loopback
+	Insecure  []string      // --insecure-registry HOST[:PORT]: plain HTTP
 	Allow     []string      // --allow-host HOST[:PORT]: allowed although loopback/link-local
 	Timeout   time.Duration // --timeout for the whole command
 }
 
-// repeated is a repeatable string flag.
-type repeated []string
-
-func (r *repeated) String() string     { return strings.Join(*r, ",") }
-func (r *repeated) Set(v string) error { *r = append(*r, v); return nil }
-
-func parseVerifyFlags(args []string, stderr io.Writer) (verifyOptions, error) {
-	fs := flag.NewFlagSet("signgate verify", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var (
-		opts                  verifyOptions
-		keys, insecure, allow repeated
-	)
-	fs.Var(&keys, "key", "cosign public key `FILE` (PEM); repeatable, each key is one authority")
-	fs.IntVar(&opts.Threshold, "threshold", 1, "how many distinct keys must have signed the image")
-	fs.Var(&insecure, "insecure-registry", "`HOST[:PORT]` reached over plain HTTP (and allowed on loopback); repeatable")
-	fs.Var(&allow, "allow-host", "`HOST[:PORT]` allowed although it is loopback or link-local; repeatable")
-	fs.DurationVar(&opts.Timeout, "timeout", 30*time.Second, "give up (exit 3) after this long")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, `usage: signgate verify IMAGE --key FILE [--key FILE...] [flags]
-
-Resolves IMAGE to its digest and verifies its cosign signatures (the classic
+// newVerifyCmd is `signgate verify`.
+func newVerifyCmd() *cobra.Command {
+	var opts verifyOptions
+	cmd := &cobra.Command{
+		Use:   "verify IMAGE --key FILE [--key FILE...] [flags]",
+		Short: "Resolve an image to its digest and verify its cosign signatures",
+		Long: `Resolves IMAGE to its digest and verifies its cosign signatures (the classic
 .sig tag and the bundle format) against the given public keys. Prints the
-pinned reference and the keys that verified.
-Exit 0: verified; 1: not verified; 2: usage or input error; 3: undecided
-(registry trouble, retry).
+pinned reference and the keys that verified. Flags may come before or after
+IMAGE.
 
-flags:
-`)
-		fs.PrintDefaults()
+Exit codes: 0 verified; 1 not verified; 2 usage or input error; 3 undecided
+(registry trouble, retry).`,
+		Example: `  signgate verify ghcr.io/example/app:v1 --key cosign.pub
+  signgate verify --key alice.pub --key bob.pub --threshold 2 registry.example/app@sha256:...
+  signgate verify 127.0.0.1:5000/team-a/web:1.0 --key cosign.pub --insecure-registry 127.0.0.1:5000 --allow-host 127.0.0.1:5000`,
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return fmt.Errorf("want exactly one IMAGE, got %d", len(args))
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Image = args[0]
+			if err := opts.validate(); err != nil {
+				return err
+			}
+			code, err := runVerify(cmd.Context(), opts, cmd.OutOrStdout())
+			if err != nil {
+				return exitWith(code, err)
+			}
+			return exitCode(code)
+		},
 	}
-	// Flags may come before or after IMAGE.
-	var positional []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return opts, err
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		positional = append(positional, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
-	opts.Keys, opts.Insecure, opts.Allow = keys, insecure, allow
+	opts.addFlags(cmd.Flags())
+	cmd.MarkFlagFilename("key", "pub", "pem")
+	return cmd
+}
+
+func (o *verifyOptions) addFlags(fs *pflag.FlagSet) {
+	listFlag(fs, &o.Keys, paths, "key", "", "cosign public key `FILE` (PEM); repeatable, each key is one authority")
+	fs.IntVar(&o.Threshold, "threshold", 1, "`N` of the --key flags must have signed the image (distinct keys)")
+	registryFlags(fs, &o.Insecure, &o.Allow)
+	fs.DurationVar(&o.Timeout, "timeout", 30*time.Second, "give up (exit 3) after `DURATION`")
+}
+
+func (o *verifyOptions) validate() error {
+	o.Insecure, o.Allow = cleanList(o.Insecure), cleanList(o.Allow)
 	switch {
-	case len(positional) != 1:
-		return opts, fmt.Errorf("want exactly one IMAGE, got %d", len(positional))
-	case len(opts.Keys) == 0:
-		return opts, errors.New("no --key given: pass the cosign public key (cosign.pub) the image must be signed with")
-	case opts.Threshold < 1 || opts.Threshold > len(opts.Keys):
-		return opts, fmt.Errorf("--threshold %d: must be between 1 and the number of --key flags (%d)", opts.Threshold, len(opts.Keys))
-	case opts.Timeout <= 0:
-		return opts, errors.New("--timeout must be positive")
+	case len(o.Keys) == 0:
+		return errors.New("no --key given: pass the cosign public key (cosign.pub) the image must be signed with")
+	case o.Threshold < 1 || o.Threshold > len(o.Keys):
+		return fmt.Errorf("--threshold %d: must be between 1 and the number of --key flags (%d)", o.Threshold, len(o.Keys))
+	case o.Timeout <= 0:
+		return errors.New("--timeout must be positive")
 	}
-	opts.Image = positional[0]
-	return opts, nil
+	return nil
 }
 
 // loadAuthorities reads one authority per key file.
@@ -103,22 +106,6 @@ func loadAuthorities(paths []string, threshold int) (verifier.AuthoritySet, erro
 	return set, nil
 }
 
-func verifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	opts, err := parseVerifyFlags(args, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return exitUsage
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "signgate verify: %v\nRun 'signgate verify -h' for usage.\n", err)
-		return exitUsage
-	}
-	code, err := runVerify(ctx, opts, stdout)
-	if err != nil {
-		fmt.Fprintf(stderr, "signgate verify: %v\n", err)
-	}
-	return code
-}
-
 // runVerify resolves, verifies and prints; the error explains a non-zero
 // exit code.
 func runVerify(ctx context.Context, opts verifyOptions, stdout io.Writer) (int, error) {
@@ -133,11 +120,9 @@ func runVerify(ctx context.Context, opts verifyOptions, stdout io.Writer) (int, 
 	v, err := verifier.New(verifier.Options{
 		Timeout:            opts.Timeout,
 		InsecureRegistries: opts.Insecure,
-		// Naming a registry as insecure on the command line is an explicit
-		// choice of that host, so it may also be on loopback.
-		AllowedHosts: append(append([]string(nil), opts.Allow...), opts.Insecure...),
-		CacheSize:    -1,
-		TagTTL:       -1,
+		AllowedHosts:       opts.Allow,
+		CacheSize:          -1,
+		TagTTL:             -1,
 	})
 	if err != nil {
 		return exitUsage, err

@@ -23,7 +23,7 @@ func TestVerifyCmd(t *testing.T) {
 	down.SetFault(registrytest.FailN(503, -1))
 
 	image := reg.Host + "/team/app"
-	ins := []string{"--insecure-registry", reg.Host}
+	ins := []string{"--insecure-registry", reg.Host, "--allow-host", reg.Host}
 	tests := []struct {
 		name       string
 		args       []string
@@ -75,7 +75,7 @@ func TestVerifyCmd(t *testing.T) {
 		},
 		{
 			name:       "registry down",
-			args:       []string{down.Host + "/team/app:v1", "--key", aliceKey, "--insecure-registry", down.Host},
+			args:       []string{down.Host + "/team/app:v1", "--key", aliceKey, "--insecure-registry", down.Host, "--allow-host", down.Host},
 			wantCode:   exitUndecided,
 			wantStderr: []string{"undecided", "retry"},
 		},
@@ -107,7 +107,7 @@ func TestVerifyCmd(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			var stdout, stderr bytes.Buffer
-			code := verifyCmd(t.Context(), tc.args, &stdout, &stderr)
+			code := run(t.Context(), append([]string{"verify"}, tc.args...), &stdout, &stderr)
 			if code != tc.wantCode {
 				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tc.wantCode, &stdout, &stderr)
 			}
