@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -26,6 +27,11 @@ type checkOptions struct {
 	Offline         bool              // no registry I/O at all
 	Insecure        []string          // registries reached over plain HTTP
 	AllowHosts      []string          // registries allowed although on loopback/link-local
+	Cluster         bool              // policies, Namespaces and Secrets from the cluster (read only)
+	Kubeconfig      string            // with Cluster; default $KUBECONFIG, ~/.kube/config
+	KubeContext     string            // with Cluster; default the kubeconfig's current context
+	GateNamespace   string            // with Cluster: where ClusterImagePolicy secretRefs live
+	ClusterTimeout  time.Duration     // with Cluster: how long to wait for the policies to load
 }
 
 // newCheckCmd is `signgate check`.
@@ -41,7 +47,8 @@ Exit codes: 0 all admitted; 1 something denied; 2 usage, input or
 configuration error; 3 undecided (registry trouble), nothing denied.`,
 		Example: `  signgate check -f deploy/ --policy-dir policies/ -n team-a
   helm template charts/app | signgate check -f - --config gate.yaml -o json
-  signgate check -f pod.yaml --offline`,
+  signgate check -f pod.yaml --offline
+  signgate check -f deploy/ --cluster --context prod -n team-a`,
 		Args: noArgs("manifests are given with -f"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts, err := o.options()
@@ -76,12 +83,25 @@ func (o *checkFlags) addFlags(fs *pflag.FlagSet) {
 	fs.StringVarP(&o.Output, "output", "o", "text", "output `FORMAT`: text or json")
 	fs.BoolVar(&o.Offline, "offline", false, "no registry lookups: check Pod Security and hardening only; signatures are NOT checked")
 	registryFlags(fs, &o.Insecure, &o.AllowHosts)
+	fs.BoolVar(&o.Cluster, "cluster", false, "read ClusterImagePolicies, ImagePolicies, Namespaces and referenced Secrets from the cluster (read only; instead of --policy-dir)")
+	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "with --cluster: kubeconfig `FILE` (default: $KUBECONFIG, else ~/.kube/config)")
+	fs.StringVar(&o.KubeContext, "context", "", "with --cluster: kubeconfig `CONTEXT` (default: the current context)")
+	fs.StringVar(&o.GateNamespace, "gate-namespace", "signgate-system", "with --cluster: the `NAMESPACE` signgate runs in, where ClusterImagePolicy secretRefs are read")
+	fs.DurationVar(&o.ClusterTimeout, "cluster-timeout", 30*time.Second, "with --cluster: give up (exit 2) when the policies are not loaded within `DURATION`")
 }
 
 func (o *checkFlags) options() (checkOptions, error) {
 	opts := o.checkOptions
 	if len(opts.Files) == 0 {
 		return opts, errors.New("-f is required (a file, a directory or - for stdin)")
+	}
+	switch {
+	case opts.Cluster && opts.PolicyDir != "":
+		return opts, errors.New("--cluster and --policy-dir both name where policies come from: pass one")
+	case !opts.Cluster && (opts.Kubeconfig != "" || opts.KubeContext != ""):
+		return opts, errors.New("--kubeconfig and --context need --cluster (check reads policies from files unless told to read the cluster)")
+	case opts.Cluster && opts.ClusterTimeout <= 0:
+		return opts, errors.New("--cluster-timeout must be positive")
 	}
 	if opts.Output != "text" && opts.Output != "json" {
 		return opts, fmt.Errorf("-o %q: want text or json", opts.Output)
@@ -130,6 +150,8 @@ func runCheck(ctx context.Context, opts checkOptions, newGate gateFactory, stdin
 		fmt.Fprintf(stderr, "signgate check: %v\n", err)
 		return exitUsage
 	}
+	ctx, cancel := context.WithCancel(ctx) // ends what the gate runs (--cluster: informers)
+	defer cancel()
 	gate, err := newGate(ctx, opts, ms)
 	if err != nil {
 		fmt.Fprintf(stderr, "signgate check: %v\n", err)

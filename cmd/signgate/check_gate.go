@@ -15,12 +15,12 @@ import (
 // configuration (--config, defaults otherwise), the policies of --policy-dir
 // with the namespace labels of the manifests and --namespace-labels, and
 // the real verifier (or, --offline, one that never touches a registry).
-func newCheckGate(_ context.Context, opts checkOptions, ms []manifest) (admissionGate, error) {
+func newCheckGate(ctx context.Context, opts checkOptions, ms []manifest) (admissionGate, error) {
 	cfg, err := loadCheckConfig(opts.ConfigFile)
 	if err != nil {
 		return nil, err
 	}
-	policies, err := loadCheckPolicies(opts, ms)
+	policies, err := loadCheckPolicies(ctx, opts, ms)
 	if err != nil {
 		return nil, err
 	}
@@ -66,7 +66,16 @@ func loadCheckConfig(file string) (*policy.Config, error) {
 // labels of each namespace are, in increasing precedence: its name label,
 // the policy dir's Namespace object, the Namespace objects among the
 // checked manifests (applied before the objects in them), --namespace-labels.
-func loadCheckPolicies(opts checkOptions, ms []manifest) (*policy.FileSource, error) {
+func loadCheckPolicies(ctx context.Context, opts checkOptions, ms []manifest) (policy.Source, error) {
+	if opts.Cluster {
+		rc, err := restConfig(opts.Kubeconfig, opts.KubeContext)
+		if err != nil {
+			return nil, err
+		}
+		// The informers run until ctx ends: runCheck cancels it on return.
+		src, err := clusterPolicies(ctx, rc, opts.GateNamespace, namespaceLabels(opts, ms), opts.ClusterTimeout)
+		return src, err
+	}
 	dir := opts.PolicyDir
 	if dir == "" {
 		empty, err := os.MkdirTemp("", "signgate-check-")

@@ -108,6 +108,14 @@ func TestExitCodes(t *testing.T) {
 			wantStderr: "signgate serve: invalid argument \"soon\" for \"--shutdown-delay\" flag: time: invalid duration \"soon\"\nRun 'signgate serve --help' for usage.\n",
 		},
 		{
+			name: "--cluster with --policy-dir", args: []string{"check", "-f", "x.yaml", "--cluster", "--policy-dir", "p"}, wantCode: exitUsage,
+			wantStderr: "signgate check: --cluster and --policy-dir both name where policies come from: pass one\nRun 'signgate check --help' for usage.\n",
+		},
+		{
+			name: "--context without --cluster", args: []string{"check", "-f", "x.yaml", "--context", "prod"}, wantCode: exitUsage,
+			wantStderr: "signgate check: --kubeconfig and --context need --cluster (check reads policies from files unless told to read the cluster)\nRun 'signgate check --help' for usage.\n",
+		},
+		{
 			name: "missing -f", args: []string{"check"}, wantCode: exitUsage,
 			wantStderr: "signgate check: -f is required (a file, a directory or - for stdin)\nRun 'signgate check --help' for usage.\n",
 		},
@@ -174,21 +182,21 @@ current-context: x
 	fromFlag := write("flag.yaml", "https://127.0.0.1:2")
 	t.Setenv("KUBECONFIG", fromEnv)
 
-	rc, err := restConfig("")
+	rc, err := restConfig("", "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if rc.Host != "https://127.0.0.1:1" {
 		t.Errorf("no --kubeconfig: host %q, want $KUBECONFIG's https://127.0.0.1:1", rc.Host)
 	}
-	rc, err = restConfig(fromFlag)
+	rc, err = restConfig(fromFlag, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if rc.Host != "https://127.0.0.1:2" {
 		t.Errorf("--kubeconfig: host %q, want the flag's https://127.0.0.1:2", rc.Host)
 	}
-	if _, err := restConfig(filepath.Join(dir, "missing.yaml")); err == nil || !strings.Contains(err.Error(), "missing.yaml") {
+	if _, err := restConfig(filepath.Join(dir, "missing.yaml"), ""); err == nil || !strings.Contains(err.Error(), "missing.yaml") {
 		t.Errorf("missing --kubeconfig file: err %v, want it to name the file", err)
 	}
 
@@ -196,7 +204,7 @@ current-context: x
 	t.Setenv("KUBECONFIG", filepath.Join(dir, "none.yaml"))
 	t.Setenv("HOME", dir)
 	t.Setenv("KUBERNETES_SERVICE_HOST", "")
-	if _, err := restConfig(""); err == nil || !strings.Contains(err.Error(), "--kubeconfig or --policy-dir") {
+	if _, err := restConfig("", ""); err == nil || !strings.Contains(err.Error(), "--kubeconfig or --policy-dir") {
 		t.Errorf("no configuration: err %v, want a hint at --kubeconfig or --policy-dir", err)
 	}
 }

@@ -505,7 +505,7 @@ func (s *server) goRun(ctx context.Context, fn func(context.Context)) {
 // clusterSource follows policies and namespaces in the cluster through
 // informers; /readyz stays false until their caches have synced.
 func (s *server) clusterSource(ctx context.Context, o serveOptions) (policy.Source, error) {
-	rc, err := restConfig(o.Kubeconfig)
+	rc, err := restConfig(o.Kubeconfig, "")
 	if err != nil {
 		return nil, err
 	}
@@ -532,10 +532,10 @@ func (s *server) clusterSource(ctx context.Context, o serveOptions) (policy.Sour
 // restConfig loads the cluster configuration the way kubectl does:
 // --kubeconfig, else $KUBECONFIG (a list of files), else ~/.kube/config,
 // and the in-cluster configuration when none of them exists.
-func restConfig(kubeconfig string) (*rest.Config, error) {
+func restConfig(kubeconfig, kubeContext string) (*rest.Config, error) {
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	rules.ExplicitPath = kubeconfig
-	rc, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+	rc, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: kubeContext}).ClientConfig()
 	switch {
 	case clientcmd.IsEmptyConfig(err):
 		return nil, errors.New("no kubeconfig ($KUBECONFIG, ~/.kube/config) and no in-cluster configuration: outside a cluster, use --kubeconfig or --policy-dir")
