@@ -22,12 +22,17 @@ FUZZTIME ?= 30s
 
 .PHONY: all build test lint fmt vet staticcheck bench fuzz crds verify-crds \
         e2e-tools e2e demo registry load image chart-check dogfood clean \
-        test-stress stress-ng
+        test-stress stress-ng conformance
 
 all: build
 
 build:
 	$(GO) build -o $(BIN)/signgate ./cmd/signgate
+
+## conformance: the public sigstore-conformance bundle-verify cases through
+## `bin/signgate verify-bundle` (verifier/testdata/conformance; offline).
+conformance: build
+	bash verifier/testdata/conformance/run.sh $(BIN)/signgate verify-bundle
 
 ## test: unit + integration tests (race detector) and the chart checks.
 test: chart-check verify-crds dogfood

@@ -93,7 +93,7 @@ configuration or input error; 3 undecided (registry trouble, retry).`,
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetVersionTemplate("signgate {{.Version}}\n")
-	root.AddCommand(newServeCmd(), newCheckCmd(), newVerifyCmd(), newVersionCmd())
+	root.AddCommand(newServeCmd(), newCheckCmd(), newVerifyCmd(), newVerifyBundleCmd(), newVersionCmd())
 	return root
 }
 

@@ -23,6 +23,7 @@ func TestHelpGolden(t *testing.T) {
 		{"help-check.txt", []string{"help", "check"}},
 		{"check.txt", []string{"check", "--help"}},
 		{"verify.txt", []string{"verify", "--help"}},
+		{"verify-bundle.txt", []string{"verify-bundle", "--help"}},
 		{"serve.txt", []string{"serve", "--help"}},
 	}
 	for _, tt := range tests {
