@@ -80,8 +80,9 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		Use:   "signgate",
 		Short: "Admission gate for container images signed with cosign",
 		Long: `signgate is the admission gate for signed images: serve runs the mutating and
-validating webhooks, check evaluates manifests offline the way the webhooks
-would, verify resolves and verifies one image.
+validating webhooks, check evaluates manifests the way the webhooks would,
+verify resolves and verifies one image, verify-bundle verifies a sigstore
+bundle (the sigstore-conformance CLI protocol).
 
 Exit codes (every command): 0 ok; 1 denied or not verified; 2 usage,
 configuration or input error; 3 undecided (registry trouble, retry).`,
