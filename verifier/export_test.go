@@ -34,3 +34,11 @@ func (f *flightGroup) waiters(key string) int {
 // Canonical exposes canonical, the verifier's one canonicalization of a
 // reference (fast path included), to tests.
 var Canonical = canonical
+
+// BytesInFlight returns the response bytes reserved now from the
+// Options.MaxBytesInFlight budget.
+func BytesInFlight(v *Verifier) int64 { return v.budget.inUse.Load() }
+
+// VerificationsWaiting returns how many verifications wait for one of the
+// Options.MaxConcurrentVerifications slots.
+func VerificationsWaiting(v *Verifier) int64 { return v.waiting.Load() }

@@ -16,13 +16,18 @@ import (
 const (
 	DefaultTimeout          = 5 * time.Second
 	DefaultMaxManifestBytes = 4 << 20 // 4 MiB: larger than any real manifest or index
-	DefaultMaxPayloadBytes  = 1 << 20 // 1 MiB: a cosign payload or bundle is a few KiB
-	DefaultMaxSignatures    = 100
-	DefaultCacheSize        = 10000
-	DefaultTTL              = 10 * time.Minute
-	DefaultFailureTTL       = 30 * time.Second
-	DefaultTagTTL           = 15 * time.Second
-	maxRedirects            = 3
+	// DefaultMaxSignatureManifestBytes: a .sig manifest with 100 cosign
+	// signatures, or a referrers index listing 100 bundles, is ~50-100 KiB.
+	DefaultMaxSignatureManifestBytes  = 512 << 10
+	DefaultMaxConcurrentVerifications = 16
+	DefaultMaxBytesInFlight           = 64 << 20 // 64 MiB
+	DefaultMaxPayloadBytes            = 1 << 20  // 1 MiB: a cosign payload or bundle is a few KiB
+	DefaultMaxSignatures              = 100
+	DefaultCacheSize                  = 10000
+	DefaultTTL                        = 10 * time.Minute
+	DefaultFailureTTL                 = 30 * time.Second
+	DefaultTagTTL                     = 15 * time.Second
+	maxRedirects                      = 3
 )
 
 // DefaultBlockedNetworks are the address ranges a registry host may not
@@ -92,14 +97,41 @@ type Options struct {
 	// (a definite error naming both hosts). The realm host still passes
 	// the dial guard (BlockedNetworks, AllowedHosts) like any registry.
 	TokenRealms []TokenRealm
-	// MaxManifestBytes caps manifest, index and referrers bodies.
-	// Default 4 MiB.
+	// MaxManifestBytes caps image manifest and index bodies (Resolve, and
+	// any manifest read outside the signature layouts). Default 4 MiB.
 	MaxManifestBytes int64
+	// MaxSignatureManifestBytes caps what the signature layouts read as
+	// manifests: the classic sha256-<hex>.sig manifest, the referrers
+	// index (from the referrers API or the sha256-<hex> fallback tag) and
+	// each bundle's manifest. The cap is enforced while the body is read
+	// (and from Content-Length before). A larger answer is a definite
+	// "not verified" whose Reason names it (unless the other layout
+	// reaches the threshold). Default 512 KiB.
+	MaxSignatureManifestBytes int64
 	// MaxPayloadBytes caps a signature payload or bundle blob. Default 1 MiB.
 	MaxPayloadBytes int64
 	// MaxSignatures is how many signatures per layout are considered; more
-	// are ignored. Default 100.
+	// are ignored. A signature manifest or referrers index is decoded one
+	// descriptor at a time and only the first MaxSignatures are kept (the
+	// rest are only counted), so this also bounds the memory one layout
+	// takes. Default 100.
 	MaxSignatures int
+	// MaxConcurrentVerifications bounds the verifications that do registry
+	// work at once across all callers (one per digest and authority set:
+	// callers sharing a verification count once). A verification waits for
+	// a slot within its deadline; one whose callers all gave up, or whose
+	// Options.Timeout passed, first is undecided, never allowed. Default
+	// 16.
+	MaxConcurrentVerifications int
+	// MaxBytesInFlight bounds the registry response bodies being read at
+	// once, across all calls: before a successful response body is read,
+	// its cap (MaxPayloadBytes, MaxSignatureManifestBytes or
+	// MaxManifestBytes), or its Content-Length when smaller, is reserved
+	// from this budget, and released when the body is read to its end,
+	// fails or is closed. A body whose cap exceeds the budget reserves all
+	// of it. A request that cannot get its reservation within its deadline
+	// is undecided. Default 64 MiB.
+	MaxBytesInFlight int64
 	// CacheSize bounds the verdict cache: up to CacheSize verified verdicts
 	// plus up to CacheSize definite failures, kept apart so that a flood of
 	// unsigned digests cannot evict verified ones. Default 10000; <0
@@ -137,8 +169,17 @@ func (o Options) withDefaults() (Options, error) {
 	if o.MaxManifestBytes == 0 {
 		o.MaxManifestBytes = DefaultMaxManifestBytes
 	}
+	if o.MaxSignatureManifestBytes == 0 {
+		o.MaxSignatureManifestBytes = DefaultMaxSignatureManifestBytes
+	}
 	if o.MaxPayloadBytes == 0 {
 		o.MaxPayloadBytes = DefaultMaxPayloadBytes
+	}
+	if o.MaxConcurrentVerifications == 0 {
+		o.MaxConcurrentVerifications = DefaultMaxConcurrentVerifications
+	}
+	if o.MaxBytesInFlight == 0 {
+		o.MaxBytesInFlight = DefaultMaxBytesInFlight
 	}
 	if o.MaxSignatures == 0 {
 		o.MaxSignatures = DefaultMaxSignatures
@@ -162,7 +203,8 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Timeout < 0 {
 		errs = append(errs, fmt.Errorf("timeout %s is negative", o.Timeout))
 	}
-	if o.MaxManifestBytes < 0 || o.MaxPayloadBytes < 0 || o.MaxSignatures < 0 {
+	if o.MaxManifestBytes < 0 || o.MaxSignatureManifestBytes < 0 || o.MaxPayloadBytes < 0 || o.MaxSignatures < 0 ||
+		o.MaxConcurrentVerifications < 0 || o.MaxBytesInFlight < 0 {
 		errs = append(errs, errors.New("size limits must not be negative"))
 	}
 	if o.TTL < 0 || o.FailureTTL < 0 {

@@ -16,25 +16,30 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/signgate/signgate/internal/imageref"
 )
 
 // Definite (never transient) transport failures.
 var (
-	errBlocked        = errors.New("address is in a blocked network")
-	errTooLarge       = errors.New("response body too large")
-	errDigestMismatch = errors.New("manifest bytes do not match Docker-Content-Digest")
-	errTooManyHops    = errors.New("too many redirects")
-	errPlainHTTP      = errors.New("registry answered in plain HTTP; list it in insecureRegistries if that is intended")
-	errCredsWithheld  = errors.New("credentials withheld from a host the keychain does not give them to")
-	errRealmRefused   = errors.New("token realm on another host than the registry is not allowed")
+	errBlocked  = errors.New("address is in a blocked network")
+	errTooLarge = errors.New("response body too large")
+	// errSignatureTooLarge is errTooLarge for a signature manifest or
+	// referrers index (Options.MaxSignatureManifestBytes).
+	errSignatureTooLarge = fmt.Errorf("signature data: %w", errTooLarge)
+	errDigestMismatch    = errors.New("manifest bytes do not match Docker-Content-Digest")
+	errTooManyHops       = errors.New("too many redirects")
+	errPlainHTTP         = errors.New("registry answered in plain HTTP; list it in insecureRegistries if that is intended")
+	errCredsWithheld     = errors.New("credentials withheld from a host the keychain does not give them to")
+	errRealmRefused      = errors.New("token realm on another host than the registry is not allowed")
 )
 
 // notTLS reports whether an HTTPS request reached a plain HTTP server.
@@ -49,7 +54,7 @@ func notTLS(err error) bool {
 // only the requests for the data itself. Retries are off: a verification
 // must finish inside an admission deadline, and an undecided answer is
 // retried by the caller instead.
-func pullerBuilder(o Options) func() (*remote.Puller, error) {
+func pullerBuilder(o Options, budget *byteBudget) func() (*remote.Puller, error) {
 	base := o.Transport
 	if base == nil {
 		base = guardedTransport(o.BlockedNetworks, o.AllowedHosts, o.Proxy)
@@ -59,6 +64,8 @@ func pullerBuilder(o Options) func() (*remote.Puller, error) {
 		insecure:    hostSet(o.InsecureRegistries),
 		maxManifest: o.MaxManifestBytes,
 		maxPayload:  o.MaxPayloadBytes,
+		maxSig:      o.MaxSignatureManifestBytes,
+		budget:      budget,
 		obs:         o.Observer,
 		creds:       &credentialGuard{keychain: o.Keychain},
 		realms:      newRealmRules(append(DefaultTokenRealms(), o.TokenRealms...)),
@@ -206,6 +213,8 @@ type registryTransport struct {
 	insecure    map[string]bool
 	maxManifest int64
 	maxPayload  int64
+	maxSig      int64       // manifests and referrers read for signature layouts (signatureData)
+	budget      *byteBudget // nil: bodies are not accounted
 	obs         Observer
 	creds       *credentialGuard
 	realms      realmRules
@@ -482,24 +491,87 @@ func tokenForm(req *http.Request) (url.Values, error) {
 	return url.ParseQuery(string(b))
 }
 
-// limit caps the body and, for manifests, checks the claimed digest.
+// limit caps the body and, for manifests, checks the claimed digest. A
+// successful body's cap, or its Content-Length when smaller, is reserved
+// from the byte budget before the body is handed on, and released when it
+// has been read to its end, failed or been closed.
 func (t *registryTransport) limit(req *http.Request, op string, resp *http.Response) (*http.Response, error) {
-	max := t.maxManifest
-	if op == "blob" {
+	max, tooLarge := t.maxManifest, errTooLarge
+	switch {
+	case op == "blob":
 		max = t.maxPayload
+	case (op == "manifest" || op == "referrers") && isSignatureData(req.Context()):
+		max, tooLarge = t.maxSig, errSignatureTooLarge
 	}
 	if resp.ContentLength > max && req.Method != http.MethodHead {
 		resp.Body.Close()
-		return nil, fmt.Errorf("%s %s: %w (%d bytes, limit %d)", req.Method, req.URL.Redacted(), errTooLarge, resp.ContentLength, max)
+		return nil, fmt.Errorf("%s %s: %w (%d bytes, limit %d)", req.Method, req.URL.Redacted(), tooLarge, resp.ContentLength, max)
 	}
-	body := &cappedBody{r: resp.Body, left: max, what: req.URL.Redacted()}
+	body := &cappedBody{r: resp.Body, left: max, what: req.URL.Redacted(), tooLarge: tooLarge}
 	if op == "manifest" && req.Method == http.MethodGet && resp.StatusCode == http.StatusOK {
 		if want, ok := strings.CutPrefix(resp.Header.Get("Docker-Content-Digest"), "sha256:"); ok {
 			body.h, body.want = sha256.New(), want
 		}
 	}
+	if t.budget != nil && req.Method == http.MethodGet && resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		n := max
+		if resp.ContentLength >= 0 && resp.ContentLength < n {
+			n = resp.ContentLength
+		}
+		release, err := t.budget.acquire(req.Context(), n)
+		if err != nil {
+			resp.Body.Close()
+			return nil, fmt.Errorf("%s %s: wait for %d bytes of the response budget: %w", req.Method, req.URL.Redacted(), n, err)
+		}
+		body.release = release
+	}
 	resp.Body = body
 	return resp, nil
+}
+
+// byteBudget is Options.MaxBytesInFlight: a weighted semaphore over the
+// response bytes being read at once. Safe for concurrent use.
+type byteBudget struct {
+	size  int64
+	sem   *semaphore.Weighted
+	inUse atomic.Int64 // reserved now (tests)
+}
+
+func newByteBudget(size int64) *byteBudget {
+	return &byteBudget{size: size, sem: semaphore.NewWeighted(size)}
+}
+
+// acquire reserves n bytes (at most the whole budget) within ctx and
+// returns what gives them back, safe to call more than once.
+func (b *byteBudget) acquire(ctx context.Context, n int64) (release func(), _ error) {
+	n = min(n, b.size)
+	if n <= 0 {
+		return func() {}, nil
+	}
+	if err := b.sem.Acquire(ctx, n); err != nil {
+		return nil, err
+	}
+	b.inUse.Add(n)
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			b.inUse.Add(-n)
+			b.sem.Release(n)
+		})
+	}, nil
+}
+
+// signatureDataKey marks a context whose manifest and referrers requests
+// read signature layouts: they are capped at MaxSignatureManifestBytes.
+type signatureDataKey struct{}
+
+func withSignatureData(ctx context.Context) context.Context {
+	return context.WithValue(ctx, signatureDataKey{}, true)
+}
+
+func isSignatureData(ctx context.Context) bool {
+	b, _ := ctx.Value(signatureDataKey{}).(bool)
+	return b
 }
 
 func operation(path string) string {
@@ -520,23 +592,31 @@ func operation(path string) string {
 }
 
 // cappedBody fails reads past left bytes and, when h is set, fails at EOF
-// if the bytes do not hash to want.
+// if the bytes do not hash to want. release (if set) runs once, at the
+// body's end: EOF, a read error, or Close.
 type cappedBody struct {
-	r    io.ReadCloser
-	left int64
-	what string
-	h    hash.Hash
-	want string
+	r        io.ReadCloser
+	left     int64
+	what     string
+	tooLarge error
+	h        hash.Hash
+	want     string
+	release  func()
 }
 
-func (b *cappedBody) Read(p []byte) (int, error) {
+func (b *cappedBody) Read(p []byte) (n int, err error) {
+	defer func() {
+		if err != nil && b.release != nil {
+			b.release()
+		}
+	}()
 	if int64(len(p)) > b.left+1 {
 		p = p[:b.left+1]
 	}
-	n, err := b.r.Read(p)
+	n, err = b.r.Read(p)
 	b.left -= int64(n)
 	if b.left < 0 {
-		return 0, fmt.Errorf("read %s: %w", b.what, errTooLarge)
+		return 0, fmt.Errorf("read %s: %w", b.what, b.tooLarge)
 	}
 	if b.h != nil {
 		b.h.Write(p[:n])
@@ -547,4 +627,9 @@ func (b *cappedBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (b *cappedBody) Close() error { return b.r.Close() }
+func (b *cappedBody) Close() error {
+	if b.release != nil {
+		b.release()
+	}
+	return b.r.Close()
+}

@@ -3,9 +3,11 @@ package verifier
 import (
 	"context"
 	"strings"
+	"sync/atomic"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"golang.org/x/sync/semaphore"
 )
 
 // Verifier resolves tags and verifies digests against registries, with a
@@ -24,6 +26,12 @@ type Verifier struct {
 	layouts  *layoutHints
 	flights  flightGroup // verdicts
 	resolves flightGroup // tag resolutions
+	// running bounds the verifications doing registry work at once
+	// (Options.MaxConcurrentVerifications); waiting counts those waiting
+	// for a slot.
+	running *semaphore.Weighted
+	waiting atomic.Int64
+	budget  *byteBudget // Options.MaxBytesInFlight
 }
 
 // New returns a Verifier; opts are checked once here.
@@ -32,7 +40,8 @@ func New(opts Options) (*Verifier, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, err := newPullers(pullerBuilder(o))
+	budget := newByteBudget(o.MaxBytesInFlight)
+	p, err := newPullers(pullerBuilder(o, budget))
 	if err != nil {
 		return nil, err
 	}
@@ -45,6 +54,8 @@ func New(opts Options) (*Verifier, error) {
 		layouts:  newLayoutHints(),
 		flights:  flightGroup{op: "verify", obs: o.Observer, reset: p.renew},
 		resolves: flightGroup{op: "resolve", obs: o.Observer, reset: p.renew},
+		running:  semaphore.NewWeighted(int64(o.MaxConcurrentVerifications)),
+		budget:   budget,
 	}, nil
 }
 

@@ -8,7 +8,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -16,11 +18,13 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/sigstore/cosign/v2/pkg/cosign"
 	"github.com/sigstore/cosign/v2/pkg/oci"
 	ociremote "github.com/sigstore/cosign/v2/pkg/oci/remote"
 	"github.com/sigstore/cosign/v2/pkg/oci/static"
-	"github.com/sigstore/cosign/v2/pkg/types"
+	cosigntypes "github.com/sigstore/cosign/v2/pkg/types"
 	sgbundle "github.com/sigstore/sigstore-go/pkg/bundle"
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/sigstore/sigstore-go/pkg/verify"
@@ -65,6 +69,10 @@ func (v *Verifier) Verify(ctx context.Context, d name.Digest, set AuthoritySet) 
 	v.opts.Observer.CacheRequest("verdict", "miss")
 	d = q.digest
 	val, err := v.flights.do(ctx, q.key, v.opts.Timeout, func(ctx context.Context) (any, error) {
+		if err := v.acquireSlot(ctx); err != nil {
+			return nil, undecided("verify", d.String(), err) // not run: neither cached nor counted
+		}
+		defer v.running.Release(1)
 		verified, err := v.verify(ctx, d, set)
 		if nv := (*NotVerifiedError)(nil); errors.As(err, &nv) && nv.AccessDenied {
 			v.pullers.renew() // ask the keychain again: credentials may have been fixed
@@ -87,6 +95,18 @@ func (v *Verifier) Verify(ctx context.Context, d name.Digest, set AuthoritySet) 
 		return Result{}, undecided("verify", d.String(), err)
 	}
 	return Result{Digest: d, Verified: q.names(set, val.([]string))}, nil
+}
+
+// acquireSlot waits, within ctx (the shared verification's own: it ends
+// at Options.Timeout or when every caller has gone), for one of the
+// Options.MaxConcurrentVerifications slots.
+func (v *Verifier) acquireSlot(ctx context.Context) error {
+	v.waiting.Add(1)
+	defer v.waiting.Add(-1)
+	if err := v.running.Acquire(ctx, 1); err != nil {
+		return fmt.Errorf("wait for one of the %d verification slots: %w", v.opts.MaxConcurrentVerifications, err)
+	}
+	return nil
 }
 
 // Cached returns what Verify would answer when that needs no registry
@@ -190,60 +210,110 @@ func (v *Verifier) verify(ctx context.Context, d name.Digest, set AuthoritySet) 
 	return t.result(d)
 }
 
-// verifyClassic checks the signatures in the sha256-<hex>.sig tag.
+// verifyClassic checks the signatures in the sha256-<hex>.sig tag. The
+// manifest is read under Options.MaxSignatureManifestBytes and decoded
+// one layer at a time: only the first MaxSignatures layers are kept
+// (cosign's Signatures.Get would build every one of up to 1000), and the
+// payload blob of each is fetched only when that signature is checked.
 func (v *Verifier) verifyClassic(ctx context.Context, d name.Digest, h v1.Hash, t *tally) {
 	tag := d.Context().Tag(strings.Replace(d.DigestStr(), ":", "-", 1) + ".sig")
-	sigs, err := ociremote.Signatures(tag, ociremote.WithRemoteOptions(v.remoteOptions(ctx, tag.Context())...))
+	what := "signature tag " + tag.TagStr()
+	ctx = withSignatureData(ctx)
+	opts := v.remoteOptions(ctx, tag.Context())
+	desc, err := remote.Get(tag, opts...)
+	if te := (*transport.Error)(nil); errors.As(err, &te) && te.StatusCode == http.StatusNotFound {
+		return // no signatures in this layout
+	}
 	if err != nil {
-		t.fail("signature tag "+tag.TagStr(), err)
+		t.failSignatureData(what, "signature manifest for "+tag.TagStr(), v.opts.MaxSignatureManifestBytes, err)
 		return
 	}
-	list, err := sigs.Get()
-	if err != nil {
-		t.fail("signature tag "+tag.TagStr(), err)
+	if desc.MediaType.IsIndex() || desc.MediaType.IsSchema1() {
+		t.fail(what, errors.New("not a signature image manifest"))
 		return
 	}
+	layers, total, err := decodeDescriptors(desc.Manifest, "layers", v.opts.MaxSignatures, nil)
+	desc = nil // the manifest bytes are not needed any more
+	if err != nil {
+		t.fail(what, fmt.Errorf("read manifest: %w", err))
+		return
+	}
+	if total > maxClassicLayers {
+		t.fail(what, oci.NewMaxLayersExceeded(int64(total), maxClassicLayers))
+		return
+	}
+	capped(total, v.opts.MaxSignatures, t)
 	payloads := make(map[v1.Hash][]byte)
-	for i, sig := range capped(list, v.opts.MaxSignatures, t) {
+	for i, l := range layers {
 		if t.done() {
 			return
 		}
-		sig = sharedPayload{ociSignature: sig, payloads: payloads}
+		sig := sigLayer{desc: l, payloads: payloads, fetch: func(h v1.Hash) ([]byte, error) {
+			layer, err := remote.Layer(tag.Context().Digest(h.String()), opts...)
+			if err != nil {
+				return nil, err
+			}
+			r, err := layer.Compressed()
+			if err != nil {
+				return nil, err
+			}
+			defer r.Close()
+			return io.ReadAll(r)
+		}}
 		v.checkClassic(ctx, fmt.Sprintf("signature %d in %s", i, tag.TagStr()), sig, h, t)
 	}
 }
 
-// sharedPayload fetches each distinct payload blob of one .sig manifest
-// once: signatures by several keys, or a hostile manifest repeating one
-// layer, all point at the same blob. The blob is read by digest and
+// sigLayer is one layer of a .sig manifest, read the way cosign reads
+// it (pkg/oci/internal/signature): the base64 signature and the other
+// annotations from the descriptor, the payload from the blob it names.
+// Each distinct payload blob of one .sig manifest is fetched once:
+// signatures by several keys, or a hostile manifest repeating one layer,
+// all point at the same blob. The blob is read by digest and
 // go-containerregistry checks the bytes against it, so the digest is a
 // sound key.
-type sharedPayload struct {
-	ociSignature
+type sigLayer struct {
+	desc     v1.Descriptor
 	payloads map[v1.Hash][]byte
+	fetch    func(v1.Hash) ([]byte, error)
 }
 
-// ociSignature is oci.Signature under a name that, embedded, does not
-// hide its Signature method.
-type ociSignature = oci.Signature
+// cosignSignatureAnnotation holds a classic signature, base64.
+const cosignSignatureAnnotation = "dev.cosignproject.cosign/signature"
 
-func (s sharedPayload) Payload() ([]byte, error) {
-	d, err := s.Digest()
-	if err != nil {
-		return nil, err
-	}
-	if p, ok := s.payloads[d]; ok {
+func (s sigLayer) Payload() ([]byte, error) {
+	if p, ok := s.payloads[s.desc.Digest]; ok {
 		return p, nil
 	}
-	p, err := s.ociSignature.Payload()
+	p, err := s.fetch(s.desc.Digest)
 	if err != nil {
 		return nil, err
 	}
-	s.payloads[d] = p
+	s.payloads[s.desc.Digest] = p
 	return p, nil
 }
 
-func (v *Verifier) checkClassic(ctx context.Context, what string, sig oci.Signature, h v1.Hash, t *tally) {
+func (s sigLayer) Base64Signature() (string, error) {
+	b64sig, ok := s.desc.Annotations[cosignSignatureAnnotation]
+	if !ok {
+		return "", fmt.Errorf("signature layer %s is missing %q annotation", s.desc.Digest, cosignSignatureAnnotation)
+	}
+	return b64sig, nil
+}
+
+func (s sigLayer) MediaType() (types.MediaType, error) { return s.desc.MediaType, nil }
+
+func (s sigLayer) Annotations() (map[string]string, error) { return s.desc.Annotations, nil }
+
+// keyReadable is what keySignature reads of a signature.
+type keyReadable interface {
+	Payload() ([]byte, error)
+	Base64Signature() (string, error)
+	MediaType() (types.MediaType, error)
+	Annotations() (map[string]string, error)
+}
+
+func (v *Verifier) checkClassic(ctx context.Context, what string, sig keyReadable, h v1.Hash, t *tally) {
 	s, err := keySignature(sig)
 	if err != nil {
 		t.fail(what, err)
@@ -291,7 +361,7 @@ func (v *Verifier) checkClassic(ctx context.Context, what string, sig oci.Signat
 // an empty slice). With SigVerifier set and IgnoreTlog,
 // cosign.VerifyImageSignature reads Base64Signature, Payload and Cert,
 // which for this copy is nil.
-func keySignature(sig oci.Signature) (oci.Signature, error) {
+func keySignature(sig keyReadable) (oci.Signature, error) {
 	payload, err := sig.Payload()
 	if err != nil {
 		return nil, fmt.Errorf("read payload: %w", err)
@@ -313,30 +383,34 @@ func keySignature(sig oci.Signature) (oci.Signature, error) {
 
 // verifyBundles checks sigstore bundles found through the referrers API
 // (go-containerregistry falls back to the sha256-<hex> tag when the
-// registry has no referrers API).
+// registry has no referrers API). The index is read under
+// Options.MaxSignatureManifestBytes and decoded one entry at a time: only
+// the first MaxSignatures entries that may be bundles are kept.
 func (v *Verifier) verifyBundles(ctx context.Context, d name.Digest, h v1.Hash, t *tally) {
+	ctx = withSignatureData(ctx)
 	idx, err := remote.Referrers(d, v.remoteOptions(ctx, d.Context())...)
 	if err != nil {
-		t.fail("referrers", err)
+		t.failSignatureData("referrers", "referrers index for "+d.DigestStr(), v.opts.MaxSignatureManifestBytes, err)
 		return
 	}
-	im, err := idx.IndexManifest()
+	raw, err := idx.RawManifest()
 	if err != nil {
 		t.fail("referrers", err)
 		return
 	}
-	var descs []v1.Descriptor
-	for _, desc := range im.Manifests {
-		if maybeBundle(desc.ArtifactType) {
-			descs = append(descs, desc)
-		}
+	idx = nil
+	descs, total, err := decodeDescriptors(raw, "manifests", v.opts.MaxSignatures, maybeBundle)
+	if err != nil {
+		t.fail("referrers", fmt.Errorf("read index: %w", err))
+		return
 	}
 	digest, err := hex.DecodeString(h.Hex)
 	if err != nil {
 		t.fail("digest", err)
 		return
 	}
-	for _, desc := range capped(descs, v.opts.MaxSignatures, t) {
+	capped(total, v.opts.MaxSignatures, t)
+	for _, desc := range descs {
 		if t.done() {
 			return
 		}
@@ -409,19 +483,18 @@ func verifyBundle(ctx context.Context, b *sgbundle.Bundle, sv signature.Verifier
 	if err != nil {
 		return err
 	}
-	if res.Statement == nil || res.Statement.GetPredicateType() != types.CosignSignPredicateType {
+	if res.Statement == nil || res.Statement.GetPredicateType() != cosigntypes.CosignSignPredicateType {
 		return fmt.Errorf("bundle is not a cosign signature (predicate type %q)", res.Statement.GetPredicateType())
 	}
 	return nil
 }
 
-// capped keeps at most Options.MaxSignatures items and notes the rest.
-func capped[T any](items []T, limit int, t *tally) []T {
-	if len(items) <= limit {
-		return items
+// capped notes the signatures beyond the first limit of total, which
+// were not read.
+func capped(total, limit int, t *tally) {
+	if total > limit {
+		t.reject("limit", fmt.Errorf("%d signatures beyond the first %d were ignored", total-limit, limit))
 	}
-	t.reject("limit", fmt.Errorf("%d signatures beyond the first %d were ignored", len(items)-limit, limit))
-	return items[:limit]
 }
 
 // keyAuthority is one distinct key.
@@ -443,6 +516,7 @@ type tally struct {
 	byClassic  bool            // a classic signature verified
 	byBundle   bool            // a bundle verified
 	trouble    *UndecidedError // first transient failure
+	oversized  string          // Reason: a signature manifest or referrers index was over its cap
 }
 
 func newTally(set AuthoritySet) (*tally, error) {
@@ -520,6 +594,16 @@ func (t *tally) fail(what string, err error) {
 	t.reject(what, err)
 }
 
+// failSignatureData is fail for the read of a signature manifest or
+// referrers index (named by data, e.g. "signature manifest for
+// sha256-<hex>.sig"), noting the Reason when it was larger than limit.
+func (t *tally) failSignatureData(what, data string, limit int64, err error) {
+	if errors.Is(err, errSignatureTooLarge) && t.oversized == "" {
+		t.oversized = fmt.Sprintf("the registry's %s is larger than the %s limit", data, sizeText(limit))
+	}
+	t.fail(what, err)
+}
+
 func (t *tally) result(d name.Digest) ([]string, error) {
 	if t.done() {
 		var ids []string
@@ -544,6 +628,8 @@ func (t *tally) result(d name.Digest) ([]string, error) {
 		t.refused.Ref = d.String()
 	}
 	switch {
+	case t.oversized != "":
+		nv.Reason, nv.Refused = t.oversized, t.refused
 	case t.signatures == 0 && t.denied:
 		nv.Reason, nv.AccessDenied = "the registry denied signgate read access to the signatures", true
 	case t.signatures == 0 && t.unread:
