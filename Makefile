@@ -21,7 +21,7 @@ KO_VERSION             := v0.19.1
 FUZZTIME ?= 30s
 
 .PHONY: all build test lint fmt vet staticcheck bench fuzz crds verify-crds \
-        e2e-tools e2e demo registry load image chart-check dogfood clean \
+        e2e-tools e2e demo registry load load-oversized image chart-check dogfood clean \
         test-stress stress-ng conformance
 
 all: build
@@ -69,6 +69,13 @@ bench: $(STAMP)/benchstat-$(BENCHSTAT_VERSION)
 LOAD_FLAGS ?=
 load: build $(STAMP)/pod-security-webhook-$(KUBE_VERSION)
 	$(GO) run -tags load ./e2e/load -o $(BIN)/load-report.md $(LOAD_FLAGS)
+
+## load-oversized: peak RSS of bin/signgate serve reviewing 3 concurrent 16-image pods whose
+## images have ~4 MB .sig manifests and ~3 MB referrers indexes (issue 31; docs/performance.md);
+## every answer must be a denial. Report: bin/oversized-report.md. OVERSIZED_FLAGS to vary.
+OVERSIZED_FLAGS ?=
+load-oversized: build
+	$(GO) run -tags load ./e2e/load -oversized -o $(BIN)/oversized-report.md $(OVERSIZED_FLAGS)
 
 ## fuzz: every native fuzz target for $(FUZZTIME) each, on the checked-in corpus.
 fuzz:

@@ -115,6 +115,13 @@ func TestDeploymentWiring(t *testing.T) {
 	}) {
 		t.Errorf("env %+v has no POD_NAMESPACE from metadata.namespace", c.Env)
 	}
+	if !slices.ContainsFunc(c.Env, func(e corev1.EnvVar) bool {
+		r := e.ValueFrom
+		return e.Name == "SIGNGATE_MEMORY_LIMIT" && r != nil && r.ResourceFieldRef != nil &&
+			r.ResourceFieldRef.Resource == "limits.memory" && r.ResourceFieldRef.Divisor.Value() == 1
+	}) {
+		t.Errorf("env %+v has no SIGNGATE_MEMORY_LIMIT from limits.memory (divisor 1): serve's soft memory limit", c.Env)
+	}
 	ports := map[string]int32{}
 	for _, p := range c.Ports {
 		ports[p.Name] = p.ContainerPort

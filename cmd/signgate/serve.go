@@ -123,6 +123,7 @@ func (o *serveOptions) validate() error {
 // 1 when a port cannot be opened or serving fails.
 func serve(ctx context.Context, o serveOptions, stderr io.Writer) error {
 	log := newLogger(o.LogFormat, stderr)
+	applyMemoryLimit(log)
 	s, err := newServer(ctx, o, log)
 	if err != nil {
 		return exitWith(exitUsage, err)

@@ -13,6 +13,11 @@
 //
 //	go run -tags load ./e2e/load [-duration 10s] [-workers 32] [-o report.md]
 //
+// With -oversized it instead measures the peak RSS of `bin/signgate serve`
+// reviewing pods whose images have huge signature data (oversized.go):
+//
+//	go run -tags load ./e2e/load -oversized [-oversized-rounds 3] [-o report.md]
+//
 // Every request loop is bounded in count and time; nothing leaves loopback.
 package main
 
@@ -73,10 +78,18 @@ func main() {
 	flag.StringVar(&o.ProfileDir, "profile-dir", "bin/load-profiles", "where the profile section writes pprof files")
 	flag.BoolVar(&o.KeepTemp, "keep", false, "keep the temp directory (logs, configs)")
 	flag.StringVar(&o.TraceDir, "trace-dir", "", "write per-request offsets and latencies of each measured attack here")
+	oversized := flag.Bool("oversized", false, "instead of the sections: the oversized-signature-data measurement (peak RSS of bin/signgate serve; make load-oversized)")
+	var oo oversizedOptions
+	oo.addFlags(flag.CommandLine)
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, o, os.Stdout)
+	var err error
+	if *oversized {
+		err = runOversized(ctx, o, oo, os.Stdout)
+	} else {
+		err = run(ctx, o, os.Stdout)
+	}
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "load:", err)
