@@ -215,6 +215,11 @@ func (e *evaluation) judge(c imageCheck, r checked) {
 	case errors.As(r.err, &notVerified) && notVerified.AccessDenied:
 		e.f.add(c.req.Mode, auditImagePolicy, e.about(CodeRegistryAccessDenied, path, c.field.Image, c.req, fmt.Sprintf("%s %q: cannot verify against %s: %s; give signgate credentials that can read %s (registry credentials of the gate, docs/helm.md)",
 			path, c.field.Image, c.req.Policy, notVerified.Reason, notVerified.Digest.Context())))
+	case errors.As(r.err, &notVerified) && notVerified.Refused != nil && notVerified.Refused.Kind == "":
+		// A rule no setting lifts (an oversized signature manifest or
+		// referrers index): the reason names the response and the limit.
+		e.f.add(c.req.Mode, auditImagePolicy, e.about(CodeRegistryRefused, path, c.field.Image, c.req, fmt.Sprintf("%s %q: cannot verify against %s: %s",
+			path, c.field.Image, c.req.Policy, notVerified.Reason)))
 	case errors.As(r.err, &notVerified) && notVerified.Refused != nil:
 		e.f.add(c.req.Mode, auditImagePolicy, e.about(CodeRegistryRefused, path, c.field.Image, c.req, fmt.Sprintf("%s %q: cannot verify against %s: %s",
 			path, c.field.Image, c.req.Policy, registryProblem(c.ref.Context().RegistryStr(), r.err, e.gate.remedies))))

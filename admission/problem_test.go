@@ -245,3 +245,38 @@ func TestGuardRefusalDenial(t *testing.T) {
 		})
 	}
 }
+
+// TestOversizedSignatureDataDenial: a registry that answers with a
+// referrers index far larger than signature data ever is gets a denial
+// that names the oversized response and its limit, never an allow, never
+// "sign it".
+func TestOversizedSignatureDataDenial(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, configDefault)
+	entry := `{"mediaType":"application/vnd.oci.image.manifest.v1+json","artifactType":"application/vnd.dev.sigstore.bundle.v0.3+json","digest":"sha256:` + strings.Repeat("a", 64) + `","size":1},`
+	index := `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[` +
+		strings.Repeat(entry, (600<<10)/len(entry)) + `{}]}`
+	e.reg.SetFault(func(w http.ResponseWriter, req *http.Request) bool {
+		switch {
+		case strings.Contains(req.URL.Path, "/referrers/"):
+			w.Header().Set("Content-Type", "application/vnd.oci.image.index.v1+json")
+			io.WriteString(w, index)
+			return true
+		case strings.Contains(req.URL.Path, "/manifests/sha256-"):
+			w.WriteHeader(http.StatusNotFound) // no classic signature: the referrers are read
+			return true
+		}
+		return false
+	})
+	resp := e.post(t, WebhookValidate, e.review(t, "validate-pod-signed"), "?timeout=10s")
+	if resp.Allowed || resp.Result == nil {
+		t.Fatalf("allowed %v with an oversized referrers index; want a denial", resp.Allowed)
+	}
+	msg := resp.Result.Message
+	if !strings.Contains(msg, "referrers index for sha256:") || !strings.Contains(msg, "is larger than the 512 KiB limit") {
+		t.Errorf("the denial does not name the oversized referrers index and its limit:\n%s", msg)
+	}
+	if strings.Contains(msg, "sign it") {
+		t.Errorf("the denial asks for a signature, not for a sane registry answer:\n%s", msg)
+	}
+}

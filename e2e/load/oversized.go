@@ -228,7 +228,7 @@ func classify(line string) string {
 
 // namesOversized: the denial says a registry answer was too large (the
 // transport's cap) or over a cap or budget.
-var namesOversized = regexp.MustCompile(`(?i)too large|oversized|too many|over the .*(cap|budget|limit)|exceeds`)
+var namesOversized = regexp.MustCompile(`(?i)too large|oversized|too many|larger than the .*limit|over the .*(cap|budget|limit)|exceeds`)
 
 func runOversized(ctx context.Context, o options, oo oversizedOptions, stdout io.Writer) error {
 	if _, err := os.Stat(o.SigngateBin); err != nil || o.SigngateBin == inprocCommand {
