@@ -1,12 +1,9 @@
 package admission
 
 import (
-	"go/parser"
-	"go/token"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
+
+	"github.com/signgate/signgate/internal/importtest"
 )
 
 // TestImportBoundaries: admission never classifies registry errors itself.
@@ -16,30 +13,9 @@ import (
 // problem.go none for network errors either.
 func TestImportBoundaries(t *testing.T) {
 	t.Parallel()
-	forbidden := []string{
-		"github.com/google/go-containerregistry/pkg/v1/remote/transport",
-		"syscall",
-	}
-	forbiddenIn := map[string][]string{"problem.go": {"net"}}
-	files, err := filepath.Glob("*.go")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range files {
-		if strings.HasSuffix(f, "_test.go") {
-			continue
-		}
-		ast, err := parser.ParseFile(token.NewFileSet(), f, nil, parser.ImportsOnly)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, imp := range ast.Imports {
-			path, _ := strconv.Unquote(imp.Path.Value)
-			for _, bad := range append(forbidden, forbiddenIn[f]...) {
-				if path == bad {
-					t.Errorf("%s imports %s; classify registry errors in the verifier and switch on its types", f, path)
-				}
-			}
-		}
-	}
+	const why = "classify registry errors in the verifier and switch on its types"
+	importtest.Check(t,
+		importtest.Rule{Forbid: []string{"github.com/google/go-containerregistry/pkg/v1/remote/transport", "syscall"}, Why: why},
+		importtest.Rule{Files: []string{"problem.go"}, Forbid: []string{"net"}, Why: why},
+	)
 }

@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/signgate/signgate/internal/importtest"
 )
 
 func pubPEM(t *testing.T, pub crypto.PublicKey) []byte {
@@ -189,15 +191,5 @@ func TestFingerprint(t *testing.T) {
 // TestImports keeps the package a leaf: only the standard library.
 func TestImports(t *testing.T) {
 	t.Parallel()
-	for _, f := range []string{"authority.go"} {
-		data, err := readImports(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, p := range data {
-			if strings.Contains(strings.SplitN(p, "/", 2)[0], ".") {
-				t.Errorf("%s imports %s; internal/authority imports only the standard library", f, p)
-			}
-		}
-	}
+	importtest.Check(t, importtest.Rule{Forbid: []string{"github.com/", "golang.org/", "k8s.io/"}, Why: "internal/authority imports only the standard library"})
 }
