@@ -24,7 +24,6 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -111,7 +110,7 @@ func bigReferrers(size int) ([]byte, error) {
 // digest's simple-signing payload (uploaded once) repeated as layer after
 // layer, each with a random signature that no key verifies.
 func (r *testRegistry) pushOversized(repo string, sigBytes int) (name.Digest, error) {
-	d, err := r.pushImage(repo)
+	d, err := r.pushImage(repo, "v1")
 	if err != nil {
 		return name.Digest{}, err
 	}
@@ -158,26 +157,6 @@ func (r *testRegistry) pushOversized(repo string, sigBytes int) (name.Digest, er
 		return name.Digest{}, fmt.Errorf("push %s: %s", tag, resp.Status)
 	}
 	return d, nil
-}
-
-// pushImage pushes a small random image as repo:v1.
-func (r *testRegistry) pushImage(repo string) (name.Digest, error) {
-	ref, err := name.NewTag(fmt.Sprintf("%s/%s:v1", r.Host, repo), name.Insecure)
-	if err != nil {
-		return name.Digest{}, err
-	}
-	img, err := random.Image(512, 1)
-	if err != nil {
-		return name.Digest{}, fmt.Errorf("random image: %w", err)
-	}
-	if err := remote.Write(ref, img); err != nil {
-		return name.Digest{}, fmt.Errorf("push %s: %w", ref, err)
-	}
-	h, err := img.Digest()
-	if err != nil {
-		return name.Digest{}, err
-	}
-	return ref.Context().Digest(h.String()), nil
 }
 
 // oversizedRun is what the report is made of.

@@ -133,6 +133,15 @@ func (r *testRegistry) Close() error { return r.srv.Close() }
 // pushSigned pushes a small random image as repo:tag and signs its digest
 // with the run's key the way `cosign sign` does (classic .sig tag).
 func (r *testRegistry) pushSigned(repo, tag string) (name.Digest, error) {
+	d, err := r.pushImage(repo, tag)
+	if err != nil {
+		return name.Digest{}, err
+	}
+	return d, r.sign(d)
+}
+
+// pushImage pushes a small random image as repo:tag.
+func (r *testRegistry) pushImage(repo, tag string) (name.Digest, error) {
 	ref, err := name.NewTag(fmt.Sprintf("%s/%s:%s", r.Host, repo, tag), name.Insecure)
 	if err != nil {
 		return name.Digest{}, err
@@ -148,8 +157,7 @@ func (r *testRegistry) pushSigned(repo, tag string) (name.Digest, error) {
 	if err != nil {
 		return name.Digest{}, err
 	}
-	d := ref.Context().Digest(h.String())
-	return d, r.sign(d)
+	return ref.Context().Digest(h.String()), nil
 }
 
 func (r *testRegistry) sign(d name.Digest) error {
