@@ -38,6 +38,12 @@ type ClusterOptions struct {
 	// SecretTTL is how long a Secret read for a secretRef is reused.
 	// Default 30s.
 	SecretTTL time.Duration
+	// SecretFailureTTL is how long a failed Secret read (not found,
+	// forbidden, timeout) is reused, so policies pointing at missing
+	// Secrets do not re-read them at every compilation. A Secret created
+	// after a failed read is therefore seen up to SecretFailureTTL (plus
+	// the time to the next compilation, at most Resync) later. Default 5s.
+	SecretFailureTTL time.Duration
 	// Timeout bounds each API call (Secret get, status update). Default 5s.
 	Timeout time.Duration
 	// Logger receives invalid policies and API errors. Default: discard.
@@ -54,9 +60,13 @@ type ClusterOptions struct {
 
 // ClusterSource serves trust policies from the cluster: informers for
 // ClusterImagePolicy, ImagePolicy and Namespace, and Secrets read on demand
-// for secretRefs (cached for SecretTTL; no cluster-wide Secret watch, so the
-// gate needs only "get" on the Secrets it is pointed at). Secrets of
-// ClusterImagePolicy secretRefs are read in the gate's own namespace.
+// for secretRefs (cached for SecretTTL, failed reads for SecretFailureTTL;
+// no cluster-wide Secret watch, so the gate needs only "get" on the Secrets
+// it is pointed at). Before each compilation the referenced Secrets that are
+// not cached are read in parallel, a few at a time, so one namespace's
+// policy pointing at many missing Secrets does not hold up readiness or the
+// other policies. Secrets of ClusterImagePolicy secretRefs are read in the
+// gate's own namespace.
 //
 // Policies are compiled when one changes and every Resync, never per
 // request; each compilation is swapped in atomically, so a Snapshot is one
@@ -116,7 +126,7 @@ func NewClusterSource(dyn dynamic.Interface, kube kubernetes.Interface, gateName
 		dynFactory:    dynamicinformer.NewDynamicSharedInformerFactory(dyn, 0),
 		trigger:       make(chan struct{}, 1),
 		ready:         make(chan struct{}),
-		secrets:       newSecretCache(kube, opts.SecretTTL),
+		secrets:       newSecretCache(kube, opts.SecretTTL, opts.SecretFailureTTL),
 	}
 	s.comp.gateNamespace = gateNamespace
 	s.cip = s.dynFactory.ForResource(v1alpha1.ClusterImagePolicyResource).Informer()
@@ -142,6 +152,9 @@ func (o ClusterOptions) withDefaults() ClusterOptions {
 	}
 	if o.SecretTTL <= 0 {
 		o.SecretTTL = 30 * time.Second
+	}
+	if o.SecretFailureTTL <= 0 {
+		o.SecretFailureTTL = 5 * time.Second
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = 5 * time.Second
@@ -230,6 +243,12 @@ func (s *ClusterSource) rebuild(ctx context.Context) {
 		objs, srcs = append(objs, imagePolicyObject(u)), append(srcs, u)
 	}
 	s.secrets.prune()
+	// Read every referenced Secret that is not cached, several at once,
+	// before compiling: the compilation then finds them all in the cache
+	// (data or a cached failure), so policies pointing at many missing
+	// Secrets cost one bounded parallel round trip, not one read after the
+	// other through the client's rate limit.
+	s.secrets.fill(ctx, s.comp.secretRefs(objs), s.opts.Timeout)
 	s.comp.secrets = func(ns, name string) (map[string][]byte, error) { return s.secrets.get(ctx, ns, name, s.opts.Timeout) }
 	trust, results := s.comp.compile(objs)
 	s.comp.secrets = nil

@@ -2,50 +2,115 @@ package policy
 
 import (
 	"context"
+	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 )
 
-// secretCache reads Secrets on demand and keeps successful reads for ttl.
-// Failures are never cached: a Secret created a moment later is seen at the
-// next compilation. Not safe for concurrent use (ClusterSource's Run
-// goroutine owns it).
+// secretReadLimit bounds how many Secrets one compilation reads at once.
+const secretReadLimit = 8
+
+// secretCache reads Secrets on demand. A successful read is kept for ttl; a
+// failed one (not found, forbidden, timeout, any other error) is kept for
+// failTTL, so a policy pointing at missing Secrets costs one read per Secret
+// per failTTL instead of one per compilation. The price: a Secret created a
+// moment after a failed read is seen only once failTTL has passed (at the
+// first compilation after that).
+//
+// Safe for concurrent use: fill reads several Secrets at once.
 type secretCache struct {
-	kube    kubernetes.Interface
+	read    func(ctx context.Context, namespace, name string) (*corev1.Secret, error)
 	ttl     time.Duration
+	failTTL time.Duration
 	now     func() time.Time
-	entries map[string]secretEntry // "namespace/name"
+
+	mu      sync.Mutex
+	entries map[secretName]secretEntry
 }
+
+// secretName is a Secret's namespace and name.
+type secretName struct{ Namespace, Name string }
 
 type secretEntry struct {
 	data    map[string][]byte
+	err     error // the read failed; data is nil
 	expires time.Time
 }
 
-func newSecretCache(kube kubernetes.Interface, ttl time.Duration) *secretCache {
-	return &secretCache{kube: kube, ttl: ttl, now: time.Now, entries: map[string]secretEntry{}}
+func newSecretCache(kube kubernetes.Interface, ttl, failTTL time.Duration) *secretCache {
+	return &secretCache{
+		read: func(ctx context.Context, namespace, name string) (*corev1.Secret, error) {
+			return kube.CoreV1().Secrets(namespace).Get(ctx, name, metav1.GetOptions{})
+		},
+		ttl: ttl, failTTL: failTTL, now: time.Now, entries: map[secretName]secretEntry{},
+	}
 }
 
+// cached returns the unexpired entry for key, if any.
+func (c *secretCache) cached(key secretName) (secretEntry, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[key]
+	if !ok || !c.now().Before(e.expires) {
+		return secretEntry{}, false
+	}
+	return e, true
+}
+
+// get returns a Secret's data, from the cache while its entry (success or
+// failure) has not expired, else read from the API.
 func (c *secretCache) get(ctx context.Context, namespace, name string, timeout time.Duration) (map[string][]byte, error) {
-	key := namespace + "/" + name
-	if e, ok := c.entries[key]; ok && c.now().Before(e.expires) {
-		return e.data, nil
+	key := secretName{namespace, name}
+	if e, ok := c.cached(key); ok {
+		return e.data, e.err
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	rctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	s, err := c.kube.CoreV1().Secrets(namespace).Get(ctx, name, metav1.GetOptions{})
-	if err != nil {
+	s, err := c.read(rctx, namespace, name)
+	var e secretEntry
+	switch {
+	case err != nil && ctx.Err() != nil:
+		// Shutting down: the error says nothing about the Secret.
 		return nil, err
+	case err != nil:
+		e = secretEntry{err: err, expires: c.now().Add(c.failTTL)}
+	default:
+		e = secretEntry{data: s.Data, expires: c.now().Add(c.ttl)}
 	}
-	c.entries[key] = secretEntry{data: s.Data, expires: c.now().Add(c.ttl)}
-	return s.Data, nil
+	c.mu.Lock()
+	c.entries[key] = e
+	c.mu.Unlock()
+	return e.data, e.err
+}
+
+// fill reads the Secrets of keys that are not cached, at most
+// secretReadLimit at once, so the compilation that follows finds them all
+// in the cache (as data or as a cached failure) instead of reading them one
+// by one.
+func (c *secretCache) fill(ctx context.Context, keys []secretName, timeout time.Duration) {
+	var g errgroup.Group
+	g.SetLimit(secretReadLimit)
+	for _, k := range keys {
+		if _, ok := c.cached(k); ok {
+			continue
+		}
+		g.Go(func() error {
+			_, _ = c.get(ctx, k.Namespace, k.Name, timeout) // the error is cached
+			return nil
+		})
+	}
+	_ = g.Wait()
 }
 
 // prune drops expired entries, so Secrets no policy references any more do
 // not stay in memory.
 func (c *secretCache) prune() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	now := c.now()
 	for k, e := range c.entries {
 		if !now.Before(e.expires) {

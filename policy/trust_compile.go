@@ -237,10 +237,7 @@ func (c *compiler) key(o *policyObject, ks v1alpha1.KeySource, used map[string]c
 // secretKey reads a secretRef: an ImagePolicy's Secret lives in its own
 // namespace, a ClusterImagePolicy's in the gate's namespace.
 func (c *compiler) secretKey(o *policyObject, ref *v1alpha1.SecretKeyRef) (string, error) {
-	ns := o.Namespace
-	if o.Kind == KindClusterImagePolicy {
-		ns = c.gateNamespace
-	}
+	ns := c.secretNamespace(o)
 	if c.secrets == nil {
 		return "", fmt.Errorf("read secret %s/%s: no secrets available", ns, ref.Name)
 	}
@@ -253,4 +250,37 @@ func (c *compiler) secretKey(o *policyObject, ref *v1alpha1.SecretKeyRef) (strin
 		return "", fmt.Errorf("secret %s/%s has no key %q", ns, ref.Name, ref.Key)
 	}
 	return string(v), nil
+}
+
+// secretNamespace is where the Secrets of o's secretRefs live.
+func (c *compiler) secretNamespace(o *policyObject) string {
+	if o.Kind == KindClusterImagePolicy {
+		return c.gateNamespace
+	}
+	return o.Namespace
+}
+
+// secretRefs lists, without duplicates, the Secrets that compiling objs
+// reads, so they can be read ahead of the compilation (ClusterSource reads
+// them in parallel). It may list a Secret the compilation then does not
+// read, never the other way round: what it misses is read during the
+// compilation.
+func (c *compiler) secretRefs(objs []*policyObject) []secretName {
+	seen := map[secretName]bool{}
+	var refs []secretName
+	for _, o := range objs {
+		if o.DecodeErr != nil || o.Spec.Static != nil {
+			continue
+		}
+		for _, a := range o.Spec.Authorities {
+			if ref := a.Key.SecretRef; ref != nil && a.Key.Data == "" {
+				k := secretName{c.secretNamespace(o), ref.Name}
+				if !seen[k] {
+					seen[k] = true
+					refs = append(refs, k)
+				}
+			}
+		}
+	}
+	return refs
 }

@@ -545,5 +545,10 @@ func restConfig(kubeconfig, kubeContext string) (*rest.Config, error) {
 	case err != nil:
 		return nil, fmt.Errorf("load kubeconfig: %w", err)
 	}
+	// client-go's default (5 QPS, burst 10) queues the Secret reads of many
+	// policies behind each other; 50/100 is what controllers of this kind use.
+	if rc.QPS == 0 && rc.Burst == 0 {
+		rc.QPS, rc.Burst = 50, 100
+	}
 	return rc, nil
 }
