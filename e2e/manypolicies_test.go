@@ -20,7 +20,7 @@ import (
 // it. Generous on purpose: it catches the
 // regression of issue 32 (failed Secret reads re-read one by one through
 // the client's 5 QPS limit: ~50 s), not a slow machine.
-const manyPoliciesLimit = 30 * time.Second
+const manyPoliciesLimit = 90 * time.Second
 
 // Many namespaced ImagePolicies, half of them broken (secretRefs to
 // Secrets that do not exist), do not hold up a ClusterImagePolicy created
