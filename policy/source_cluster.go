@@ -97,6 +97,9 @@ type ClusterSource struct {
 	ready   chan struct{} // closed after the first compilation
 	once    sync.Once
 
+	refreshing atomic.Bool    // a background re-read of expired Secrets runs
+	refreshes  sync.WaitGroup // Run waits for it before returning
+
 	// Owned by the Run goroutine.
 	comp    compiler
 	secrets *secretCache
@@ -212,6 +215,7 @@ func (s *ClusterSource) Run(ctx context.Context) error {
 	s.dynFactory.Start(ctx.Done())
 	defer s.kubeFactory.Shutdown()
 	defer s.dynFactory.Shutdown()
+	defer s.refreshes.Wait()
 	if !cache.WaitForCacheSync(ctx.Done(), s.cip.HasSynced, s.ip.HasSynced, s.namespaces.HasSynced) {
 		return fmt.Errorf("sync policy informers: %w", context.Cause(ctx))
 	}
@@ -242,14 +246,30 @@ func (s *ClusterSource) rebuild(ctx context.Context) {
 		u := item.(*unstructured.Unstructured)
 		objs, srcs = append(objs, imagePolicyObject(u)), append(srcs, u)
 	}
-	s.secrets.prune()
-	// Read every referenced Secret that is not cached, several at once,
-	// before compiling: the compilation then finds them all in the cache
-	// (data or a cached failure), so policies pointing at many missing
-	// Secrets cost one bounded parallel round trip, not one read after the
-	// other through the client's rate limit.
-	s.secrets.fill(ctx, s.comp.secretRefs(objs), s.opts.Timeout)
-	s.comp.secrets = func(ns, name string) (map[string][]byte, error) { return s.secrets.get(ctx, ns, name, s.opts.Timeout) }
+	// Read every referenced Secret the cache has never had, several at
+	// once, before compiling: the compilation then finds them all in the
+	// cache (data or a cached failure), so policies pointing at many
+	// missing Secrets cost one bounded parallel round trip, not one read
+	// after the other through the client's rate limit. Expired entries are
+	// used as they are and re-read in the background; a change there
+	// recompiles. So no compilation (a policy change) waits for re-reads.
+	refs := s.comp.secretRefs(objs)
+	s.secrets.retain(refs)
+	absent, expired := s.secrets.split(refs)
+	s.secrets.fill(ctx, absent, s.opts.Timeout)
+	if len(expired) > 0 && s.refreshing.CompareAndSwap(false, true) {
+		s.refreshes.Add(1)
+		go func() {
+			defer s.refreshes.Done()
+			defer s.refreshing.Store(false)
+			if s.secrets.refresh(ctx, expired, s.opts.Timeout) {
+				s.poke()
+			}
+		}()
+	}
+	s.comp.secrets = func(ns, name string) (map[string][]byte, error) {
+		return s.secrets.current(ctx, ns, name, s.opts.Timeout)
+	}
 	trust, results := s.comp.compile(objs)
 	s.comp.secrets = nil
 

@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -376,5 +378,64 @@ func TestClusterSourceReadOnly(t *testing.T) {
 		if v := a.GetVerb(); v != "list" && v != "watch" && v != "get" {
 			t.Errorf("read-only source sent %s %s", v, a.GetResource().Resource)
 		}
+	}
+}
+
+// TestClusterSourceChangeNotHeldByRereads: once a Secret's cached failure
+// has expired, it is re-read in the background; a policy change meanwhile
+// is compiled and served at once, not after the re-reads (here they never
+// finish until the test ends).
+func TestClusterSourceChangeNotHeldByRereads(t *testing.T) {
+	t.Parallel()
+	keys := testKeys()
+	cipGVR, ipGVR := v1alpha1.ClusterImagePolicyResource, v1alpha1.ImagePolicyResource
+	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
+		map[schema.GroupVersionResource]string{cipGVR: "ClusterImagePolicyList", ipGVR: "ImagePolicyList"},
+		imagePolicy(t, "team-a", "broken", secretKeySpec("quay.io/team-a/*", "missing")),
+	)
+	statusSubresource(dyn)
+	kube := kubefake.NewClientset(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team-a", Labels: map[string]string{corev1.LabelMetadataName: "team-a"}}})
+	release := make(chan struct{})
+	var gets, blocked atomic.Int32
+	kube.PrependReactor("get", "secrets", func(a clienttesting.Action) (bool, runtime.Object, error) {
+		if gets.Add(1) > 1 { // every re-read hangs until the test ends
+			blocked.Add(1)
+			<-release
+		}
+		return true, nil, apierrors.NewNotFound(corev1.Resource("secrets"), a.(clienttesting.GetAction).GetName())
+	})
+	s, err := NewClusterSource(dyn, kube, "signgate-system", ClusterOptions{Resync: 10 * time.Millisecond, SecretFailureTTL: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	t.Cleanup(func() {
+		close(release)
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	if err := s.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return blocked.Load() > 0 }) // a re-read is under way, and stuck
+
+	corp := clusterPolicy(t, "corp", v1alpha1.ClusterImagePolicySpec{ImagePolicySpec: v1alpha1.ImagePolicySpec{
+		Images:      []v1alpha1.ImageGlob{{Glob: "registry.example.com/**"}},
+		Authorities: []v1alpha1.Authority{{Name: "k", Key: v1alpha1.KeySource{Data: keys["P256"]}}},
+	}})
+	if _, err := dyn.Resource(cipGVR).Create(ctx, corp, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool {
+		rs := s.Snapshot().Requirements("team-a", nil, imageref.ParseRepo("registry.example.com/app"))
+		return len(rs) == 1 && rs[0].Policy == "ClusterImagePolicy corp"
+	})
+	rs := s.Snapshot().Requirements("team-a", nil, imageref.ParseRepo("quay.io/team-a/app"))
+	if len(rs) != 1 || rs[0].Err == nil || !strings.Contains(rs[0].Err.Error(), "missing") {
+		t.Errorf("the broken policy = %+v, want it still invalid from the cached failure", rs)
 	}
 }

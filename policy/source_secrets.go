@@ -1,8 +1,11 @@
 package policy
 
 import (
+	"bytes"
 	"context"
+	"maps"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -104,6 +107,81 @@ func (c *secretCache) fill(ctx context.Context, keys []secretName, timeout time.
 		})
 	}
 	_ = g.Wait()
+}
+
+// current returns a Secret's data or cached failure even when its entry
+// has expired (a refresh is then under way, see refresh), and reads it only
+// when the cache has never had it: a compilation never waits for a
+// re-read.
+func (c *secretCache) current(ctx context.Context, namespace, name string, timeout time.Duration) (map[string][]byte, error) {
+	c.mu.Lock()
+	e, ok := c.entries[secretName{namespace, name}]
+	c.mu.Unlock()
+	if ok {
+		return e.data, e.err
+	}
+	return c.get(ctx, namespace, name, timeout)
+}
+
+// split sorts keys into those the cache has never had (absent) and those
+// whose entry has expired; keys with a live entry are in neither.
+func (c *secretCache) split(keys []secretName) (absent, expired []secretName) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.now()
+	for _, k := range keys {
+		e, ok := c.entries[k]
+		switch {
+		case !ok:
+			absent = append(absent, k)
+		case !now.Before(e.expires):
+			expired = append(expired, k)
+		}
+	}
+	return absent, expired
+}
+
+// refresh re-reads keys, at most secretReadLimit at once, and reports
+// whether any answer changed (data, or success against failure).
+func (c *secretCache) refresh(ctx context.Context, keys []secretName, timeout time.Duration) bool {
+	var (
+		g       errgroup.Group
+		changed atomic.Bool
+	)
+	g.SetLimit(secretReadLimit)
+	for _, k := range keys {
+		c.mu.Lock()
+		old, had := c.entries[k]
+		c.mu.Unlock()
+		g.Go(func() error {
+			data, err := c.get(ctx, k.Namespace, k.Name, timeout)
+			if ctx.Err() != nil {
+				return nil
+			}
+			if !had || (err == nil) != (old.err == nil) || !maps.EqualFunc(data, old.data, bytes.Equal) {
+				changed.Store(true)
+			}
+			return nil
+		})
+	}
+	_ = g.Wait()
+	return changed.Load()
+}
+
+// retain drops the entries of Secrets that keys does not name, so Secrets
+// no policy references any more do not stay in memory.
+func (c *secretCache) retain(keys []secretName) {
+	keep := make(map[secretName]bool, len(keys))
+	for _, k := range keys {
+		keep[k] = true
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k := range c.entries {
+		if !keep[k] {
+			delete(c.entries, k)
+		}
+	}
 }
 
 // prune drops expired entries, so Secrets no policy references any more do
