@@ -101,16 +101,7 @@ func TestClusterSource(t *testing.T) {
 		t.Error("Namespace() before Run: nil error")
 	}
 
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	waitFor(t, s.Ready)
+	ctx := startSource(t, s)
 
 	snap := s.Snapshot()
 	labels, err := snap.Namespace("team-a")
@@ -334,18 +325,7 @@ func TestClusterSourceReadOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	if err := s.WaitReady(ctx); err != nil {
-		t.Fatal(err)
-	}
+	startSource(t, s)
 	snap := s.Snapshot()
 	for ns, want := range map[string]map[string]string{
 		"team-a": {"env": "prod", corev1.LabelMetadataName: "team-a"},
@@ -408,19 +388,7 @@ func TestClusterSourceChangeNotHeldByRereads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() {
-		close(release)
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	if err := s.WaitReady(ctx); err != nil {
-		t.Fatal(err)
-	}
+	ctx := startSource(t, s, func() { close(release) })
 	waitFor(t, func() bool { return blocked.Load() > 0 }) // a re-read is under way, and stuck
 
 	corp := clusterPolicy(t, "corp", v1alpha1.ClusterImagePolicySpec{ImagePolicySpec: v1alpha1.ImagePolicySpec{
@@ -438,4 +406,27 @@ func TestClusterSourceChangeNotHeldByRereads(t *testing.T) {
 	if len(rs) != 1 || rs[0].Err == nil || !strings.Contains(rs[0].Err.Error(), "missing") {
 		t.Errorf("the broken policy = %+v, want it still invalid from the cached failure", rs)
 	}
+}
+
+// startSource runs s until the test ends (Run must then return nil) and
+// returns once s is ready, with the context s runs under. beforeStop runs
+// first when the test ends (e.g. to release a reactor that blocks).
+func startSource(t *testing.T, s *ClusterSource, beforeStop ...func()) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	t.Cleanup(func() {
+		for _, f := range beforeStop {
+			f()
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	if err := s.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return ctx
 }

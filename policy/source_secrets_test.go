@@ -213,16 +213,7 @@ func TestClusterSourceBrokenNamespacePolicy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	waitFor(t, s.Ready)
+	ctx := startSource(t, s)
 
 	// The first compilation (Ready) already serves everything.
 	snap := s.Snapshot()
