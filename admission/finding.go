@@ -134,6 +134,12 @@ const (
 	// CodeHardening: a hardening check fails (validate, by the check's
 	// mode); Check names the check.
 	CodeHardening Code = "hardening"
+	// CodeOfflineNotPinned: an offline gate (Options.Offline) did not
+	// resolve an image the mutating webhook would pin (mutate, warn).
+	CodeOfflineNotPinned Code = "offline-not-pinned"
+	// CodeOfflineNotVerified: an offline gate did not check the
+	// signatures a policy requires of an image (validate, warn).
+	CodeOfflineNotVerified Code = "offline-not-verified"
 )
 
 // Codes lists every reason code, in the order above.
@@ -143,6 +149,7 @@ var Codes = []Code{
 	CodePolicyInvalid, CodeStaticFail, CodeNotEnoughSignatures, CodeNotVerified,
 	CodeRegistryAccessDenied, CodeRegistryUndecided, CodeRegistryError, CodeRegistryRefused,
 	CodePodSecurityLevels, CodePodSecurity, CodeHardening,
+	CodeOfflineNotPinned, CodeOfflineNotVerified,
 }
 
 // ValidateFindings is Validate that also returns the findings behind the

@@ -77,11 +77,24 @@ var (
 // time when Options.Concurrency is zero.
 const DefaultConcurrency = 8
 
-// Options configure a Gate. Verifier and Policies are required.
+// Options configure a Gate. Policies is required, and Verifier unless
+// Offline.
 type Options struct {
 	// Verifier resolves tags (mutate; workload templates in validate) and
-	// verifies digests (validate). Required.
+	// verifies digests (validate). Required unless Offline.
 	Verifier Verifier
+	// Offline makes a gate that contacts no registry (signgate check
+	// --offline): nothing is resolved or verified. Everything decided
+	// without a registry is decided as online — references, invalid
+	// policies, static pass and fail, unmatchedImages, Pod Security,
+	// hardening — and, for pod images written with a tag, with the
+	// policies of their repository as if the mutating webhook had pinned
+	// them. What would need the registry is reported, never decided: a
+	// warning per image the mutating webhook would pin
+	// (CodeOfflineNotPinned) and per signature requirement that applies
+	// (CodeOfflineNotVerified). An offline gate never admits because of a
+	// signature, and never denies for want of one.
+	Offline bool
 	// Policies gives namespaces and trust policies. Required.
 	Policies PolicySource
 	// Config gives the gate configuration. Default: policy.DefaultConfig().
@@ -121,7 +134,8 @@ const (
 // Handler, the CLI and tests call Mutate and Validate with an
 // AdmissionRequest. Safe for concurrent use.
 type Gate struct {
-	verifier    Verifier
+	verifier    Verifier       // nil when offline
+	offline     bool           // Options.Offline
 	cached      cachedVerifier // nil: the verifier has no cache to ask
 	policies    PolicySource
 	config      ConfigSource
@@ -134,14 +148,18 @@ type Gate struct {
 
 // NewGate checks opts once and returns a Gate.
 func NewGate(opts Options) (*Gate, error) {
-	if opts.Verifier == nil {
-		return nil, errors.New("new gate: Options.Verifier is required")
+	if opts.Verifier == nil && !opts.Offline {
+		return nil, errors.New("new gate: Options.Verifier is required unless Options.Offline")
+	}
+	if opts.Verifier != nil && opts.Offline {
+		return nil, errors.New("new gate: an Offline gate contacts no registry; leave Options.Verifier nil")
 	}
 	if opts.Policies == nil {
 		return nil, errors.New("new gate: Options.Policies is required")
 	}
 	g := &Gate{
 		verifier:    opts.Verifier,
+		offline:     opts.Offline,
 		policies:    opts.Policies,
 		config:      opts.Config,
 		podSecurity: opts.PodSecurity,

@@ -29,6 +29,9 @@ type imageCheck struct {
 type checked struct {
 	result verifier.Result
 	err    error
+	// offline: not checked, the gate contacts no registry
+	// (Options.Offline).
+	offline bool
 }
 
 // images checks every image of the pod: a valid reference, pinned by digest
@@ -70,11 +73,14 @@ func (e *evaluation) images(ctx context.Context, fields []policy.ImageField) {
 	}
 }
 
-// cached returns the outcome of c when the verifier knows it without
-// registry I/O: a cached verdict, for a template's tag a cached digest
-// too. ok is false when c needs a worker; a tag resolved from the cache is
+// cached returns the outcome of c when it is known without registry I/O:
+// offline, not checked; otherwise a cached verdict of the verifier, for a
+// template's tag a cached digest too. ok is false when c needs a worker; a tag resolved from the cache is
 // then replaced by its digest in c, so the worker does not resolve again.
 func (e *evaluation) cached(c *imageCheck, set verifier.AuthoritySet) (r checked, ok bool) {
+	if e.gate.offline { // known without registry I/O: not checked
+		return checked{offline: true}, true
+	}
 	if c.req == nil || e.gate.cached == nil {
 		return checked{}, false
 	}
@@ -106,7 +112,7 @@ func (e *evaluation) imageChecks(f policy.ImageField) []imageCheck {
 			Message: fmt.Sprintf("%s %q: not a valid image reference (want host/repository[:tag]@sha256:<64 hex digits>); fix the image name", path, f.Image)})
 		return nil
 	}
-	if _, pinned := ref.(name.Digest); !pinned && !e.pod.Workload {
+	if _, pinned := ref.(name.Digest); !pinned && !e.pod.Workload && !e.gate.offline {
 		return []imageCheck{{field: f, ref: ref, key: parsed.name}}
 	}
 	reqs := e.snap.Requirements(e.req.Namespace, e.labels, parsed.repo)
@@ -200,6 +206,12 @@ func (e *evaluation) verifyTask(c imageCheck, set verifier.AuthoritySet) func(co
 func (e *evaluation) judge(c imageCheck, r checked) {
 	if c.req == nil {
 		e.unpinned(c.field.Path(e.pod.Prefix), c.field.Image, c.ref.Context().RegistryStr(), r.err)
+		return
+	}
+	if r.offline {
+		path := c.field.Path(e.pod.Prefix)
+		e.f.record(SeverityWarn, "", e.about(CodeOfflineNotVerified, path, c.field.Image, c.req,
+			fmt.Sprintf("%s %q: signature not checked against %s (offline)", path, c.field.Image, c.req.Policy)))
 		return
 	}
 	threshold := c.req.Authorities.Threshold()

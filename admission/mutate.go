@@ -130,8 +130,17 @@ type resolved struct {
 // tags on this goroutine and the others in parallel, and returns the patch
 // operations, in field order, recording a warning per failure in w. A failure leaves
 // the image as written: the validating webhook then denies it with the
-// reason, so nothing fails open.
+// reason, so nothing fails open. Offline, nothing is resolved: each pin is
+// a warning.
 func (g *Gate) resolvePins(ctx context.Context, prefix string, pins []pin, w *findings) []patchOp {
+	if g.offline {
+		for _, p := range pins {
+			path := p.field.Path(prefix)
+			w.record(SeverityWarn, "", Finding{Code: CodeOfflineNotPinned, Field: path, Image: p.field.Image,
+				Message: fmt.Sprintf("%s %q: not pinned by digest (offline: not resolved)", path, p.field.Image)})
+		}
+		return nil
+	}
 	index := map[string]int{}
 	var results []resolved
 	var misses []int // indexes into results of the tasks

@@ -25,8 +25,9 @@ type podTemplate struct {
 
 // workloadKind describes where a kind keeps its pod spec.
 type workloadKind struct {
-	prefix string
-	decode func(raw []byte) (*metav1.ObjectMeta, *corev1.PodSpec, error)
+	prefix   string
+	resource string // the resource the API server names in reviews
+	decode   func(raw []byte) (*metav1.ObjectMeta, *corev1.PodSpec, error)
 }
 
 // groupKind keys the table; versions are ignored because every served
@@ -34,17 +35,18 @@ type workloadKind struct {
 type groupKind struct{ group, kind string }
 
 // kinds is every kind the gate understands: Pods and every built-in kind
-// with a pod template.
+// with a pod template. The webhooks are registered for these
+// (docs/admission.md) and KindOf answers from it.
 var kinds = map[groupKind]workloadKind{
-	{"", "Pod"}:                   {"spec", decodePod},
-	{"apps", "Deployment"}:        {"spec.template.spec", decodeTemplateSpec},
-	{"apps", "ReplicaSet"}:        {"spec.template.spec", decodeTemplateSpec},
-	{"apps", "StatefulSet"}:       {"spec.template.spec", decodeTemplateSpec},
-	{"apps", "DaemonSet"}:         {"spec.template.spec", decodeTemplateSpec},
-	{"batch", "Job"}:              {"spec.template.spec", decodeTemplateSpec},
-	{"", "ReplicationController"}: {"spec.template.spec", decodeReplicationController},
-	{"batch", "CronJob"}:          {"spec.jobTemplate.spec.template.spec", decodeCronJob},
-	{"", "PodTemplate"}:           {"template.spec", decodePodTemplate},
+	{"", "Pod"}:                   {"spec", "pods", decodePod},
+	{"apps", "Deployment"}:        {"spec.template.spec", "deployments", decodeTemplateSpec},
+	{"apps", "ReplicaSet"}:        {"spec.template.spec", "replicasets", decodeTemplateSpec},
+	{"apps", "StatefulSet"}:       {"spec.template.spec", "statefulsets", decodeTemplateSpec},
+	{"apps", "DaemonSet"}:         {"spec.template.spec", "daemonsets", decodeTemplateSpec},
+	{"batch", "Job"}:              {"spec.template.spec", "jobs", decodeTemplateSpec},
+	{"", "ReplicationController"}: {"spec.template.spec", "replicationcontrollers", decodeReplicationController},
+	{"batch", "CronJob"}:          {"spec.jobTemplate.spec.template.spec", "cronjobs", decodeCronJob},
+	{"", "PodTemplate"}:           {"template.spec", "podtemplates", decodePodTemplate},
 }
 
 // errNoObject is returned for a missing or null object.

@@ -69,6 +69,10 @@ type errBox struct{ err error }
 
 // NewFileSource loads dir once; it fails if dir cannot be read or a document
 // cannot be decoded. Call Run to follow changes.
+//
+// An empty dir is a source without files: no policies, and every
+// namespace with its name label plus FileOptions.NamespaceLabels (signgate
+// check without --policy-dir).
 func NewFileSource(dir string, opts FileOptions) (*FileSource, error) {
 	if opts.Interval <= 0 {
 		opts.Interval = time.Second
@@ -203,6 +207,9 @@ type file struct {
 // contents, so a rewrite within the same second is still seen.
 func readDir(dir string) ([]file, [sha256.Size]byte, error) {
 	var sum [sha256.Size]byte
+	if dir == "" { // no directory: no files (NewFileSource)
+		return nil, sum, nil
+	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, sum, fmt.Errorf("read policy directory: %w", err)

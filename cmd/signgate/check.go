@@ -14,6 +14,8 @@ import (
 	"golang.org/x/term"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/signgate/signgate/admission"
 )
 
 // checkOptions are the flags of `signgate check`.
@@ -81,7 +83,7 @@ func (o *checkFlags) addFlags(fs *pflag.FlagSet) {
 	configFlag(fs, &o.ConfigFile, "")
 	policyDirFlag(fs, &o.PolicyDir, "")
 	fs.StringVarP(&o.Output, "output", "o", "text", "output `FORMAT`: text or json")
-	fs.BoolVar(&o.Offline, "offline", false, "no registry lookups: check Pod Security and hardening only; signatures are NOT checked")
+	fs.BoolVar(&o.Offline, "offline", false, "no registry lookups: tags not resolved, signatures NOT checked; the rest decided as online")
 	registryFlags(fs, &o.Insecure, &o.AllowHosts)
 	fs.BoolVar(&o.Cluster, "cluster", false, "read ClusterImagePolicies, ImagePolicies, Namespaces and referenced Secrets from the cluster (read only; instead of --policy-dir)")
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "with --cluster: kubeconfig `FILE` (default: $KUBECONFIG, else ~/.kube/config)")
@@ -160,17 +162,15 @@ func runCheck(ctx context.Context, opts checkOptions, newGate gateFactory, stdin
 	r := newReport(opts.Offline)
 	for i, m := range ms {
 		ns := checkNamespace(m, opts.Namespace)
-		if _, ok := podSpecPrefix(m.APIVersion, m.Kind); !ok {
+		k, ok := admission.KindOf(m.APIVersion, m.Kind)
+		if !ok {
 			r.skip(skippedObject{Kind: m.Kind, Namespace: m.Namespace, Name: m.Name, Source: m.At, Reason: skipReason(m)})
 			continue
 		}
-		o, err := checkObject(ctx, gate, m, ns, i)
+		o, err := checkObject(ctx, gate, m, k, ns, i)
 		if err != nil {
 			fmt.Fprintf(stderr, "signgate check: %s: %v\n", m.At, err)
 			return exitUsage
-		}
-		if opts.Offline {
-			o = offlineResult(o)
 		}
 		r.add(o)
 	}

@@ -14,7 +14,7 @@ import (
 // newCheckGate builds the gate check runs objects through: the
 // configuration (--config, defaults otherwise), the policies of --policy-dir
 // with the namespace labels of the manifests and --namespace-labels, and
-// the real verifier (or, --offline, one that never touches a registry).
+// the real verifier (or, --offline, none: the gate contacts no registry).
 func newCheckGate(ctx context.Context, opts checkOptions, ms []manifest) (admissionGate, error) {
 	cfg, err := loadCheckConfig(opts.ConfigFile)
 	if err != nil {
@@ -25,7 +25,7 @@ func newCheckGate(ctx context.Context, opts checkOptions, ms []manifest) (admiss
 		return nil, err
 	}
 	gopts := admission.Options{
-		Verifier: offlineVerifier{},
+		Offline:  opts.Offline,
 		Policies: policies,
 		Config:   admission.StaticConfig{Config: cfg},
 		Remedies: checkRemedies(opts),
@@ -61,9 +61,8 @@ func loadCheckConfig(file string) (*policy.Config, error) {
 	return cfg, nil
 }
 
-// loadCheckPolicies reads --policy-dir (an empty directory when none is
-// given: no policy applies, every image falls to unmatchedImages). The
-// labels of each namespace are, in increasing precedence: its name label,
+// loadCheckPolicies reads --policy-dir (none given: no policy applies,
+// every image falls to unmatchedImages). The labels of each namespace are, in increasing precedence: its name label,
 // the policy dir's Namespace object, the Namespace objects among the
 // checked manifests (applied before the objects in them), --namespace-labels.
 func loadCheckPolicies(ctx context.Context, opts checkOptions, ms []manifest) (policy.Source, error) {
@@ -76,18 +75,9 @@ func loadCheckPolicies(ctx context.Context, opts checkOptions, ms []manifest) (p
 		src, err := clusterPolicies(ctx, rc, opts.GateNamespace, namespaceLabels(opts, ms), opts.ClusterTimeout)
 		return src, err
 	}
-	dir := opts.PolicyDir
-	if dir == "" {
-		empty, err := os.MkdirTemp("", "signgate-check-")
-		if err != nil {
-			return nil, err
-		}
-		defer os.RemoveAll(empty)
-		dir = empty
-	}
-	src, err := policy.NewFileSource(dir, policy.FileOptions{NamespaceLabels: namespaceLabels(opts, ms)})
+	src, err := policy.NewFileSource(opts.PolicyDir, policy.FileOptions{NamespaceLabels: namespaceLabels(opts, ms)})
 	if err != nil {
-		return nil, fmt.Errorf("--policy-dir %s: %w", dir, err)
+		return nil, fmt.Errorf("--policy-dir %s: %w", opts.PolicyDir, err)
 	}
 	return src, nil
 }

@@ -59,7 +59,8 @@ const stdinName = "<stdin>"
 // readManifests reads every object from the given paths: files, directories
 // (walked recursively for *.yaml, *.yml and *.json, in lexical order) or "-"
 // for stdin. Lists (kind List or *List with items) are expanded; their items
-// keep the position of the list.
+// keep the position of the list. No object at all is an error: a CI job
+// whose path points at nothing must not pass.
 func readManifests(paths []string, stdin io.Reader) ([]manifest, error) {
 	var out []manifest
 	for _, p := range paths {
@@ -68,6 +69,9 @@ func readManifests(paths []string, stdin io.Reader) ([]manifest, error) {
 			return nil, err
 		}
 		out = append(out, ms...)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no objects in -f %s: nothing to check; point -f at manifests (*.yaml, *.yml, *.json files, a directory of them, or - for stdin)", strings.Join(paths, ", "))
 	}
 	return out, nil
 }

@@ -65,6 +65,9 @@ type imageResult struct {
 	Path     string `json:"path"`     // spec.containers[0].image, spec.template.spec.…
 	Original string `json:"original"` // as written in the manifest
 	Pinned   string `json:"pinned"`   // as the webhook would store it; "" if it has no digest
+	// Decision is what the image's own findings make of the object:
+	// denied when one of them denies it, undecided when one is undecided.
+	Decision decision `json:"decision"`
 }
 
 type skippedObject struct {

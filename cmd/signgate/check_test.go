@@ -551,7 +551,7 @@ func TestCheckOffline(t *testing.T) {
 			manifest:     podYAML("web", "REGISTRY/team-a/web@DIGEST<team-a/web>"),
 			namespace:    "team-a",
 			want:         admitted,
-			wantWarnings: []string{`spec.containers[0].image "REGISTRY/team-a/web@sha256:<team-a/web>": signature not checked (offline)`},
+			wantWarnings: []string{`spec.containers[0].image "REGISTRY/team-a/web@sha256:<team-a/web>": signature not checked against ClusterImagePolicy team-a-ci (offline)`},
 			wantMessages: []string{},
 		},
 		{
@@ -561,7 +561,7 @@ func TestCheckOffline(t *testing.T) {
 			want:      admitted,
 			wantWarnings: []string{
 				`spec.containers[0].image "REGISTRY/team-a/unsigned:1.0": not pinned by digest (offline: not resolved)`,
-				`spec.containers[0].image "REGISTRY/team-a/unsigned:1.0": signature not checked (offline)`,
+				`spec.containers[0].image "REGISTRY/team-a/unsigned:1.0": signature not checked against ClusterImagePolicy team-a-ci (offline)`,
 			},
 			wantMessages: []string{},
 		},
@@ -574,21 +574,27 @@ func TestCheckOffline(t *testing.T) {
 			wantMessages: []string{},
 		},
 		{
-			name:      "unmatched image in a template is denied offline too",
-			manifest:  templateYAML("apps/v1", "Deployment", "d", "REGISTRY/team-a/web:1.0"),
-			namespace: "default",
-			want:      denied,
-			wantWarnings: []string{
-				`spec.template.spec.containers[0].image "REGISTRY/team-a/web:1.0": not pinned by digest (offline: not resolved)`,
-			},
+			name:         "unmatched image in a template is denied offline too",
+			manifest:     templateYAML("apps/v1", "Deployment", "d", "REGISTRY/team-a/web:1.0"),
+			namespace:    "default",
+			want:         denied,
+			wantWarnings: []string{}, // templates are not pinned (pinning.workloadTemplates is off)
 			wantMessages: []string{`spec.template.spec.containers[0].image "REGISTRY/team-a/web:1.0": no ClusterImagePolicy or ImagePolicy in namespace default covers REGISTRY/team-a/web; add a policy for it or use an image one covers`},
+		},
+		{
+			name:         "unmatched tag in a pod is denied offline too",
+			manifest:     podYAML("web", "REGISTRY/team-a/web:1.0"),
+			namespace:    "default",
+			want:         denied,
+			wantWarnings: []string{`spec.containers[0].image "REGISTRY/team-a/web:1.0": not pinned by digest (offline: not resolved)`},
+			wantMessages: []string{`spec.containers[0].image "REGISTRY/team-a/web:1.0": no ClusterImagePolicy or ImagePolicy in namespace default covers REGISTRY/team-a/web; add a policy for it or use an image one covers`},
 		},
 		{
 			name:         "empty image",
 			manifest:     podYAML("web", `""`),
 			namespace:    "team-a",
 			want:         denied,
-			wantWarnings: []string{`spec.containers[0].image "": not pinned by digest (offline: not resolved)`},
+			wantWarnings: []string{}, // nothing to pin
 			wantMessages: []string{"spec.containers[0].image: image is empty; set an image reference"},
 		},
 	}
@@ -614,6 +620,79 @@ func TestCheckOffline(t *testing.T) {
 				t.Errorf("offline made %d registry requests", n)
 			}
 		})
+	}
+}
+
+// TestCheckOfflineSamePodAndWorkload: offline, a bare Pod and a
+// Deployment with the same image get the same decision, messages and
+// "signature not checked" notes (under their own field paths); the Pod
+// also gets the note that the mutating webhook would have pinned it.
+func TestCheckOfflineSamePodAndWorkload(t *testing.T) {
+	t.Parallel()
+	images := []string{
+		"REGISTRY/team-a/web:1.0",                    // covered in team-a, not in default
+		"REGISTRY/team-a/web@DIGEST<team-a/web>",     // the same, by digest
+		"REGISTRY/infra/pause:3.10",                  // static pass everywhere
+		"REGISTRY/team-a/unsigned:1.0",               // covered, never verified offline
+		"REGISTRY/team-a/web:1.0@DIGEST<team-a/web>", // tag and digest
+	}
+	for _, image := range images {
+		for _, ns := range []string{"team-a", "default"} {
+			t.Run(image+" in "+ns, func(t *testing.T) {
+				t.Parallel()
+				e := newCheckEnv(t)
+				answer := func(manifest, prefix string) outcome {
+					file := filepath.Join(t.TempDir(), "m.yaml")
+					if err := os.WriteFile(file, []byte(e.expand.Replace(manifest)), 0o644); err != nil {
+						t.Fatal(err)
+					}
+					_, stdout, stderr := e.check(t, "-f", file, "-n", ns, "-o", "json", "--offline")
+					var r report
+					if err := json.Unmarshal([]byte(stdout), &r); err != nil || len(r.Objects) != 1 {
+						t.Fatalf("objects %v, err %v; stderr:\n%s", r.Objects, err, stderr)
+					}
+					o := r.Objects[0]
+					out := outcome{Decision: o.Decision, Messages: []string{}, Warnings: []string{}}
+					for _, m := range o.Messages {
+						out.Messages = append(out.Messages, strings.TrimPrefix(m, prefix))
+					}
+					for _, f := range o.Findings {
+						if f.Code != string(admission.CodeOfflineNotPinned) {
+							out.Warnings = append(out.Warnings, strings.TrimPrefix(f.Message, prefix))
+						}
+					}
+					return out
+				}
+				pod := answer(podYAML("web", image), "spec.")
+				deployment := answer(templateYAML("apps/v1", "Deployment", "web", image), "spec.template.spec.")
+				if diff := cmp.Diff(pod, deployment); diff != "" {
+					t.Errorf("Pod and Deployment differ offline (-pod +deployment):\n%s", diff)
+				}
+			})
+		}
+	}
+}
+
+// TestCheckEmptyInput: input without any object is a usage error, never a
+// pass: a CI job whose -f points at the wrong place must fail.
+func TestCheckEmptyInput(t *testing.T) {
+	t.Parallel()
+	e := newCheckEnv(t)
+	emptyDir := t.TempDir()
+	emptyFile := filepath.Join(t.TempDir(), "empty.yaml")
+	if err := os.WriteFile(emptyFile, []byte("---\n# nothing yet\n---\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{emptyDir, emptyFile} {
+		code, stdout, stderr := e.check(t, "-f", f)
+		if code != exitUsage || stdout != "" || !strings.Contains(stderr, "no objects in -f "+f+": nothing to check") {
+			t.Errorf("-f %s: exit %d, stdout %q, stderr %q; want exit %d and \"no objects\"", f, code, stdout, stderr, exitUsage)
+		}
+	}
+	var out, errOut bytes.Buffer
+	code := runCheck(context.Background(), checkOptions{Files: []string{"-"}, Namespace: "default", Output: "text"}, newCheckGate, strings.NewReader(""), &out, &errOut, false)
+	if code != exitUsage || !strings.Contains(errOut.String(), "no objects in -f -") {
+		t.Errorf("empty stdin: exit %d, stderr %q", code, errOut.String())
 	}
 }
 
