@@ -50,11 +50,14 @@ lint: fmt vet staticcheck
 fmt:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
+# e2e/load (build tag load) is in no other build: vet and staticcheck it with its tag.
 vet:
 	$(GO) vet ./...
+	$(GO) vet -tags load ./e2e/load/...
 
 staticcheck: $(STAMP)/staticcheck-$(STATICCHECK_VERSION)
 	$(BIN)/staticcheck ./...
+	$(BIN)/staticcheck -tags load ./e2e/load/...
 
 ## bench: Go benchmarks for verifier, policy and admission, summarised by benchstat into a
 ## table (bin/bench.txt holds the raw runs). BENCH_BASE=old.txt adds a before/after column.

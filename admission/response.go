@@ -2,6 +2,7 @@ package admission
 
 import (
 	"net/http"
+	"sort"
 	"strings"
 
 	admissionv1 "k8s.io/api/admission/v1"
@@ -94,4 +95,21 @@ func Decision(r *admissionv1.AdmissionResponse) string {
 // a message is stable whatever order the checks finished in.
 func joinLines(lines []string) string {
 	return strings.Join(sortedLines(lines), "\n")
+}
+
+// sortedLines sorts and de-duplicates lines; nil when there are none, so
+// an answer without warnings has no warnings field.
+func sortedLines(lines []string) []string {
+	if len(lines) == 0 {
+		return nil
+	}
+	s := append([]string(nil), lines...)
+	sort.Strings(s)
+	out := s[:1]
+	for _, l := range s[1:] {
+		if l != out[len(out)-1] {
+			out = append(out, l)
+		}
+	}
+	return out
 }

@@ -51,6 +51,30 @@ func (v *Verifier) Resolve(ctx context.Context, ref name.Reference) (name.Digest
 	return val.(name.Digest), nil
 }
 
+// ResolveCached returns what Resolve would answer without registry I/O:
+// the digest of a digest reference, or of a tag whose digest is cached
+// (counted as a tag cache hit, as Resolve counts it). ok is false when
+// only Resolve can answer: a tag not cached, or an invalid reference.
+// It lets a caller with many references resolve the cached ones on its
+// own goroutine and start goroutines only for the rest.
+func (v *Verifier) ResolveCached(ref name.Reference) (d name.Digest, ok bool) {
+	if d, ok := ref.(name.Digest); ok {
+		d, err := canonicalDigest(d) // no parsing when d is canonical already
+		return d, err == nil
+	}
+	c, err := canonical(ref)
+	if err != nil {
+		return name.Digest{}, false
+	}
+	if d, ok := c.(name.Digest); ok {
+		return d, true
+	}
+	if d, ok = v.tags.get(c.(name.Tag).String()); ok { // Resolve's key
+		v.opts.Observer.CacheRequest("tag", "hit")
+	}
+	return d, ok
+}
+
 // resolve asks the registry, HEAD first.
 func (v *Verifier) resolve(ctx context.Context, tag name.Tag) (name.Digest, error) {
 	rt, err := name.NewTag(tag.String(), v.nameOptions(tag)...)

@@ -111,14 +111,14 @@ func restrictedPod(namespace string, images []string) *corev1.Pod {
 	pod.ManagedFields = []metav1.ManagedFieldsEntry{{
 		Manager: "kube-controller-manager", Operation: metav1.ManagedFieldsOperationUpdate, APIVersion: "v1",
 		Time: &metav1.Time{Time: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}, FieldsType: "FieldsV1",
-		FieldsV1: &metav1.FieldsV1{Raw: managedFields(len(images))},
+		FieldsV1: metav1.NewFieldsV1(managedFields(len(images))),
 	}}
 	return pod
 }
 
 // managedFields is the fieldsV1 the API server records for the controller
 // that created the pod; it arrives with every CREATE review.
-func managedFields(containers int) []byte {
+func managedFields(containers int) string {
 	var b strings.Builder
 	b.WriteString(`{"f:metadata":{"f:annotations":{".":{},"f:kubectl.kubernetes.io/default-container":{}},"f:generateName":{},` +
 		`"f:labels":{".":{},"f:app.kubernetes.io/name":{},"f:app.kubernetes.io/part-of":{},"f:pod-template-hash":{}},` +
@@ -139,7 +139,7 @@ func managedFields(containers int) []byte {
 		`"f:securityContext":{".":{},"f:fsGroup":{},"f:runAsGroup":{},"f:runAsNonRoot":{},"f:runAsUser":{},"f:seccompProfile":{".":{},"f:type":{}}},` +
 		`"f:terminationGracePeriodSeconds":{},"f:volumes":{".":{},"k:{\"name\":\"config\"}":{".":{},"f:configMap":{".":{},"f:defaultMode":{},"f:name":{}},"f:name":{}},` +
 		`"k:{\"name\":\"tmp\"}":{".":{},"f:emptyDir":{".":{},"f:sizeLimit":{}},"f:name":{}}}}}`)
-	return []byte(b.String())
+	return b.String()
 }
 
 func restrictedContainer(i int, image string) corev1.Container {
