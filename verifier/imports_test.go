@@ -8,7 +8,7 @@ import (
 
 // TestImportBoundaries keeps the verifier free of its callers
 // (docs/architecture.md): it knows nothing of admission, policies,
-// commands or Kubernetes.
+// commands, internal/server or Kubernetes.
 func TestImportBoundaries(t *testing.T) {
 	t.Parallel()
 	importtest.Check(t, importtest.Rule{
@@ -17,6 +17,7 @@ func TestImportBoundaries(t *testing.T) {
 			"github.com/signgate/signgate/admission",
 			"github.com/signgate/signgate/policy",
 			"github.com/signgate/signgate/cmd",
+			"github.com/signgate/signgate/internal/server",
 			"k8s.io/",
 		},
 		Why: "the verifier must not depend on it",

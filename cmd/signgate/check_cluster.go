@@ -9,8 +9,15 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/signgate/signgate/internal/server"
 	"github.com/signgate/signgate/policy"
 )
+
+// restConfig loads the cluster configuration the way kubectl does, and as
+// serve does (server.RESTConfig).
+func restConfig(kubeconfig, kubeContext string) (*rest.Config, error) {
+	return server.RESTConfig(kubeconfig, kubeContext)
+}
 
 // clusterPolicies is the policy source of `signgate check --cluster`: the
 // ClusterImagePolicies, ImagePolicies, Namespaces and referenced Secrets of

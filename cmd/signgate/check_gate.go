@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/signgate/signgate/admission"
+	"github.com/signgate/signgate/internal/server"
 	"github.com/signgate/signgate/policy"
 	"github.com/signgate/signgate/verifier"
 )
@@ -110,7 +111,7 @@ func namespaceLabels(opts checkOptions, ms []manifest) map[string]map[string]str
 // checkVerifierOptions are the gate's verifier options plus the
 // command line's extra insecure and allowed registries.
 func checkVerifierOptions(cfg *policy.Config, opts checkOptions) verifier.Options {
-	o := verifierOptions(cfg)
+	o := server.VerifierOptions(cfg)
 	o.InsecureRegistries = append(o.InsecureRegistries, opts.Insecure...)
 	o.AllowedHosts = append(o.AllowedHosts, opts.AllowHosts...)
 	return o

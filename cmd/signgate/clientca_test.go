@@ -126,7 +126,7 @@ func TestServeClientCA(t *testing.T) {
 	caA, other := newTestCA(t, "client-ca-a"), newTestCA(t, "other-ca")
 	writeCAFile(t, o.ClientCAFile, caA.pem)
 	s, stop := startServer(t, o)
-	addr, metrics := s.webhookLn.Addr().String(), "http://"+s.metricsLn.Addr().String()
+	addr, metrics := s.WebhookAddr().String(), "http://"+s.MetricsAddr().String()
 
 	apiserverA := caA.issue(t, "kube-apiserver", x509.ExtKeyUsageClientAuth)
 	if err := reviewWithCert(t, addr, "a1", apiserverA); err != nil {

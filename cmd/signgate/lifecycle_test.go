@@ -20,6 +20,7 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 
 	"github.com/signgate/signgate/internal/registrytest"
+	"github.com/signgate/signgate/internal/server"
 )
 
 // Lifecycle under load: reloads, certificate rotation and SIGTERM while
@@ -103,7 +104,7 @@ func TestServeReloadsUnderLoad(t *testing.T) {
 	fresh := f.reg.PushImage(t, "team-new/app", "v1")
 	f.reg.Sign(t, f.signer, fresh, registrytest.Classic)
 	s, _ := startServer(t, f.options(t))
-	base := "https://" + s.webhookLn.Addr().String()
+	base := "https://" + s.WebhookAddr().String()
 	client, _ := loadClient(workers)
 
 	unmatchedDenied := wantDenied("no ClusterImagePolicy or ImagePolicy in namespace team-a covers")
@@ -162,7 +163,7 @@ func TestServeReloadsUnderLoad(t *testing.T) {
 	// A bad configuration: rejected, counted, the last good one stays
 	// (the transition checks fail the load if "deny" came back).
 	f.writeConfig(t, "unmatchedImages: sometimes\n")
-	metrics := "http://" + s.metricsLn.Addr().String() + "/metrics"
+	metrics := "http://" + s.MetricsAddr().String() + "/metrics"
 	waitFor(t, "the bad configuration to be reported as a failed reload", func() error {
 		if _, m := get(t, metrics); !strings.Contains(m, `signgate_config_reloads_total{result="failure"} 1`) {
 			return errNotYet
@@ -203,7 +204,7 @@ func TestServeRotatesCertificateUnderLoad(t *testing.T) {
 	f := newFixture(t, 4, 2, "")
 	o := f.options(t)
 	s, _ := startServer(t, o)
-	base := "https://" + s.webhookLn.Addr().String()
+	base := "https://" + s.WebhookAddr().String()
 	client, _ := loadClient(workers)
 
 	// A new connection per review, recording when each handshake began
@@ -296,7 +297,7 @@ func TestServeRotatesCertificateUnderLoad(t *testing.T) {
 	if stale > 0 {
 		t.Errorf("%d handshakes after the rotation still got the old certificate", stale)
 	}
-	if got := servedSerial(t, s.webhookLn.Addr().String()); got != 2 {
+	if got := servedSerial(t, s.WebhookAddr().String()); got != 2 {
 		t.Errorf("serial after rotation = %d, want 2", got)
 	}
 }
@@ -495,7 +496,7 @@ func testSIGTERMUnderLoad(t *testing.T, delay time.Duration) {
 	var exitErr error
 	select {
 	case exitErr = <-exited:
-	case <-time.After(shutdownGrace + hangGuard):
+	case <-time.After(server.ShutdownGrace + hangGuard):
 		t.Fatal("signgate did not exit after SIGTERM")
 	}
 	stoppedAfter := time.Since(now)

@@ -65,7 +65,7 @@ func TestServeNamespacePoliciesOnlyAdd(t *testing.T) {
 		o := testOptions(t, t.TempDir())
 		o.PolicyDir, o.ConfigFile = policyDir, config
 		s, _ := startServer(t, o)
-		return "https://" + s.webhookLn.Addr().String()
+		return "https://" + s.WebhookAddr().String()
 	}
 	strict, optIn := serveWith(false), serveWith(true)
 	client, _ := loadClient(1)

@@ -54,8 +54,8 @@ func TestServeSurvivesHostileSignatureLayers(t *testing.T) {
 		images = append(images, d.String())
 	}
 	s, _ := startServer(t, f.options(t))
-	base := "https://" + s.webhookLn.Addr().String()
-	metrics := "http://" + s.metricsLn.Addr().String()
+	base := "https://" + s.WebhookAddr().String()
+	metrics := "http://" + s.MetricsAddr().String()
 	client, _ := loadClient(1)
 	review := func(t *testing.T, image string, check func(*admissionv1.AdmissionResponse) error) {
 		t.Helper()

@@ -62,7 +62,7 @@ func TestServeRegistryCredentials(t *testing.T) {
 
 	o := f.options(t)
 	s, _ := startServer(t, o)
-	base := "https://" + s.webhookLn.Addr().String()
+	base := "https://" + s.WebhookAddr().String()
 	client, _ := loadClient(1)
 	image := host + strings.TrimPrefix(f.signed[0], f.reg.Host)
 	review := func() reviewCase {

@@ -24,7 +24,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/pflag"
+
 	"github.com/signgate/signgate/internal/registrytest"
+	"github.com/signgate/signgate/internal/server"
 )
 
 // writeCert writes a self-signed certificate for 127.0.0.1 with the given
@@ -82,27 +85,27 @@ func testOptions(t *testing.T, dir string) serveOptions {
 	if err := os.Mkdir(policyDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	return serveOptions{Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0", CertFile: certFile, KeyFile: keyFile,
-		PolicyDir: policyDir, LogFormat: "text", Namespace: "signgate-system"}
+	return serveOptions{Options: server.Options{Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0", CertFile: certFile, KeyFile: keyFile,
+		PolicyDir: policyDir, Namespace: "signgate-system"}, LogFormat: "text"}
 }
 
 // startServer builds and starts a server. stop is SIGTERM: it cancels the
 // server's context and returns run's result once it has stopped.
-func startServer(t *testing.T, o serveOptions) (s *server, stop func() error) {
+func startServer(t *testing.T, o serveOptions) (s *server.Server, stop func() error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
-	s, err := newServer(ctx, o, slog.New(slog.DiscardHandler))
+	s, err := server.New(ctx, o.Options, slog.New(slog.DiscardHandler))
 	if err != nil {
 		cancel()
 		t.Fatal(err)
 	}
-	t.Cleanup(s.close)
-	if err := s.listen(); err != nil {
+	t.Cleanup(s.Close)
+	if err := s.Listen(); err != nil {
 		cancel()
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- s.run(ctx) }()
+	go func() { done <- s.Run(ctx) }()
 	var once sync.Once
 	var runErr error
 	stop = func() error {
@@ -110,7 +113,7 @@ func startServer(t *testing.T, o serveOptions) (s *server, stop func() error) {
 			cancel()
 			select {
 			case runErr = <-done:
-			case <-time.After(shutdownGrace + 5*time.Second):
+			case <-time.After(server.ShutdownGrace + 5*time.Second):
 				runErr = errors.New("server did not stop after cancel")
 			}
 		})
@@ -124,7 +127,7 @@ func TestServeRotatesCertificate(t *testing.T) {
 	o := testOptions(t, t.TempDir())
 	certFile, keyFile := o.CertFile, o.KeyFile
 	s, stop := startServer(t, o)
-	addr, metrics := s.webhookLn.Addr().String(), "http://"+s.metricsLn.Addr().String()
+	addr, metrics := s.WebhookAddr().String(), "http://"+s.MetricsAddr().String()
 
 	if got := servedSerial(t, addr); got != 1 {
 		t.Fatalf("serial = %d, want 1", got)
@@ -179,6 +182,56 @@ func get(t *testing.T, url string) (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// TestServeProfiling: --profiling adds /debug/pprof/ to the metrics port,
+// off by default; the webhook port never has it.
+func TestServeProfiling(t *testing.T) {
+	for _, profiling := range []bool{false, true} {
+		t.Run(fmt.Sprintf("profiling=%v", profiling), func(t *testing.T) {
+			base := testOptions(t, t.TempDir())
+			args := []string{"--listen", base.Listen, "--metrics-listen", base.MetricsListen,
+				"--tls-cert-file", base.CertFile, "--tls-key-file", base.KeyFile, "--policy-dir", base.PolicyDir}
+			if profiling {
+				args = append(args, "--profiling")
+			}
+			var o serveOptions
+			fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+			o.addFlags(fs)
+			if err := fs.Parse(args); err != nil {
+				t.Fatal(err)
+			}
+			if err := o.validate(); err != nil {
+				t.Fatal(err)
+			}
+			if o.Profiling != profiling {
+				t.Fatalf("Profiling = %v after %q", o.Profiling, args)
+			}
+			s, _ := startServer(t, o)
+
+			want := http.StatusNotFound
+			if profiling {
+				want = http.StatusOK
+			}
+			for _, path := range []string{"/debug/pprof/", "/debug/pprof/cmdline"} {
+				if code, body := get(t, "http://"+s.MetricsAddr().String()+path); code != want {
+					t.Errorf("metrics port: GET %s = %d, want %d: %.200s", path, code, want, body)
+				}
+			}
+
+			client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec
+			defer client.CloseIdleConnections()
+			resp, err := client.Get("https://" + s.WebhookAddr().String() + "/debug/pprof/")
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusNotFound {
+				t.Errorf("webhook port: GET /debug/pprof/ = %d, want %d: %.200s", resp.StatusCode, http.StatusNotFound, b)
+			}
+		})
+	}
 }
 
 func TestServeBadInputExits2(t *testing.T) {
@@ -246,7 +299,7 @@ func TestServeFinishesInFlightOnShutdown(t *testing.T) {
 	s, stop := startServer(t, o)
 	// The registry answers once Shutdown has begun: the review is in
 	// flight when it does.
-	s.webhook.RegisterOnShutdown(hold.Release)
+	s.RegisterOnShutdown(hold.Release)
 
 	pod := `{"metadata":{"name":"p"},"spec":{"securityContext":{"runAsNonRoot":true,"seccompProfile":{"type":"RuntimeDefault"}},"containers":[{"name":"a","image":"` +
 		d.String() + `","securityContext":{"allowPrivilegeEscalation":false,"capabilities":{"drop":["ALL"]}}}]}}`
@@ -258,7 +311,7 @@ func TestServeFinishesInFlightOnShutdown(t *testing.T) {
 	}
 	answered := make(chan result, 1)
 	go func() {
-		resp, err := client.Post("https://"+s.webhookLn.Addr().String()+"/validate?timeout=30s", "application/json", strings.NewReader(review))
+		resp, err := client.Post("https://"+s.WebhookAddr().String()+"/validate?timeout=30s", "application/json", strings.NewReader(review))
 		if err != nil {
 			answered <- result{err: err}
 			return
@@ -308,7 +361,7 @@ func TestServeReloadsConfig(t *testing.T) {
 	review := `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u3","kind":{"group":"","version":"v1","kind":"Pod"},"operation":"CREATE","namespace":"team-a","object":` + pod + `}}`
 	allowed := func() bool {
 		t.Helper()
-		resp, err := client.Post("https://"+s.webhookLn.Addr().String()+"/validate", "application/json", strings.NewReader(review))
+		resp, err := client.Post("https://"+s.WebhookAddr().String()+"/validate", "application/json", strings.NewReader(review))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -317,7 +370,7 @@ func TestServeReloadsConfig(t *testing.T) {
 		return strings.Contains(string(b), `"allowed":true`)
 	}
 	metric := func(result string) error {
-		_, m := get(t, "http://"+s.metricsLn.Addr().String()+"/metrics")
+		_, m := get(t, "http://"+s.MetricsAddr().String()+"/metrics")
 		if want := `signgate_config_reloads_total{result="` + result + `"} 1`; !strings.Contains(m, want) {
 			return fmt.Errorf("metrics lack %s", want)
 		}

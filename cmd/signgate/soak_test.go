@@ -58,7 +58,7 @@ func TestServeSoak(t *testing.T) {
 	duration := soakDuration(t)
 	f := newFixture(t, 24, 8, "cache: {maxEntries: 16, tagTTL: 1s}\n")
 	s, stop := startServer(t, f.options(t))
-	base := "https://" + s.webhookLn.Addr().String()
+	base := "https://" + s.WebhookAddr().String()
 	client, tr := loadClient(workers)
 	var stats loadStats
 

@@ -64,7 +64,7 @@ func main() {
 		return
 	}
 	var o options
-	flag.StringVar(&o.SigngateBin, "signgate", "bin/signgate", "signgate binary, or "+inprocCommand+" for this program's own copy of serve's wiring")
+	flag.StringVar(&o.SigngateBin, "signgate", "bin/signgate", "signgate binary, or "+inprocCommand+" for this program running internal/server itself")
 	flag.StringVar(&o.PSABin, "psa", "bin/pod-security-webhook", "PSA webhook binary (make e2e-tools)")
 	flag.IntVar(&o.Workers, "workers", 32, "vegeta workers (= keep-alive connections) for saturation runs")
 	flag.DurationVar(&o.Duration, "duration", 10*time.Second, "length of each measured attack")

@@ -16,19 +16,13 @@ import (
 
 // profile takes a CPU profile and an allocation profile of a cached
 // signgate server while it serves the 3-container pod at the fixed rate,
-// and puts `go tool pprof -top` of both into the report. It uses serve's
-// /debug/pprof when the metrics port has it, else serve-inproc.
+// and puts `go tool pprof -top` of both into the report. The profiles come
+// from the /debug/pprof/ of the server's metrics port (startSigngate passes
+// --profiling).
 func profile(ctx context.Context, e *env, rep *report) error {
 	srv := e.sg
 	if !hasPprof(srv) {
-		var err error
-		if srv, err = e.startGate(ctx, gateSettings{Name: "signgate-inproc", InProc: true}); err != nil {
-			return err
-		}
-		defer e.stopGate(srv)
-		rep.profileNote = "`signgate serve` exposes no /debug/pprof, so the profiles are of `serve-inproc`: " +
-			"this program re-executed as a server with serve's wiring (e2e/load/inproc.go) plus net/http/pprof, " +
-			"in its own process, on the same configuration, policies and reviews."
+		return fmt.Errorf("%s: no /debug/pprof/ on the metrics port %s (started without --profiling?)", srv.Name, srv.MetricsURL)
 	}
 	base := srv.MetricsURL + "/debug/pprof/"
 	if err := os.MkdirAll(e.o.ProfileDir, 0o755); err != nil {

@@ -22,7 +22,6 @@ type report struct {
 	scaleUp               []scaleUpResult
 	memory                []memInfo
 
-	profileNote         string
 	profileReviews      uint64
 	profileCPU          string
 	profileAllocs       string
@@ -209,12 +208,6 @@ func (r *report) writeMemory(p func(string, ...any)) {
 }
 
 func (r *report) writeProfile(p func(string, ...any)) {
-	if r.profileNote != "" {
-		p("### Profile")
-		p("")
-		p("%s", r.profileNote)
-		p("")
-	}
 	if r.profileCPU == "" {
 		return
 	}

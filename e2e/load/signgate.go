@@ -14,7 +14,7 @@ import (
 type gateSettings struct {
 	Name    string
 	NoCache bool // verdict and tag caches reduced to nothing: every review verifies
-	InProc  bool // this program's serve-inproc (serve's wiring + pprof) instead of bin/signgate
+	InProc  bool // this program's serve-inproc (internal/server, as serve runs it) instead of bin/signgate
 }
 
 // gateConfig is the GateConfiguration of the load run: restricted Pod
@@ -87,7 +87,8 @@ spec:
 	}
 }
 
-// startSigngate runs `signgate serve` reading policies from a directory.
+// startSigngate runs `signgate serve` reading policies from a directory,
+// with --profiling: /debug/pprof/ on the metrics port (the profile section).
 func startSigngate(ctx context.Context, bin, dir string, reg *testRegistry, namespace string, tls *serving, s gateSettings) (*server, error) {
 	sdir := filepath.Join(dir, s.Name)
 	pdir := filepath.Join(sdir, "policies")
@@ -122,7 +123,7 @@ func startSigngate(ctx context.Context, bin, dir string, reg *testRegistry, name
 		"--listen", hostPort(port),
 		"--tls-cert-file", tls.CertFile, "--tls-key-file", tls.KeyFile,
 		"--config", config, "--policy-dir", pdir,
-		"--metrics-listen", hostPort(mport), "--log-format", "json",
+		"--metrics-listen", hostPort(mport), "--log-format", "json", "--profiling",
 	}, fmt.Sprintf("http://%s/readyz", hostPort(mport)), tls.clientTLS())
 	if err != nil {
 		return nil, err

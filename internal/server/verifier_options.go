@@ -1,15 +1,16 @@
-package main
+package server
 
 import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 
+	"github.com/signgate/signgate/admission"
 	"github.com/signgate/signgate/policy"
 	"github.com/signgate/signgate/verifier"
 )
 
-// verifierOptions are the registry and cache settings of the gate
+// VerifierOptions are the registry and cache settings of the gate
 // configuration, the same for `serve` and `check` so that both read
 // registries alike.
 //
@@ -21,7 +22,7 @@ import (
 // a rotated Secret applies without a restart (to registry sessions begun
 // after it; the verifier renews its sessions every 10 minutes). The
 // credential guard sends a credential only to the hosts it is given for.
-func verifierOptions(cfg *policy.Config) verifier.Options {
+func VerifierOptions(cfg *policy.Config) verifier.Options {
 	return verifier.Options{
 		Keychain:           authn.DefaultKeychain,
 		Timeout:            cfg.Registry.Timeout,
@@ -36,6 +37,15 @@ func verifierOptions(cfg *policy.Config) verifier.Options {
 		FailureTTL:         cfg.Cache.FailureTTL,
 		TagTTL:             verifierTagTTL(cfg.Cache.TagTTL),
 	}
+}
+
+// newVerifier builds the verifier from the configuration at start. Cache
+// and registry settings apply from start; a reload changes policies and
+// decisions, not these.
+func newVerifier(cfg *policy.Config, m *admission.Metrics) (*verifier.Verifier, error) {
+	o := VerifierOptions(cfg)
+	o.Observer = m
+	return verifier.New(o)
 }
 
 // verifierTagTTL translates cache.tagTTL: 0 in the configuration disables

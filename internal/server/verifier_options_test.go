@@ -1,8 +1,9 @@
-package main
+package server
 
 import (
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/signgate/signgate/policy"
 	"github.com/signgate/signgate/verifier"
@@ -29,11 +30,11 @@ func TestVerifierOptionsProxy(t *testing.T) {
 				t.Fatal(err)
 			}
 			got := ""
-			if u := verifierOptions(cfg).Proxy; u != nil {
+			if u := VerifierOptions(cfg).Proxy; u != nil {
 				got = u.String()
 			}
 			if got != tc.want {
-				t.Errorf("verifierOptions().Proxy = %q, want %q", got, tc.want)
+				t.Errorf("VerifierOptions().Proxy = %q, want %q", got, tc.want)
 			}
 		})
 	}
@@ -60,9 +61,20 @@ func TestVerifierOptionsTokenRealms(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := verifierOptions(cfg).TokenRealms; !slices.Equal(got, tc.want) {
-				t.Errorf("verifierOptions().TokenRealms = %v, want %v", got, tc.want)
+			if got := VerifierOptions(cfg).TokenRealms; !slices.Equal(got, tc.want) {
+				t.Errorf("VerifierOptions().TokenRealms = %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+func TestVerifierTagTTL(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ in, want time.Duration }{
+		{0, -1},                              // configuration 0 = disabled = verifier's negative
+		{15 * time.Second, 15 * time.Second}, // passed through
+	} {
+		if got := verifierTagTTL(tc.in); got != tc.want {
+			t.Errorf("verifierTagTTL(%s) = %s, want %s", tc.in, got, tc.want)
+		}
 	}
 }

@@ -1,0 +1,57 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/signgate/signgate/internal/server"
+)
+
+// serveOptions are the flags of `signgate serve` (`signgate serve --help`;
+// docs/cli.md, docs/helm.md): the server's options and the log format.
+type serveOptions struct {
+	server.Options
+	LogFormat string // json | text
+}
+
+func (o *serveOptions) addFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.Listen, "listen", ":8443", "`ADDR` of the HTTPS webhook endpoints /mutate and /validate")
+	fs.StringVar(&o.CertFile, "tls-cert-file", "", "TLS certificate `FILE` (PEM), re-read when it changes (required)")
+	fs.StringVar(&o.KeyFile, "tls-key-file", "", "TLS private key `FILE` (PEM), re-read when it changes (required)")
+	fs.StringVar(&o.ClientCAFile, "client-ca-file", "", "require on the webhook port a TLS client certificate signed by a CA in `FILE` (PEM), re-read when it changes; "+
+		"a connection without one fails the handshake. kube-apiserver presents one when its AdmissionConfiguration names a kubeconfig for the webhook. "+
+		"The metrics port is not affected (default: no client certificate required)")
+	configFlag(fs, &o.ConfigFile, ", reloaded when it changes")
+	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig `FILE` (default: $KUBECONFIG, else ~/.kube/config, else the in-cluster configuration)")
+	policyDirFlag(fs, &o.PolicyDir, " (watched)")
+	fs.StringVar(&o.MetricsListen, "metrics-listen", ":9090", "`ADDR` of the plain-HTTP /healthz, /readyz and /metrics endpoints")
+	fs.BoolVar(&o.Profiling, "profiling", false, "also serve net/http/pprof's /debug/pprof/ on the metrics port (never on the webhook port)")
+	fs.StringVar(&o.LogFormat, "log-format", "json", "log `FORMAT`: json or text")
+	fs.StringVarP(&o.Namespace, "namespace", "n", defaultNamespace(), "the gate's own `NAMESPACE`, never evaluated; $POD_NAMESPACE when set")
+	fs.DurationVar(&o.ShutdownDelay, "shutdown-delay", 0, "after SIGTERM, keep answering for `DURATION` with /readyz failing and keep-alives off before the port closes, while Service endpoints update (in a cluster: 5s)")
+}
+
+func (o *serveOptions) validate() error {
+	switch {
+	case o.CertFile == "" || o.KeyFile == "":
+		return errors.New("--tls-cert-file and --tls-key-file are required")
+	case o.LogFormat != "json" && o.LogFormat != "text":
+		return fmt.Errorf("--log-format must be json or text, not %q", o.LogFormat)
+	case o.Namespace == "":
+		return errors.New("--namespace must not be empty")
+	case o.ShutdownDelay < 0 || o.ShutdownDelay > time.Minute:
+		return fmt.Errorf("--shutdown-delay must be between 0s and 1m, not %s", o.ShutdownDelay)
+	}
+	return nil
+}
+
+func defaultNamespace() string {
+	if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
+		return ns
+	}
+	return "signgate-system"
+}
