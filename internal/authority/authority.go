@@ -1,9 +1,11 @@
 // Package authority is what a signature is verified against: trusted
-// public keys with the names reported when they verify, and sets of them
-// with a threshold. It is the one parser of authority keys and the one
-// place that says what a valid set is, shared by policy compilation
-// (package policy) and verification (package verifier). It does no I/O
-// and imports only the standard library.
+// public keys and keyless identities (keyless.go) with the names reported
+// when they verify, and sets of them with a threshold. It is the one
+// parser of authority keys, the one compiler of keyless identities and the
+// one place that says what a valid set is, shared by policy compilation
+// (package policy) and verification (package verifier). It does no I/O;
+// authority.go imports only the standard library, keyless.go also
+// sigstore-go's trust material type.
 package authority
 
 import (
@@ -27,11 +29,12 @@ import (
 // MinRSABits is the smallest RSA modulus accepted as an authority key.
 const MinRSABits = 2048
 
-// Authority is one trusted signer: a public key and the name reported when
-// it verifies.
+// Authority is one trusted signer, by exactly one of a public key and a
+// keyless identity, and the name reported when it verifies.
 type Authority struct {
-	Name string
-	Key  crypto.PublicKey // *ecdsa.PublicKey (P-256, P-384), *rsa.PublicKey (>= 2048 bits) or ed25519.PublicKey
+	Name    string
+	Key     crypto.PublicKey // *ecdsa.PublicKey (P-256, P-384), *rsa.PublicKey (>= 2048 bits) or ed25519.PublicKey
+	Keyless *Keyless         // from NewKeyless
 }
 
 // ParsePublicKey parses exactly one PEM "PUBLIC KEY" block (PKIX), such as
@@ -90,8 +93,9 @@ func CheckKey(key crypto.PublicKey) error {
 }
 
 // Set is what a digest is verified against: at least Threshold distinct
-// keys among its authorities must have signed it. Two authorities with the
-// same key count once.
+// keys or keyless identities among its authorities must have signed it.
+// Two authorities with the same key, or the same keyless trust root,
+// identities and extensions, count once.
 //
 // A Set is built once, by NewSet, which validates it and derives what
 // every verification needs (key encodings, fingerprint); it is immutable
@@ -104,7 +108,7 @@ type Set struct {
 
 type member struct {
 	Authority
-	id string // PKIX DER of Key
+	id string // PKIX DER of Key; for Keyless, a hash of what it accepts
 }
 
 // NewSet validates a set and returns it. threshold 0 means 1; otherwise it
@@ -119,6 +123,16 @@ func NewSet(threshold int, authorities ...Authority) (Set, error) {
 	}
 	s := Set{members: make([]member, len(authorities)), threshold: max(threshold, 1)}
 	for i, a := range authorities {
+		if a.Keyless != nil {
+			if a.Key != nil {
+				return Set{}, fmt.Errorf("authority %q: has both a key and a keyless identity; give one", a.Name)
+			}
+			if a.Keyless.id == "" {
+				return Set{}, fmt.Errorf("authority %q: keyless authority not made by NewKeyless", a.Name)
+			}
+			s.members[i] = member{Authority: a, id: a.Keyless.id}
+			continue
+		}
 		if err := CheckKey(a.Key); err != nil {
 			return Set{}, fmt.Errorf("authority %q: %w", a.Name, err)
 		}
@@ -130,7 +144,7 @@ func NewSet(threshold int, authorities ...Authority) (Set, error) {
 	}
 	ids := s.distinctIDs()
 	if s.threshold > len(ids) {
-		return Set{}, fmt.Errorf("threshold %d is more than the %d distinct keys (authorities with the same key count once)", s.threshold, len(ids))
+		return Set{}, fmt.Errorf("threshold %d is more than the %d distinct authorities (authorities with the same key or keyless identities count once)", s.threshold, len(ids))
 	}
 	s.fingerprint = fingerprint(s.threshold, ids)
 	return s, nil
@@ -166,7 +180,8 @@ func (s Set) Names() []string {
 }
 
 // Fingerprint identifies the set for a verdict cache: a hash of the
-// sorted, de-duplicated PKIX DER keys and the threshold. Names are
+// sorted, de-duplicated PKIX DER keys and keyless identities (their trust
+// root's content included) and the threshold. Names are
 // excluded and order does not matter, so the same keys in two namespaces
 // share verdicts while any key or threshold change gives a new
 // fingerprint. The zero Set's fingerprint is "".

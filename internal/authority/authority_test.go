@@ -94,17 +94,17 @@ func TestNewSet(t *testing.T) {
 		wantErr       string
 		wantThreshold int
 	}{
-		{"threshold 0 means 1", 0, []Authority{{"a", alice}}, "", 1},
-		{"threshold 2 of 2", 2, []Authority{{"a", alice}, {"b", bob}}, "", 2},
+		{"threshold 0 means 1", 0, []Authority{{Name: "a", Key: alice}}, "", 1},
+		{"threshold 2 of 2", 2, []Authority{{Name: "a", Key: alice}, {Name: "b", Key: bob}}, "", 2},
 		{"no authorities", 1, nil, "no authorities", 0},
-		{"negative threshold", -1, []Authority{{"a", alice}}, "threshold -1 is negative", 0},
-		{"threshold above the keys", 3, []Authority{{"a", alice}, {"b", bob}}, "threshold 3 is more than the 2 distinct keys (authorities with the same key count once)", 0},
-		{"threshold counts distinct keys, not names", 2, []Authority{{"a", alice}, {"a-again", alice}}, "threshold 2 is more than the 1 distinct keys (authorities with the same key count once)", 0},
-		{"a nil key", 1, []Authority{{"a", alice}, {Name: "b"}}, `authority "b": no key`, 0},
-		{"a nil ECDSA key", 1, []Authority{{"a", (*ecdsa.PublicKey)(nil)}}, `authority "a": no key`, 0},
-		{"a short Ed25519 key", 1, []Authority{{"a", short}}, `authority "a": Ed25519 key of 31 bytes, want 32`, 0},
-		{"an unsupported curve", 1, []Authority{{"a", p224.Public()}}, `authority "a": ECDSA curve P-224 not supported, want P-256 or P-384`, 0},
-		{"an unsupported type", 1, []Authority{{"a", "not a key"}}, `authority "a": key type string not supported, want ECDSA P-256/P-384, RSA or Ed25519`, 0},
+		{"negative threshold", -1, []Authority{{Name: "a", Key: alice}}, "threshold -1 is negative", 0},
+		{"threshold above the keys", 3, []Authority{{Name: "a", Key: alice}, {Name: "b", Key: bob}}, "threshold 3 is more than the 2 distinct authorities (authorities with the same key or keyless identities count once)", 0},
+		{"threshold counts distinct keys, not names", 2, []Authority{{Name: "a", Key: alice}, {Name: "a-again", Key: alice}}, "threshold 2 is more than the 1 distinct authorities (authorities with the same key or keyless identities count once)", 0},
+		{"a nil key", 1, []Authority{{Name: "a", Key: alice}, {Name: "b"}}, `authority "b": no key`, 0},
+		{"a nil ECDSA key", 1, []Authority{{Name: "a", Key: (*ecdsa.PublicKey)(nil)}}, `authority "a": no key`, 0},
+		{"a short Ed25519 key", 1, []Authority{{Name: "a", Key: short}}, `authority "a": Ed25519 key of 31 bytes, want 32`, 0},
+		{"an unsupported curve", 1, []Authority{{Name: "a", Key: p224.Public()}}, `authority "a": ECDSA curve P-224 not supported, want P-256 or P-384`, 0},
+		{"an unsupported type", 1, []Authority{{Name: "a", Key: "not a key"}}, `authority "a": key type string not supported, want ECDSA P-256/P-384, RSA or Ed25519`, 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -134,13 +134,13 @@ func TestNewSet(t *testing.T) {
 func TestSetIsImmutable(t *testing.T) {
 	t.Parallel()
 	alice, bob := newKey(t), newKey(t)
-	as := []Authority{{"alice", alice}, {"bob", bob}}
+	as := []Authority{{Name: "alice", Key: alice}, {Name: "bob", Key: bob}}
 	s, err := NewSet(0, as...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	fp := s.Fingerprint()
-	as[0] = Authority{"mallory", newKey(t)}
+	as[0] = Authority{Name: "mallory", Key: newKey(t)}
 	if got := s.Names(); !slices.Equal(got, []string{"alice", "bob"}) {
 		t.Errorf("Names = %v after the caller's slice changed", got)
 	}
@@ -165,19 +165,19 @@ func TestFingerprint(t *testing.T) {
 		}
 		return s
 	}
-	base := set(0, Authority{"a", alice}, Authority{"b", bob})
+	base := set(0, Authority{Name: "a", Key: alice}, Authority{Name: "b", Key: bob})
 	tests := []struct {
 		name string
 		set  Set
 		same bool
 	}{
-		{"other order", set(0, Authority{"b", bob}, Authority{"a", alice}), true},
-		{"other names", set(0, Authority{"x", alice}, Authority{"y", bob}), true},
-		{"threshold 0 is 1", set(1, Authority{"a", alice}, Authority{"b", bob}), true},
-		{"duplicate key", set(0, Authority{"a", alice}, Authority{"b", bob}, Authority{"c", alice}), true},
-		{"key removed", set(0, Authority{"a", alice}), false},
-		{"key replaced", set(0, Authority{"a", alice}, Authority{"b", newKey(t)}), false},
-		{"threshold changed", set(2, Authority{"a", alice}, Authority{"b", bob}), false},
+		{"other order", set(0, Authority{Name: "b", Key: bob}, Authority{Name: "a", Key: alice}), true},
+		{"other names", set(0, Authority{Name: "x", Key: alice}, Authority{Name: "y", Key: bob}), true},
+		{"threshold 0 is 1", set(1, Authority{Name: "a", Key: alice}, Authority{Name: "b", Key: bob}), true},
+		{"duplicate key", set(0, Authority{Name: "a", Key: alice}, Authority{Name: "b", Key: bob}, Authority{Name: "c", Key: alice}), true},
+		{"key removed", set(0, Authority{Name: "a", Key: alice}), false},
+		{"key replaced", set(0, Authority{Name: "a", Key: alice}, Authority{Name: "b", Key: newKey(t)}), false},
+		{"threshold changed", set(2, Authority{Name: "a", Key: alice}, Authority{Name: "b", Key: bob}), false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -188,8 +188,12 @@ func TestFingerprint(t *testing.T) {
 	}
 }
 
-// TestImports keeps the package a leaf: only the standard library.
+// TestImports keeps the package a leaf: only the standard library, and
+// for keyless authorities sigstore-go's trust material type.
 func TestImports(t *testing.T) {
 	t.Parallel()
-	importtest.Check(t, importtest.Rule{Forbid: []string{"github.com/", "golang.org/", "k8s.io/"}, Why: "internal/authority imports only the standard library"})
+	importtest.Check(t,
+		importtest.Rule{Files: []string{"authority.go"}, Forbid: []string{"github.com/", "golang.org/", "k8s.io/"}, Why: "authority.go imports only the standard library"},
+		importtest.Rule{Files: []string{"keyless.go"}, Forbid: []string{"github.com/signgate/", "github.com/google/", "github.com/sigstore/cosign", "github.com/sigstore/sigstore-go/pkg/verify", "k8s.io/"},
+			Why: "keyless.go holds trust material (sigstore-go/pkg/root) but verifies nothing: verification is the verifier's"})
 }
