@@ -3,7 +3,10 @@ package verifier
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"maps"
+	"reflect"
 	"strings"
 	"time"
 
@@ -14,9 +17,13 @@ import (
 	ociremote "github.com/sigstore/cosign/v2/pkg/oci/remote"
 	cosigntypes "github.com/sigstore/cosign/v2/pkg/types"
 	sgbundle "github.com/sigstore/sigstore-go/pkg/bundle"
+	"github.com/sigstore/sigstore-go/pkg/fulcio/certificate"
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/sigstore/sigstore-go/pkg/verify"
 	"github.com/sigstore/sigstore/pkg/signature"
+
+	"github.com/signgate/signgate/internal/authority"
+	"github.com/signgate/signgate/verifier/bundle"
 )
 
 // bundleMediaTypePrefix marks sigstore bundles among an image's referrers.
@@ -82,14 +89,151 @@ func maybeBundle(artifactType string) bool {
 }
 
 // checkBundle counts one bundle: it must verify with an authority's key
-// against the artifact digest (verifyBundle).
+// against the artifact digest (verifyBundle) or, when it carries a
+// certificate, for a keyless authority (checkKeyless).
 func (v *Verifier) checkBundle(ctx context.Context, what string, b *sgbundle.Bundle, alg string, digest []byte, t *tally) {
 	verified := t.check(what, func(sv signature.Verifier) error {
 		return verifyBundle(ctx, b, sv, alg, digest)
 	})
+	if len(t.keyless) > 0 && !t.done() && checkKeyless(what, b, alg, digest, t) {
+		verified = true
+	}
 	if verified {
 		t.byBundle = true
 	}
+}
+
+// maxCertValue caps a certificate value quoted in a message.
+const maxCertValue = 200
+
+// checkKeyless tries a bundle with a certificate against the keyless
+// authorities still pending and, when its signer is not counted yet,
+// against those already verified too (another signer for them may raise
+// the count of distinct signers). Each try is bundle.Verify against the
+// authority's trust root with its Match, then the claim check. It
+// reports whether an authority verified.
+func checkKeyless(what string, b *sgbundle.Bundle, alg string, digest []byte, t *tally) bool {
+	vc, err := b.VerificationContent()
+	if err != nil || vc.Certificate() == nil {
+		if len(t.keys) == 0 {
+			t.reject(what, errors.New("signed with a key, not a certificate: no keyless authority can verify it"))
+		}
+		return false
+	}
+	if alg != "sha256" {
+		t.reject(what, fmt.Errorf("digest algorithm %q not supported for keyless verification", alg))
+		return false
+	}
+	verified := false
+	for _, a := range t.keyless {
+		if t.done() {
+			break
+		}
+		res, err := bundle.Verify(b, bundle.Artifact{SHA256: digest}, a.k.TrustRoot.Material, bundle.Policy{
+			Match: func(subject, issuer string, ext certificate.Extensions) error {
+				return matchKeyless(a.k, subject, issuer, ext)
+			},
+		})
+		if err == nil {
+			err = keylessClaim(res)
+		}
+		if err != nil {
+			if !t.ok[a.id] {
+				rank, reason := keylessReason(a.k, err)
+				t.keylessFailed(rank, reason)
+				t.reject(what, fmt.Errorf("keyless (trust root %s): %w", a.k.TrustRoot.Name, err))
+			}
+			continue
+		}
+		signer := keylessSigner(res.SAN, res.Issuer)
+		if t.ok[a.id] && !t.newSigner(signer) {
+			continue
+		}
+		t.credit(a.id, signer)
+		verified = true
+	}
+	return verified
+}
+
+// matchKeyless matches full certificate values; the error quotes them
+// capped (Match run again on the capped values, for the words only).
+func matchKeyless(k *authority.Keyless, subject, issuer string, ext certificate.Extensions) error {
+	full := extensionMap(ext, false)
+	err := k.Match(subject, issuer, full)
+	if err == nil {
+		return nil
+	}
+	capped := extensionMap(ext, true)
+	if capText(subject) == subject && capText(issuer) == issuer && maps.Equal(full, capped) {
+		return err
+	}
+	if err := k.Match(capText(subject), capText(issuer), capped); err != nil {
+		return err
+	}
+	return fmt.Errorf("certificate subject %q from issuer %q does not match the authority", capText(subject), capText(issuer))
+}
+
+// keylessClaim is the claim check of the key path: the statement's
+// subject was matched against the digest by bundle.Verify; the predicate
+// must be cosign's signature predicate.
+func keylessClaim(res bundle.Result) error {
+	if res.Statement == nil {
+		return errors.New("bundle is not a cosign signature (no in-toto statement)")
+	}
+	if pt := res.Statement.GetPredicateType(); pt != cosigntypes.CosignSignPredicateType {
+		return fmt.Errorf("bundle is not a cosign signature (predicate type %q)", capText(pt))
+	}
+	return nil
+}
+
+// keylessReason says, for a Reason, why a keyless authority did not
+// verify: the identity mismatch (certificate values quoted and capped by
+// Match), an untrusted certificate, or a missing log entry or signing
+// time. Nothing from the registry's own answers is included.
+func keylessReason(k *authority.Keyless, err error) (int, string) {
+	var me *bundle.MatchError
+	switch {
+	case errors.As(err, &me):
+		return rankIdentity, me.Err.Error()
+	case errors.Is(err, bundle.ErrUntrustedCertificate):
+		return rankUntrusted, "certificate not issued by a Fulcio CA of TrustRoot " + k.TrustRoot.Name
+	case errors.Is(err, bundle.ErrTransparencyLog):
+		return rankUnlogged, "no transparency log entry verified against TrustRoot " + k.TrustRoot.Name
+	case errors.Is(err, bundle.ErrTimestamp):
+		return rankUnlogged, "no verified signing time (log entry or RFC 3161 timestamp of TrustRoot " + k.TrustRoot.Name + ") within the certificate's validity"
+	}
+	return rankOther, "the bundle's certificate signature did not verify against TrustRoot " + k.TrustRoot.Name
+}
+
+// extensionMap converts Fulcio extensions to authority.ExtensionNames
+// keys: the JSON names of certificate.Extensions; empty values left out.
+func extensionMap(ext certificate.Extensions, capped bool) map[string]string {
+	m := make(map[string]string)
+	rv := reflect.ValueOf(ext)
+	rt := rv.Type()
+	for i := range rt.NumField() {
+		f := rt.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "" || name == "-" || f.Type.Kind() != reflect.String {
+			continue
+		}
+		if v := rv.Field(i).String(); v != "" {
+			if capped {
+				v = capText(v)
+			}
+			m[name] = v
+		}
+	}
+	return m
+}
+
+// capText caps a certificate value: verified, but chosen by whoever got
+// the certificate issued.
+func capText(s string) string {
+	if len(s) <= maxCertValue {
+		return s
+	}
+	return strings.ToValidUTF8(s[:maxCertValue], "") + "…"
 }
 
 // verifyBundle checks one bundle against one key with cosign's bundle

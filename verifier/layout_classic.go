@@ -149,7 +149,14 @@ func (v *Verifier) checkClassic(ctx context.Context, what string, sig keyReadabl
 	if verified {
 		t.byClassic = true
 	}
+	if len(t.pendingKeyless()) > 0 {
+		t.reject(what, errKeylessClassic)
+	}
 }
+
+// errKeylessClassic is why a classic signature never satisfies a keyless
+// authority (yet): only sigstore bundles are verified keylessly.
+var errKeylessClassic = errors.New("keyless authorities are verified on sigstore bundles only (cosign sign --new-bundle-format), not on classic .sig signatures")
 
 // keySignature copies what checking sig against a key reads: the payload
 // (capped by the transport; through sharedPayload, once per blob), the

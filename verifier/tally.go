@@ -6,10 +6,13 @@ import (
 	"crypto/elliptic"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/sigstore/sigstore/pkg/signature"
+
+	"github.com/signgate/signgate/internal/authority"
 )
 
 var errNoVerifier = errors.New("no verifier for this key")
@@ -23,11 +26,23 @@ type keyAuthority struct {
 	verifiers []signature.Verifier
 }
 
+// keylessAuthority is one distinct keyless authority (trust root,
+// identities, extensions).
+type keylessAuthority struct {
+	id string
+	k  *authority.Keyless
+}
+
 // tally collects what one verification found.
 type tally struct {
 	threshold  int
 	keys       []*keyAuthority
-	ok         map[string]bool
+	keyless    []*keylessAuthority
+	ok         map[string]bool     // authorities (by id) that verified
+	signers    map[string][]string // authority id -> signers that verified it (a key is its own signer)
+	counted    int                 // distinct signers matched to distinct authorities (countSigners)
+	identity   string              // Reason detail: why keyless authorities did not verify
+	idRank     int                 // ... how telling it is (keylessRank)
 	signatures int
 	details    []string
 	unread     bool            // some signatures could not be read (definite)
@@ -40,10 +55,15 @@ type tally struct {
 }
 
 func newTally(set AuthoritySet) (*tally, error) {
-	t := &tally{threshold: set.Threshold(), ok: make(map[string]bool)}
-	byID := make(map[string]*keyAuthority)
+	t := &tally{threshold: set.Threshold(), ok: make(map[string]bool), signers: make(map[string][]string)}
+	byID := make(map[string]bool)
 	for id, a := range set.All() {
-		if byID[id] != nil {
+		if byID[id] {
+			continue
+		}
+		byID[id] = true
+		if a.Keyless != nil {
+			t.keyless = append(t.keyless, &keylessAuthority{id: id, k: a.Keyless})
 			continue
 		}
 		vs, err := verifiers(a.Key)
@@ -51,7 +71,6 @@ func newTally(set AuthoritySet) (*tally, error) {
 			return nil, fmt.Errorf("authority %q: %w", a.Name, err)
 		}
 		k := &keyAuthority{id: id, verifiers: vs}
-		byID[id] = k
 		t.keys = append(t.keys, k)
 	}
 	return t, nil
@@ -75,7 +94,7 @@ func verifiers(key crypto.PublicKey) ([]signature.Verifier, error) {
 	return vs, nil
 }
 
-func (t *tally) done() bool { return len(t.ok) >= t.threshold }
+func (t *tally) done() bool { return t.counted >= t.threshold }
 
 func (t *tally) pending() []*keyAuthority {
 	var p []*keyAuthority
@@ -116,7 +135,92 @@ func (t *tally) check(what string, try func(signature.Verifier) error) bool {
 	return verified
 }
 
-func (t *tally) verified(k *keyAuthority) { t.ok[k.id] = true }
+func (t *tally) verified(k *keyAuthority) { t.credit(k.id, "key\x00"+k.id) }
+
+// pendingKeyless returns the keyless authorities that have not verified
+// yet.
+func (t *tally) pendingKeyless() []*keylessAuthority {
+	var p []*keylessAuthority
+	for _, k := range t.keyless {
+		if !t.ok[k.id] {
+			p = append(p, k)
+		}
+	}
+	return p
+}
+
+// newSigner reports whether signer has not been credited to any
+// authority yet.
+func (t *tally) newSigner(signer string) bool {
+	for _, ss := range t.signers {
+		if slices.Contains(ss, signer) {
+			return false
+		}
+	}
+	return true
+}
+
+// credit records that signer verified authority id and recounts.
+func (t *tally) credit(id, signer string) {
+	t.ok[id] = true
+	if !slices.Contains(t.signers[id], signer) {
+		t.signers[id] = append(t.signers[id], signer)
+	}
+	t.counted = countSigners(t.signers)
+}
+
+// keylessSigner is the signer a keyless verification counts as: the
+// certificate's subject and issuer.
+func keylessSigner(subject, issuer string) string {
+	return "keyless\x00" + issuer + "\x00" + subject
+}
+
+// countSigners is the threshold count: the largest number of authorities
+// that can each be given a signer of its own (a maximum bipartite
+// matching, by augmenting paths; sets are small). Two authorities
+// satisfied only by the same signer count once.
+func countSigners(signers map[string][]string) int {
+	owner := make(map[string]string) // signer -> authority id
+	var try func(id string, seen map[string]bool) bool
+	try = func(id string, seen map[string]bool) bool {
+		for _, s := range signers[id] {
+			if seen[s] {
+				continue
+			}
+			seen[s] = true
+			if o, ok := owner[s]; !ok || try(o, seen) {
+				owner[s] = id
+				return true
+			}
+		}
+		return false
+	}
+	n := 0
+	for _, id := range slices.Sorted(maps.Keys(signers)) {
+		if try(id, make(map[string]bool)) {
+			n++
+		}
+	}
+	return n
+}
+
+// keylessRank orders why a keyless authority did not verify, most telling
+// first kept: a verified certificate of the wrong identity, then an
+// untrusted certificate, then the rest.
+const (
+	rankOther = iota + 1
+	rankUnlogged
+	rankUntrusted
+	rankIdentity
+)
+
+// keylessFailed notes why a keyless authority did not verify (reason is
+// short and safe to show) unless a more telling reason is known.
+func (t *tally) keylessFailed(rank int, reason string) {
+	if rank > t.idRank {
+		t.idRank, t.identity = rank, reason
+	}
+}
 
 // reject records why a signature did not count.
 func (t *tally) reject(what string, err error) {
@@ -161,6 +265,11 @@ func (t *tally) result(d name.Digest) ([]string, error) {
 				ids = append(ids, k.id)
 			}
 		}
+		for _, k := range t.keyless {
+			if t.ok[k.id] {
+				ids = append(ids, k.id)
+			}
+		}
 		return ids, nil
 	}
 	if t.trouble != nil {
@@ -185,10 +294,18 @@ func (t *tally) result(d name.Digest) ([]string, error) {
 		nv.Reason, nv.Refused = "signatures could not be read", t.refused
 	case t.signatures == 0:
 		nv.Reason = "no signatures found"
+	case len(t.ok) == 0 && t.identity != "" && len(t.keys) > 0:
+		nv.Reason = "no valid signature from a trusted key or identity: " + t.identity
+	case len(t.ok) == 0 && t.identity != "":
+		nv.Reason = "no valid signature from a trusted identity: " + t.identity
+	case len(t.ok) == 0 && len(t.keys) == 0:
+		nv.Reason = "no valid signature from a trusted identity"
 	case len(t.ok) == 0:
 		nv.Reason = "no valid signature from a trusted key"
+	case t.counted < len(t.ok):
+		nv.Reason = fmt.Sprintf("only %d of the %d required authorities verified (authorities satisfied by the same certificate identity count once)", t.counted, t.threshold)
 	default:
-		nv.Reason = fmt.Sprintf("only %d of the %d required authorities verified", len(t.ok), t.threshold)
+		nv.Reason = fmt.Sprintf("only %d of the %d required authorities verified", t.counted, t.threshold)
 	}
 	return nil, nv
 }

@@ -13,7 +13,7 @@ import (
 // Result is a successful verification.
 type Result struct {
 	Digest   name.Digest
-	Verified []string // names of the authorities whose keys verified, sorted
+	Verified []string // names of the authorities that verified (keys or keyless identities), sorted
 	Cached   bool     // served from the verdict cache
 }
 

@@ -191,3 +191,14 @@ func (r *Registry) signBundle(s *Signer, d, claimed name.Digest) error {
 	}
 	return ociremote.WriteAttestationNewBundleFormat(d, b, types.CosignSignPredicateType, r.ociOptions())
 }
+
+// AttachBundle stores bundleJSON (a sigstore bundle, e.g. a keyless one
+// built by the test) as a referrer of d, the way Sign(..., Bundle)
+// attaches key-signed bundles: `cosign sign --new-bundle-format`'s
+// layout. The bundle is stored as it is, not checked.
+func (r *Registry) AttachBundle(t testing.TB, d name.Digest, bundleJSON []byte) {
+	t.Helper()
+	if err := ociremote.WriteAttestationNewBundleFormat(d, bundleJSON, types.CosignSignPredicateType, r.ociOptions()); err != nil {
+		t.Fatalf("registrytest: attach bundle to %s: %v", d, err)
+	}
+}

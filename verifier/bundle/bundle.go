@@ -4,7 +4,7 @@
 // against the public sigstore-conformance bundle-verify cases
 // (testdata/conformance).
 //
-// The rules, keyless (Policy.Identity):
+// The rules, keyless (Policy.Identity or Policy.Match):
 //   - the leaf certificate chains to a Fulcio CA of the trusted root and
 //     every certificate of the chain is valid at the signing time;
 //   - the signing time comes only from verified sources: a transparency log
@@ -16,7 +16,10 @@
 //   - at least one transparency log entry, for this signature, certificate
 //     and artifact;
 //   - SCTs verified when the trusted root has CT logs;
-//   - SAN and OIDC issuer matched exactly (no regular expressions).
+//   - SAN and OIDC issuer matched exactly (no regular expressions), or,
+//     with Policy.Match, by the caller's function over the verified SAN,
+//     issuer and Fulcio extensions (sigstore-go checks chain, logs and
+//     timestamps without an identity; Match then decides).
 //
 // With a key (Policy.Key) no timestamp and no log entry is required; log
 // entries present are still verified. The key must verify the signature. A
@@ -29,11 +32,15 @@ import (
 	"bytes"
 	"crypto"
 	"crypto/sha256"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
+	intotov1 "github.com/in-toto/attestation/go/v1"
 	"github.com/sigstore/sigstore-go/pkg/bundle"
+	"github.com/sigstore/sigstore-go/pkg/fulcio/certificate"
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/sigstore/sigstore-go/pkg/verify"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
@@ -53,11 +60,37 @@ type Identity struct {
 	Issuer string
 }
 
-// Policy says who must have signed: exactly one of Key and Identity.
+// Policy says who must have signed: exactly one of Key, Identity and
+// Match.
 type Policy struct {
 	Key      crypto.PublicKey
 	Identity *Identity
+	// Match decides a keyless signer by its verified certificate: the SAN,
+	// the OIDC issuer and the Fulcio extensions. It runs only after the
+	// chain, logs and timestamps verified; an error rejects the bundle and
+	// is wrapped in a *MatchError.
+	Match func(subject, issuer string, ext certificate.Extensions) error
 }
+
+// MatchError is Policy.Match's rejection: the certificate verified but
+// its identity is not the one wanted.
+type MatchError struct{ Err error }
+
+func (e *MatchError) Error() string { return e.Err.Error() }
+func (e *MatchError) Unwrap() error { return e.Err }
+
+// Why a keyless bundle was rejected, beside ErrNotVerified: classified
+// from the first failing step, for messages.
+var (
+	// ErrUntrustedCertificate: the certificate does not chain to a Fulcio
+	// CA of the trusted root at any time of its validity.
+	ErrUntrustedCertificate = errors.New("certificate not issued by a Fulcio CA of the trusted root")
+	// ErrTransparencyLog: no transparency log entry verified.
+	ErrTransparencyLog = errors.New("no verified transparency log entry")
+	// ErrTimestamp: no verified observer timestamp (log integrated time or
+	// RFC 3161 timestamp) at which the certificate was valid.
+	ErrTimestamp = errors.New("no verified signing time")
+)
 
 // Result is what was verified.
 type Result struct {
@@ -69,6 +102,12 @@ type Result struct {
 	Timestamps []time.Time
 	// Keyed is true when the bundle was verified with Policy.Key.
 	Keyed bool
+	// Extensions are the signing certificate's Fulcio extensions (zero for
+	// a key signature).
+	Extensions certificate.Extensions
+	// Statement is the in-toto statement of a DSSE bundle (nil for a
+	// message signature).
+	Statement *intotov1.Statement
 }
 
 // ErrNotVerified wraps every verification failure, as opposed to a bad
@@ -105,8 +144,14 @@ func Verify(entity verify.SignedEntity, artifact Artifact, trustedRoot root.Trus
 	if trustedRoot == nil {
 		return Result{}, errors.New("no trusted root")
 	}
-	if (policy.Key == nil) == (policy.Identity == nil) {
-		return Result{}, errors.New("policy: want exactly one of a key and an identity")
+	n := 0
+	for _, set := range []bool{policy.Key != nil, policy.Identity != nil, policy.Match != nil} {
+		if set {
+			n++
+		}
+	}
+	if n != 1 {
+		return Result{}, errors.New("policy: want exactly one of a key, an identity and a match function")
 	}
 	if policy.Identity != nil && (policy.Identity.SAN == "" || policy.Identity.Issuer == "") {
 		return Result{}, errors.New("policy: identity needs both the certificate identity and the OIDC issuer")
@@ -159,6 +204,12 @@ func Verify(entity verify.SignedEntity, artifact Artifact, trustedRoot root.Trus
 		keyedCert = true
 		vopts = keylessOptions(trustedRoot)
 		popts = append(popts, verify.WithoutIdentitiesUnsafe())
+	case policy.Match != nil:
+		if leaf == nil {
+			return Result{}, notVerified(errors.New("bundle is signed with a key, not a certificate: pass the key"))
+		}
+		vopts = keylessOptions(trustedRoot)
+		popts = append(popts, verify.WithoutIdentitiesUnsafe())
 	default:
 		if leaf == nil {
 			return Result{}, notVerified(errors.New("bundle is signed with a key, not a certificate: pass the key"))
@@ -177,15 +228,27 @@ func Verify(entity verify.SignedEntity, artifact Artifact, trustedRoot root.Trus
 	}
 	res, err := v.Verify(entity, verify.NewPolicy(artifactOpt, popts...))
 	if err != nil {
+		if leaf != nil && !keyedCert && policy.Key == nil {
+			return Result{}, notVerified(classify(err, leaf, trustedRoot))
+		}
 		return Result{}, notVerified(err)
 	}
-	out := Result{Keyed: policy.Key != nil}
+	out := Result{Keyed: policy.Key != nil, Statement: res.Statement}
 	for _, ts := range res.VerifiedTimestamps {
 		out.Timestamps = append(out.Timestamps, ts.Timestamp)
 	}
 	if res.Signature != nil && res.Signature.Certificate != nil {
 		out.SAN = res.Signature.Certificate.SubjectAlternativeName
 		out.Issuer = res.Signature.Certificate.Issuer
+		out.Extensions = res.Signature.Certificate.Extensions
+	}
+	if policy.Match != nil {
+		if res.Signature == nil || res.Signature.Certificate == nil {
+			return Result{}, notVerified(errors.New("no certificate summary"))
+		}
+		if err := policy.Match(out.SAN, out.Issuer, out.Extensions); err != nil {
+			return Result{}, notVerified(&MatchError{Err: err})
+		}
 	}
 	if !keyedCert && policy.Identity != nil && (out.SAN != policy.Identity.SAN || out.Issuer != policy.Identity.Issuer) {
 		// sigstore-go matched already; this is a second look, not a rule.
@@ -207,6 +270,33 @@ func keylessOptions(tm root.TrustedMaterial) []verify.VerifierOption {
 		opts = append(opts, verify.WithSignedCertificateTimestamps(1))
 	}
 	return opts
+}
+
+// classify names the step a keyless verification failed at, keeping
+// sigstore-go's error: a certificate that chains to no Fulcio CA of the
+// trusted root at either end of its validity is untrusted whatever else
+// failed; otherwise the log and timestamp steps are told apart by
+// sigstore-go's messages. Only the wording depends on this: the bundle
+// is rejected either way.
+func classify(err error, leaf *x509.Certificate, tm root.TrustedMaterial) error {
+	trusted := false
+	for _, ca := range tm.FulcioCertificateAuthorities() {
+		for _, at := range []time.Time{leaf.NotBefore, leaf.NotAfter} {
+			if _, verr := ca.Verify(leaf, at); verr == nil {
+				trusted = true
+			}
+		}
+	}
+	msg := err.Error()
+	switch {
+	case !trusted:
+		return fmt.Errorf("%w: %w", ErrUntrustedCertificate, err)
+	case strings.HasPrefix(msg, "failed to verify log inclusion"):
+		return fmt.Errorf("%w: %w", ErrTransparencyLog, err)
+	case strings.HasPrefix(msg, "failed to verify timestamps"), strings.HasPrefix(msg, "failed to verify leaf certificate"):
+		return fmt.Errorf("%w: %w", ErrTimestamp, err)
+	}
+	return err
 }
 
 func artifactPolicy(a Artifact) (verify.ArtifactPolicyOption, error) {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/secure-systems-lab/go-securesystemslib/dsse"
 	sgbundle "github.com/sigstore/sigstore-go/pkg/bundle"
+	"github.com/sigstore/sigstore-go/pkg/fulcio/certificate"
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/sigstore/sigstore-go/pkg/testing/ca"
 	"github.com/sigstore/sigstore-go/pkg/tlog"
@@ -435,4 +436,72 @@ func TestKeySignature(t *testing.T) {
 	wantRejected(t, err, "")
 	_, err = bundle.Verify(b, bundle.Artifact{Data: art}, tr, identity(san, issuer))
 	wantRejected(t, err, "signed with a key")
+}
+
+// TestKeylessMatch: Policy.Match decides on the verified SAN, issuer and
+// extensions; its rejection is a *MatchError.
+func TestKeylessMatch(t *testing.T) {
+	t.Parallel()
+	vs := newVirtual(t)
+	e, err := vs.Sign(san, issuer, artifact)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	res, err := bundle.Verify(e, bundle.Artifact{Data: artifact}, noCT{vs}, bundle.Policy{
+		Match: func(s, i string, ext certificate.Extensions) error {
+			got = append(got, s, i, ext.Issuer)
+			return nil
+		},
+	})
+	if err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	if strings.Join(got, " ") != san+" "+issuer+" "+issuer || res.SAN != san || res.Issuer != issuer || res.Extensions.Issuer != issuer {
+		t.Errorf("Match saw %q, result %+v", got, res)
+	}
+	no := errors.New("not this one")
+	_, err = bundle.Verify(e, bundle.Artifact{Data: artifact}, noCT{vs}, bundle.Policy{
+		Match: func(string, string, certificate.Extensions) error { return no },
+	})
+	wantRejected(t, err, "not this one")
+	var me *bundle.MatchError
+	if !errors.As(err, &me) || !errors.Is(err, no) {
+		t.Errorf("error %v is not a MatchError wrapping Match's", err)
+	}
+	// Chain, log and time are checked before Match is asked.
+	other := newVirtual(t)
+	e2, err := other.Sign(san, issuer, artifact)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = bundle.Verify(e2, bundle.Artifact{Data: artifact}, noCT{vs}, bundle.Policy{
+		Match: func(string, string, certificate.Extensions) error {
+			t.Error("Match called for an untrusted chain")
+			return nil
+		},
+	})
+	wantRejected(t, err, "")
+	if !errors.Is(err, bundle.ErrUntrustedCertificate) {
+		t.Errorf("untrusted chain: %v, want ErrUntrustedCertificate", err)
+	}
+	late, err := vs.SignAtTime(san, issuer, artifact, time.Now().Add(30*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = bundle.Verify(late, bundle.Artifact{Data: artifact}, noCT{vs}, bundle.Policy{
+		Match: func(string, string, certificate.Extensions) error { return nil },
+	})
+	wantRejected(t, err, "")
+	if errors.Is(err, bundle.ErrUntrustedCertificate) {
+		t.Errorf("signed after expiry: %v, classified untrusted", err)
+	}
+	// Exactly one of key, identity and match.
+	_, err = bundle.Verify(e, bundle.Artifact{Data: artifact}, noCT{vs}, bundle.Policy{
+		Identity: &bundle.Identity{SAN: san, Issuer: issuer},
+		Match:    func(string, string, certificate.Extensions) error { return nil },
+	})
+	if err == nil || errors.Is(err, bundle.ErrNotVerified) {
+		t.Errorf("identity and match: %v, want a policy error", err)
+	}
 }
