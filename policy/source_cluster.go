@@ -35,8 +35,8 @@ type ClusterOptions struct {
 	// which is also how a rotated key in a Secret is picked up (Secrets are
 	// not watched). Default 30s.
 	Resync time.Duration
-	// SecretTTL is how long a Secret read for a secretRef is reused.
-	// Default 30s.
+	// SecretTTL is how long a Secret read for a secretRef (or a ConfigMap
+	// read for a TrustRoot configMapRef) is reused. Default 30s.
 	SecretTTL time.Duration
 	// SecretFailureTTL is how long a failed Secret read (not found,
 	// forbidden, timeout) is reused, so policies pointing at missing
@@ -59,8 +59,9 @@ type ClusterOptions struct {
 }
 
 // ClusterSource serves trust policies from the cluster: informers for
-// ClusterImagePolicy, ImagePolicy and Namespace, and Secrets read on demand
-// for secretRefs (cached for SecretTTL, failed reads for SecretFailureTTL;
+// ClusterImagePolicy, ImagePolicy, TrustRoot and Namespace, and Secrets
+// (and the ConfigMaps of TrustRoot configMapRefs) read on demand for
+// secretRefs (cached for SecretTTL, failed reads for SecretFailureTTL;
 // no cluster-wide Secret watch, so the gate needs only "get" on the Secrets
 // it is pointed at). Before each compilation the referenced Secrets that are
 // not cached are read in parallel, a few at a time, so one namespace's
@@ -89,6 +90,7 @@ type ClusterSource struct {
 	kubeFactory informers.SharedInformerFactory
 	dynFactory  dynamicinformer.DynamicSharedInformerFactory
 	cip, ip     cache.SharedIndexInformer
+	trustRoots  cache.SharedIndexInformer
 	namespaces  cache.SharedIndexInformer
 	nsLister    corev1listers.NamespaceLister
 
@@ -101,8 +103,9 @@ type ClusterSource struct {
 	refreshes  sync.WaitGroup // Run waits for it before returning
 
 	// Owned by the Run goroutine.
-	comp    compiler
-	secrets *secretCache
+	comp       compiler
+	secrets    *secretCache
+	configMaps *secretCache // TrustRoot configMapRefs, read and cached like Secrets
 }
 
 type clusterView struct {
@@ -130,10 +133,12 @@ func NewClusterSource(dyn dynamic.Interface, kube kubernetes.Interface, gateName
 		trigger:       make(chan struct{}, 1),
 		ready:         make(chan struct{}),
 		secrets:       newSecretCache(kube, opts.SecretTTL, opts.SecretFailureTTL),
+		configMaps:    newConfigMapCache(kube, opts.SecretTTL, opts.SecretFailureTTL),
 	}
 	s.comp.gateNamespace = gateNamespace
 	s.cip = s.dynFactory.ForResource(v1alpha1.ClusterImagePolicyResource).Informer()
 	s.ip = s.dynFactory.ForResource(v1alpha1.ImagePolicyResource).Informer()
+	s.trustRoots = s.dynFactory.ForResource(v1alpha1.TrustRootResource).Informer()
 	ns := s.kubeFactory.Core().V1().Namespaces()
 	s.namespaces, s.nsLister = ns.Informer(), ns.Lister()
 	onChange := cache.ResourceEventHandlerFuncs{
@@ -141,7 +146,7 @@ func NewClusterSource(dyn dynamic.Interface, kube kubernetes.Interface, gateName
 		UpdateFunc: func(any, any) { s.poke() },
 		DeleteFunc: func(any) { s.poke() },
 	}
-	for _, inf := range []cache.SharedIndexInformer{s.cip, s.ip} {
+	for _, inf := range []cache.SharedIndexInformer{s.cip, s.ip, s.trustRoots} {
 		if _, err := inf.AddEventHandler(onChange); err != nil {
 			return nil, fmt.Errorf("new cluster policy source: %w", err)
 		}
@@ -216,7 +221,7 @@ func (s *ClusterSource) Run(ctx context.Context) error {
 	defer s.kubeFactory.Shutdown()
 	defer s.dynFactory.Shutdown()
 	defer s.refreshes.Wait()
-	if !cache.WaitForCacheSync(ctx.Done(), s.cip.HasSynced, s.ip.HasSynced, s.namespaces.HasSynced) {
+	if !cache.WaitForCacheSync(ctx.Done(), s.cip.HasSynced, s.ip.HasSynced, s.trustRoots.HasSynced, s.namespaces.HasSynced) {
 		return fmt.Errorf("sync policy informers: %w", context.Cause(ctx))
 	}
 	s.rebuild(ctx)
@@ -253,16 +258,32 @@ func (s *ClusterSource) rebuild(ctx context.Context) {
 	// after the other through the client's rate limit. Expired entries are
 	// used as they are and re-read in the background; a change there
 	// recompiles. So no compilation (a policy change) waits for re-reads.
+	// TrustRoots' ConfigMaps and Secrets (gate namespace) are read the
+	// same way.
+	s.comp.trustRootObjs = map[string]*trustRootObject{}
+	for _, item := range s.trustRoots.GetStore().List() {
+		t := trustRootFromUnstructured(item.(*unstructured.Unstructured))
+		s.comp.trustRootObjs[t.Name] = t
+	}
 	refs := s.comp.secretRefs(objs)
+	trSecrets, trConfigMaps := s.comp.trustRootRefs(objs)
+	refs = append(refs, trSecrets...)
 	s.secrets.retain(refs)
+	s.configMaps.retain(trConfigMaps)
 	absent, expired := s.secrets.split(refs)
+	cmAbsent, cmExpired := s.configMaps.split(trConfigMaps)
 	s.secrets.fill(ctx, absent, s.opts.Timeout)
-	if len(expired) > 0 && s.refreshing.CompareAndSwap(false, true) {
+	s.configMaps.fill(ctx, cmAbsent, s.opts.Timeout)
+	if len(expired)+len(cmExpired) > 0 && s.refreshing.CompareAndSwap(false, true) {
 		s.refreshes.Add(1)
 		go func() {
 			defer s.refreshes.Done()
 			defer s.refreshing.Store(false)
-			if s.secrets.refresh(ctx, expired, s.opts.Timeout) {
+			changed := len(expired) > 0 && s.secrets.refresh(ctx, expired, s.opts.Timeout)
+			if len(cmExpired) > 0 && s.configMaps.refresh(ctx, cmExpired, s.opts.Timeout) {
+				changed = true
+			}
+			if changed {
 				s.poke()
 			}
 		}()
@@ -270,8 +291,11 @@ func (s *ClusterSource) rebuild(ctx context.Context) {
 	s.comp.secrets = func(ns, name string) (map[string][]byte, error) {
 		return s.secrets.current(ctx, ns, name, s.opts.Timeout)
 	}
+	s.comp.configMaps = func(ns, name string) (map[string][]byte, error) {
+		return s.configMaps.current(ctx, ns, name, s.opts.Timeout)
+	}
 	trust, results := s.comp.compile(objs)
-	s.comp.secrets = nil
+	s.comp.secrets, s.comp.configMaps, s.comp.trustRootObjs = nil, nil, nil
 
 	view := &clusterView{snap: &snapshot{trust: trust, namespace: s.namespace}}
 	for i, r := range results {
@@ -321,6 +345,17 @@ func clusterPolicyObject(u *unstructured.Unstructured) *policyObject {
 	}
 	p.Spec, p.Selector = cip.Spec.ImagePolicySpec, cip.Spec.NamespaceSelector
 	return p
+}
+
+func trustRootFromUnstructured(u *unstructured.Unstructured) *trustRootObject {
+	t := &trustRootObject{Name: u.GetName()}
+	var tr v1alpha1.TrustRoot
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructuredWithValidation(u.Object, &tr, true); err != nil {
+		t.DecodeErr = fmt.Errorf("decode: %w", err)
+		return t
+	}
+	t.Spec = tr.Spec.TrustedRoot
+	return t
 }
 
 func imagePolicyObject(u *unstructured.Unstructured) *policyObject {

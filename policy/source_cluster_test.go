@@ -47,7 +47,7 @@ func imagePolicy(t *testing.T, ns, name string, spec v1alpha1.ImagePolicySpec) *
 func secretKeySpec(glob, secret string) v1alpha1.ImagePolicySpec {
 	return v1alpha1.ImagePolicySpec{
 		Images:      []v1alpha1.ImageGlob{{Glob: glob}},
-		Authorities: []v1alpha1.Authority{{Name: "k", Key: v1alpha1.KeySource{SecretRef: &v1alpha1.SecretKeyRef{Name: secret, Key: "cosign.pub"}}}},
+		Authorities: []v1alpha1.Authority{{Name: "k", Key: &v1alpha1.KeySource{SecretRef: &v1alpha1.SecretKeyRef{Name: secret, Key: "cosign.pub"}}}},
 	}
 }
 
@@ -75,7 +75,7 @@ func TestClusterSource(t *testing.T) {
 	cipGVR, ipGVR := v1alpha1.ClusterImagePolicyResource, v1alpha1.ImagePolicyResource
 	badGlob := secretKeySpec("registry.example.com/Bad/**", "release")
 	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(scheme,
-		map[schema.GroupVersionResource]string{cipGVR: "ClusterImagePolicyList", ipGVR: "ImagePolicyList"},
+		map[schema.GroupVersionResource]string{cipGVR: "ClusterImagePolicyList", ipGVR: "ImagePolicyList", v1alpha1.TrustRootResource: "TrustRootList"},
 		clusterPolicy(t, "corp", v1alpha1.ClusterImagePolicySpec{ImagePolicySpec: secretKeySpec("registry.example.com/**", "release")}),
 		clusterPolicy(t, "prod-broken", v1alpha1.ClusterImagePolicySpec{
 			ImagePolicySpec:   badGlob,
@@ -303,7 +303,7 @@ func TestClusterSourceReadOnly(t *testing.T) {
 	keys := testKeys()
 	cipGVR, ipGVR := v1alpha1.ClusterImagePolicyResource, v1alpha1.ImagePolicyResource
 	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
-		map[schema.GroupVersionResource]string{cipGVR: "ClusterImagePolicyList", ipGVR: "ImagePolicyList"},
+		map[schema.GroupVersionResource]string{cipGVR: "ClusterImagePolicyList", ipGVR: "ImagePolicyList", v1alpha1.TrustRootResource: "TrustRootList"},
 		clusterPolicy(t, "prod", v1alpha1.ClusterImagePolicySpec{
 			ImagePolicySpec:   secretKeySpec("registry.example.com/**", "release"),
 			NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"env": "prod"}},
@@ -370,7 +370,7 @@ func TestClusterSourceChangeNotHeldByRereads(t *testing.T) {
 	keys := testKeys()
 	cipGVR, ipGVR := v1alpha1.ClusterImagePolicyResource, v1alpha1.ImagePolicyResource
 	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
-		map[schema.GroupVersionResource]string{cipGVR: "ClusterImagePolicyList", ipGVR: "ImagePolicyList"},
+		map[schema.GroupVersionResource]string{cipGVR: "ClusterImagePolicyList", ipGVR: "ImagePolicyList", v1alpha1.TrustRootResource: "TrustRootList"},
 		imagePolicy(t, "team-a", "broken", secretKeySpec("quay.io/team-a/*", "missing")),
 	)
 	statusSubresource(dyn)
@@ -393,7 +393,7 @@ func TestClusterSourceChangeNotHeldByRereads(t *testing.T) {
 
 	corp := clusterPolicy(t, "corp", v1alpha1.ClusterImagePolicySpec{ImagePolicySpec: v1alpha1.ImagePolicySpec{
 		Images:      []v1alpha1.ImageGlob{{Glob: "registry.example.com/**"}},
-		Authorities: []v1alpha1.Authority{{Name: "k", Key: v1alpha1.KeySource{Data: keys["P256"]}}},
+		Authorities: []v1alpha1.Authority{{Name: "k", Key: &v1alpha1.KeySource{Data: keys["P256"]}}},
 	}})
 	if _, err := dyn.Resource(cipGVR).Create(ctx, corp, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)

@@ -21,6 +21,8 @@ type objects struct {
 	policies   []*policyObject
 	namespaces map[string]map[string]string            // name → labels
 	secrets    map[string]map[string]map[string][]byte // namespace → name → data
+	configMaps map[string]map[string]map[string][]byte // namespace → name → data (and binaryData)
+	trustRoots map[string]*trustRootObject             // name → TrustRoot
 	ids        map[string]bool                         // policy IDs seen
 }
 
@@ -28,6 +30,8 @@ func newObjects() *objects {
 	return &objects{
 		namespaces: map[string]map[string]string{},
 		secrets:    map[string]map[string]map[string][]byte{},
+		configMaps: map[string]map[string]map[string][]byte{},
+		trustRoots: map[string]*trustRootObject{},
 		ids:        map[string]bool{},
 	}
 }
@@ -37,12 +41,14 @@ func newObjects() *objects {
 const maxDocumentBytes = 4 << 20
 
 // decodeObjects reads multi-document YAML (or JSON) of ClusterImagePolicy,
-// ImagePolicy, Namespace and Secret objects, and v1 Lists of them, into
+// ImagePolicy, TrustRoot, Namespace, Secret and ConfigMap objects, and v1
+// Lists of them, into
 // into. Namespaced objects without a namespace go to "default", as with
 // kubectl. A document that cannot be identified (bad YAML, unknown kind,
 // no name) is an error. A policy that is identified but does not decode
 // strictly (unknown field, wrong type) is kept, with DecodeErr, so that it
-// denies instead of disappearing.
+// denies instead of disappearing; so is a TrustRoot, so that the policies
+// naming it are invalid with the reason.
 func decodeObjects(into *objects, file string, data []byte) error {
 	r := utilyaml.NewYAMLReader(bufio.NewReaderSize(bytes.NewReader(data), 4096))
 	for n := 1; ; n++ {
@@ -98,12 +104,16 @@ func (o *objects) add(js []byte) error {
 		return o.addNamespace(js, h)
 	case "v1 Secret":
 		return o.addSecret(js, h)
+	case "v1 ConfigMap":
+		return o.addConfigMap(js, h)
+	case v1alpha1.GroupVersion.String() + " " + KindTrustRoot:
+		return o.addTrustRoot(js, h)
 	case v1alpha1.GroupVersion.String() + " " + KindClusterImagePolicy:
 		return o.addClusterPolicy(js, h)
 	case v1alpha1.GroupVersion.String() + " " + KindImagePolicy:
 		return o.addPolicy(js, h)
 	default:
-		return fmt.Errorf("%s is not a ClusterImagePolicy, ImagePolicy (%s), Namespace or Secret (v1)", gk, v1alpha1.GroupVersion)
+		return fmt.Errorf("%s is not a ClusterImagePolicy, ImagePolicy, TrustRoot (%s), Namespace, Secret or ConfigMap (v1)", gk, v1alpha1.GroupVersion)
 	}
 }
 
@@ -154,6 +164,60 @@ func (o *objects) addSecret(js []byte, h header) error {
 		return fmt.Errorf("Secret %s/%s defined twice", s.Namespace, s.Name)
 	}
 	byName[s.Name] = data
+	return nil
+}
+
+func (o *objects) addConfigMap(js []byte, h header) error {
+	var cm corev1.ConfigMap
+	if err := strict(js, &cm); err != nil {
+		return fmt.Errorf("ConfigMap %q: %w", h.Metadata.Name, err)
+	}
+	if cm.Name == "" {
+		return errors.New("ConfigMap without metadata.name")
+	}
+	if cm.Namespace == "" {
+		cm.Namespace = "default"
+	}
+	byName := o.configMaps[cm.Namespace]
+	if byName == nil {
+		byName = map[string]map[string][]byte{}
+		o.configMaps[cm.Namespace] = byName
+	}
+	if _, dup := byName[cm.Name]; dup {
+		return fmt.Errorf("ConfigMap %s/%s defined twice", cm.Namespace, cm.Name)
+	}
+	byName[cm.Name] = configMapData(&cm)
+	return nil
+}
+
+// configMapData merges a ConfigMap's data and binaryData (the API server
+// rejects a key in both).
+func configMapData(cm *corev1.ConfigMap) map[string][]byte {
+	data := maps.Clone(cm.BinaryData)
+	if data == nil {
+		data = map[string][]byte{}
+	}
+	for k, v := range cm.Data {
+		data[k] = []byte(v)
+	}
+	return data
+}
+
+func (o *objects) addTrustRoot(js []byte, h header) error {
+	if h.Metadata.Name == "" {
+		return errors.New("TrustRoot without metadata.name")
+	}
+	if _, dup := o.trustRoots[h.Metadata.Name]; dup {
+		return fmt.Errorf("TrustRoot %q defined twice", h.Metadata.Name)
+	}
+	t := &trustRootObject{Name: h.Metadata.Name}
+	var tr v1alpha1.TrustRoot
+	if err := strict(js, &tr); err != nil {
+		t.DecodeErr = fmt.Errorf("decode: %w", err)
+	} else {
+		t.Spec = tr.Spec.TrustedRoot
+	}
+	o.trustRoots[t.Name] = t
 	return nil
 }
 

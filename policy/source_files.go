@@ -23,8 +23,9 @@ type FileOptions struct {
 	// Interval is how often the directory is polled for changes.
 	// Default 1s.
 	Interval time.Duration
-	// GateNamespace is where the Secrets of ClusterImagePolicy secretRefs
-	// live. Default "signgate-system".
+	// GateNamespace is where the Secrets of ClusterImagePolicy secretRefs,
+	// and the ConfigMaps and Secrets of TrustRoots, live. Default
+	// "signgate-system".
 	GateNamespace string
 	// NamespaceLabels adds labels to namespaces (name → labels), over the
 	// labels of Namespace objects in the directory; signgate check uses it
@@ -35,8 +36,8 @@ type FileOptions struct {
 }
 
 // FileSource serves trust policies from a directory of YAML files
-// (--policy-dir): ClusterImagePolicy, ImagePolicy, Namespace and Secret
-// objects, several per file, in files named *.yaml, *.yml or *.json (not
+// (--policy-dir): ClusterImagePolicy, ImagePolicy, TrustRoot, Namespace,
+// Secret and ConfigMap objects, several per file, in files named *.yaml, *.yml or *.json (not
 // hidden, not in subdirectories; symlinks are followed, so a mounted
 // ConfigMap works).
 //
@@ -158,8 +159,15 @@ func (s *FileSource) reload() (bool, error) {
 		}
 		return nil, fmt.Errorf("not found in %s", s.dir)
 	}
+	s.comp.configMaps = func(ns, name string) (map[string][]byte, error) {
+		if d, ok := objs.configMaps[ns][name]; ok {
+			return d, nil
+		}
+		return nil, fmt.Errorf("not found in %s", s.dir)
+	}
+	s.comp.trustRootObjs = objs.trustRoots
 	trust, results := s.comp.compile(objs.policies)
-	s.comp.secrets = nil
+	s.comp.secrets, s.comp.configMaps, s.comp.trustRootObjs = nil, nil, nil
 	view := &fileView{snap: &snapshot{trust: trust, namespace: s.namespaceLookup(objs.namespaces)}}
 	for _, r := range results {
 		if r.Err != nil {

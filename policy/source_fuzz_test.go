@@ -31,7 +31,7 @@ func FuzzDecodeObjects(f *testing.F) {
 				return d, nil
 			}
 			return nil, errors.New("not found")
-		}}
+		}, trustRootObjs: objs.trustRoots}
 		trust, results := c.compile(objs.policies)
 		if len(results) != len(objs.policies) {
 			t.Fatalf("%d policies decoded, %d compiled", len(objs.policies), len(results))

@@ -53,6 +53,20 @@ func newSecretCache(kube kubernetes.Interface, ttl, failTTL time.Duration) *secr
 	}
 }
 
+// newConfigMapCache is a secretCache over ConfigMaps (data and binaryData
+// merged), for TrustRoot configMapRefs.
+func newConfigMapCache(kube kubernetes.Interface, ttl, failTTL time.Duration) *secretCache {
+	c := newSecretCache(kube, ttl, failTTL)
+	c.read = func(ctx context.Context, namespace, name string) (*corev1.Secret, error) {
+		cm, err := kube.CoreV1().ConfigMaps(namespace).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return nil, err
+		}
+		return &corev1.Secret{ObjectMeta: cm.ObjectMeta, Data: configMapData(cm)}, nil
+	}
+	return c
+}
+
 // cached returns the unexpired entry for key, if any.
 func (c *secretCache) cached(key secretName) (secretEntry, bool) {
 	c.mu.Lock()

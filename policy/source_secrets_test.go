@@ -200,13 +200,13 @@ func TestClusterSourceBrokenNamespacePolicy(t *testing.T) {
 			spec.Authorities = append(spec.Authorities, v1alpha1.Authority{
 				Name: fmt.Sprintf("k%d", i),
 				// Two authorities per Secret name: still one read each.
-				Key: v1alpha1.KeySource{SecretRef: &v1alpha1.SecretKeyRef{Name: fmt.Sprintf("missing-%d", i/2), Key: "cosign.pub"}},
+				Key: &v1alpha1.KeySource{SecretRef: &v1alpha1.SecretKeyRef{Name: fmt.Sprintf("missing-%d", i/2), Key: "cosign.pub"}},
 			})
 		}
 		objs = append(objs, imagePolicy(t, ns, "broken", spec))
 	}
 	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
-		map[schema.GroupVersionResource]string{cipGVR: "ClusterImagePolicyList", ipGVR: "ImagePolicyList"}, objs...)
+		map[schema.GroupVersionResource]string{cipGVR: "ClusterImagePolicyList", ipGVR: "ImagePolicyList", v1alpha1.TrustRootResource: "TrustRootList"}, objs...)
 	statusSubresource(dyn)
 	kube := kubefake.NewClientset(kubeObjs...)
 	s, err := NewClusterSource(dyn, kube, "signgate-system", ClusterOptions{Resync: time.Hour, SecretTTL: time.Hour, SecretFailureTTL: time.Hour})

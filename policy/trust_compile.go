@@ -8,6 +8,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
+	"github.com/sigstore/sigstore-go/pkg/root"
+
 	"github.com/signgate/signgate/internal/authority"
 	"github.com/signgate/signgate/policy/v1alpha1"
 )
@@ -43,13 +45,25 @@ func (o *policyObject) ID() string {
 type secretLookup func(namespace, name string) (map[string][]byte, error)
 
 // compiler turns policy objects into a trustSet. Parsed keys are cached by
-// their PEM text from one compilation to the next, so an unrelated edit does
-// not re-parse every key. Not safe for concurrent use: each source compiles
-// from one goroutine.
+// their PEM text, and parsed trusted roots by the SHA-256 of their JSON,
+// from one compilation to the next, so an unrelated edit does not re-parse
+// every key. Not safe for concurrent use: each source compiles from one
+// goroutine.
 type compiler struct {
-	gateNamespace string // where ClusterImagePolicy secretRefs live
+	gateNamespace string // where ClusterImagePolicy secretRefs and TrustRoot refs live
 	secrets       secretLookup
+	configMaps    secretLookup                // ConfigMap data (and binaryData) by namespace and name
+	trustRootObjs map[string]*trustRootObject // by name; set by the source before compile
 	keys          map[string]crypto.PublicKey
+	roots         map[string]root.TrustedMaterial // by hex SHA-256 of the JSON
+}
+
+// compileState is what one compilation has parsed and resolved so far:
+// what it uses is kept for the next one.
+type compileState struct {
+	keys       map[string]crypto.PublicKey
+	roots      map[string]root.TrustedMaterial
+	trustRoots map[string]trustRootResult // by TrustRoot name: each is resolved once per compilation
 }
 
 // compileResult is the verdict on one object, for status and logs.
@@ -59,11 +73,15 @@ type compileResult struct {
 }
 
 func (c *compiler) compile(objs []*policyObject) (*trustSet, []compileResult) {
-	used := make(map[string]crypto.PublicKey, len(c.keys))
+	st := &compileState{
+		keys:       make(map[string]crypto.PublicKey, len(c.keys)),
+		roots:      make(map[string]root.TrustedMaterial, len(c.roots)),
+		trustRoots: map[string]trustRootResult{},
+	}
 	t := &trustSet{byNamespace: map[string][]*compiledPolicy{}}
 	results := make([]compileResult, 0, len(objs))
 	for _, o := range objs {
-		p, err := c.compileOne(o, used)
+		p, err := c.compileOne(o, st)
 		results = append(results, compileResult{Object: o, Err: err})
 		if o.Kind == KindImagePolicy {
 			t.byNamespace[o.Namespace] = append(t.byNamespace[o.Namespace], p)
@@ -75,13 +93,13 @@ func (c *compiler) compile(objs []*policyObject) (*trustSet, []compileResult) {
 	for _, ps := range t.byNamespace {
 		sortPolicies(ps)
 	}
-	c.keys = used
+	c.keys, c.roots = st.keys, st.roots
 	return t, results
 }
 
 // compileOne compiles one policy. It always returns a policy: an invalid one
 // carries its error in req.Err and keeps the scope it can still determine.
-func (c *compiler) compileOne(o *policyObject, used map[string]crypto.PublicKey) (*compiledPolicy, *InvalidPolicyError) {
+func (c *compiler) compileOne(o *policyObject, st *compileState) (*compiledPolicy, *InvalidPolicyError) {
 	p := &compiledPolicy{req: Requirement{Policy: o.ID(), Namespaced: o.Kind == KindImagePolicy}}
 	var problems []string
 	if o.Kind == KindClusterImagePolicy {
@@ -103,7 +121,7 @@ func (c *compiler) compileOne(o *policyObject, used map[string]crypto.PublicKey)
 			"set mode: enforce, or ask the cluster administrator for a ClusterImagePolicy in %s mode", mode, mode))
 	}
 	p.req.Mode = mode
-	problems = c.compileVerdict(o, &p.req, used, problems)
+	problems = c.compileVerdict(o, &p.req, st, problems)
 	if len(problems) > 0 {
 		return p, invalid(p, problems)
 	}
@@ -151,7 +169,7 @@ func compileGlobs(images []v1alpha1.ImageGlob, problems []string) (globs []Glob,
 }
 
 // compileVerdict fills the static verdict or the authorities and threshold.
-func (c *compiler) compileVerdict(o *policyObject, req *Requirement, used map[string]crypto.PublicKey, problems []string) []string {
+func (c *compiler) compileVerdict(o *policyObject, req *Requirement, st *compileState, problems []string) []string {
 	spec := &o.Spec
 	switch {
 	case spec.Static != nil && len(spec.Authorities) > 0:
@@ -183,12 +201,26 @@ func (c *compiler) compileVerdict(o *policyObject, req *Requirement, used map[st
 			problems = append(problems, fmt.Sprintf("authorities[%d]: duplicate name %q", i, a.Name))
 		}
 		seen[a.Name] = true
-		key, err := c.key(o, a.Key, used)
-		if err != nil {
-			problems = append(problems, fmt.Sprintf("authority %q: %v", a.Name, err))
-			continue
+		switch {
+		case a.Key != nil && a.Keyless != nil:
+			problems = append(problems, fmt.Sprintf("authority %q: exactly one of key or keyless is required, both are set", a.Name))
+		case a.Keyless != nil:
+			k, err := c.compileKeyless(a.Keyless, st)
+			if err != nil {
+				problems = append(problems, fmt.Sprintf("authority %q: %v", a.Name, err))
+				continue
+			}
+			as = append(as, authority.Authority{Name: a.Name, Keyless: k})
+		case a.Key != nil:
+			key, err := c.key(o, *a.Key, st.keys)
+			if err != nil {
+				problems = append(problems, fmt.Sprintf("authority %q: %v", a.Name, err))
+				continue
+			}
+			as = append(as, authority.Authority{Name: a.Name, Key: key})
+		default:
+			problems = append(problems, fmt.Sprintf("authority %q: exactly one of key or keyless is required, neither is set", a.Name))
 		}
-		as = append(as, authority.Authority{Name: a.Name, Key: key})
 	}
 	if len(problems) > n {
 		return problems
@@ -237,7 +269,11 @@ func (c *compiler) key(o *policyObject, ks v1alpha1.KeySource, used map[string]c
 // secretKey reads a secretRef: an ImagePolicy's Secret lives in its own
 // namespace, a ClusterImagePolicy's in the gate's namespace.
 func (c *compiler) secretKey(o *policyObject, ref *v1alpha1.SecretKeyRef) (string, error) {
-	ns := c.secretNamespace(o)
+	return c.secretValue(c.secretNamespace(o), ref)
+}
+
+// secretValue reads one key of a Secret.
+func (c *compiler) secretValue(ns string, ref *v1alpha1.SecretKeyRef) (string, error) {
 	if c.secrets == nil {
 		return "", fmt.Errorf("read secret %s/%s: no secrets available", ns, ref.Name)
 	}
@@ -273,6 +309,9 @@ func (c *compiler) secretRefs(objs []*policyObject) []secretName {
 			continue
 		}
 		for _, a := range o.Spec.Authorities {
+			if a.Key == nil {
+				continue
+			}
 			if ref := a.Key.SecretRef; ref != nil && a.Key.Data == "" {
 				k := secretName{c.secretNamespace(o), ref.Name}
 				if !seen[k] {

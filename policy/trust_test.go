@@ -82,7 +82,7 @@ func withKeys(s string) string {
 }
 
 // compileYAML decodes and compiles policies the way FileSource does, with
-// ClusterImagePolicy secrets in "signgate-system".
+// ClusterImagePolicy secrets and TrustRoot refs in "signgate-system".
 func compileYAML(t testing.TB, doc string) (*trustSet, []compileResult) {
 	t.Helper()
 	objs := newObjects()
@@ -94,7 +94,12 @@ func compileYAML(t testing.TB, doc string) (*trustSet, []compileResult) {
 			return d, nil
 		}
 		return nil, fmt.Errorf("not found")
-	}}
+	}, configMaps: func(ns, name string) (map[string][]byte, error) {
+		if d, ok := objs.configMaps[ns][name]; ok {
+			return d, nil
+		}
+		return nil, fmt.Errorf("not found")
+	}, trustRootObjs: objs.trustRoots}
 	return c.compile(objs.policies)
 }
 
@@ -299,7 +304,7 @@ spec:
   images: [{glob: "**"}]
   authorities: [{name: a, key: {data: {{P256}}}}, {name: b, key: {data: {{P256}}}}]`,
 			repo: "quay.io/app",
-			want: `ClusterImagePolicy p is invalid: authorities: threshold 2 is more than the 1 distinct keys (authorities with the same key count once)`,
+			want: `ClusterImagePolicy p is invalid: authorities: threshold 2 is more than the 1 distinct authorities (authorities with the same key or keyless identities count once)`,
 		},
 		{
 			name: "two keys in one PEM",

@@ -392,14 +392,14 @@ func TestRBACLeastPrivilege(t *testing.T) {
 			}
 			role := one[rbacv1.Role](t, objs, "Role")
 			checkNoWildcards(t, "Role", role.Rules)
-			if diff := cmp.Diff([]rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get"}}}, role.Rules); diff != "" {
+			if diff := cmp.Diff([]rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"secrets", "configmaps"}, Verbs: []string{"get"}}}, role.Rules); diff != "" {
 				t.Errorf("Role in the release namespace (-want +got):\n%s", diff)
 			}
 			if role.Namespace != releaseNamespace {
 				t.Errorf("Role namespace %q, want %q", role.Namespace, releaseNamespace)
 			}
 			want := []rbacv1.PolicyRule{
-				{APIGroups: []string{"signgate.dev"}, Resources: []string{"clusterimagepolicies", "imagepolicies"}, Verbs: []string{"get", "list", "watch"}},
+				{APIGroups: []string{"signgate.dev"}, Resources: []string{"clusterimagepolicies", "imagepolicies", "trustroots"}, Verbs: []string{"get", "list", "watch"}},
 				{APIGroups: []string{"signgate.dev"}, Resources: []string{"clusterimagepolicies/status", "imagepolicies/status"}, Verbs: []string{"update", "patch"}},
 				{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "watch"}},
 			}

@@ -7,6 +7,7 @@ import (
 	"go/parser"
 	"go/token"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -15,11 +16,14 @@ import (
 // Rule forbids imports in the non-test Go files that match Files (globs
 // relative to the package directory; default "*.go"). An entry of Forbid
 // matches an import path equal to it or under it ("net" matches "net" and
-// "net/http"; "k8s.io/" matches everything below k8s.io). Why completes
-// the failure message: what to do instead.
+// "net/http"; "k8s.io/" matches everything below k8s.io). An entry of
+// Allow, matched the same way, exempts an import Forbid would catch
+// ("github.com/sigstore/" forbidden, one package of it allowed). Why
+// completes the failure message: what to do instead.
 type Rule struct {
 	Files  []string
 	Forbid []string
+	Allow  []string
 	Why    string
 }
 
@@ -41,6 +45,9 @@ func Check(t testing.TB, rules ...Rule) {
 					continue
 				}
 				for _, path := range imports(t, f) {
+					if slices.ContainsFunc(r.Allow, func(ok string) bool { return under(path, ok) }) {
+						continue
+					}
 					for _, bad := range r.Forbid {
 						if under(path, bad) {
 							t.Errorf("%s imports %s; %s", f, path, r.Why)

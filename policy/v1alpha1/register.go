@@ -19,6 +19,7 @@ var GroupVersion = schema.GroupVersion{Group: Group, Version: Version}
 var (
 	ClusterImagePolicyResource = GroupVersion.WithResource("clusterimagepolicies")
 	ImagePolicyResource        = GroupVersion.WithResource("imagepolicies")
+	TrustRootResource          = GroupVersion.WithResource("trustroots")
 )
 
 // AddToScheme registers the group's kinds (and their Lists) with s.
@@ -26,6 +27,7 @@ func AddToScheme(s *runtime.Scheme) error {
 	s.AddKnownTypes(GroupVersion,
 		&ClusterImagePolicy{}, &ClusterImagePolicyList{},
 		&ImagePolicy{}, &ImagePolicyList{},
+		&TrustRoot{}, &TrustRootList{},
 	)
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil

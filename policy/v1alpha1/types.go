@@ -49,7 +49,8 @@ type ImagePolicySpec struct {
 	// +listType=atomic
 	Images []ImageGlob `json:"images"`
 
-	// Authorities are the keys trusted to sign matching images.
+	// Authorities are the keys and keyless identities trusted to sign
+	// matching images.
 	// +optional
 	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=32
@@ -84,7 +85,9 @@ type ImageGlob struct {
 	Glob string `json:"glob"`
 }
 
-// Authority is one trusted public key.
+// Authority is one trusted signer: a public key or a keyless identity.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.key) != has(self.keyless)",message="exactly one of key or keyless is required"
 type Authority struct {
 	// Name identifies the authority in messages and thresholds.
 	// +kubebuilder:validation:MinLength=1
@@ -92,7 +95,66 @@ type Authority struct {
 	Name string `json:"name"`
 
 	// Key is the authority's public key.
-	Key KeySource `json:"key"`
+	// +optional
+	Key *KeySource `json:"key,omitempty"`
+
+	// Keyless trusts short-lived Fulcio certificates issued to the given
+	// identities, checked against a TrustRoot.
+	// +optional
+	Keyless *KeylessAuthority `json:"keyless,omitempty"`
+}
+
+// KeylessAuthority trusts signatures whose certificate a Fulcio CA of a
+// TrustRoot issued to one of Identities and that carries every one of
+// Extensions.
+type KeylessAuthority struct {
+	// TrustRoot names the TrustRoot (cluster-scoped) holding the Fulcio
+	// CAs, transparency logs and timestamp authorities. No trust root is
+	// assumed: it is required.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	TrustRoot string `json:"trustRoot"`
+
+	// Identities are the certificate identities trusted; any one must
+	// match.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=32
+	// +listType=atomic
+	Identities []KeylessIdentity `json:"identities"`
+
+	// Extensions are Fulcio certificate extensions (by their sigstore
+	// names, e.g. githubWorkflowRepository) that must all match exactly.
+	// +optional
+	// +kubebuilder:validation:MaxProperties=32
+	Extensions map[string]string `json:"extensions,omitempty"`
+}
+
+// KeylessIdentity is one OIDC issuer and certificate subject, each exact or
+// an RE2 regular expression that must match the whole value.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.issuer) != has(self.issuerRegExp)",message="exactly one of issuer or issuerRegExp is required"
+// +kubebuilder:validation:XValidation:rule="has(self.subject) != has(self.subjectRegExp)",message="exactly one of subject or subjectRegExp is required"
+type KeylessIdentity struct {
+	// Issuer is the exact OIDC issuer URL.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Issuer string `json:"issuer,omitempty"`
+
+	// IssuerRegExp is an RE2 regular expression over the whole issuer.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	IssuerRegExp string `json:"issuerRegExp,omitempty"`
+
+	// Subject is the exact certificate subject (SAN): a workflow URI, an
+	// e-mail address.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Subject string `json:"subject,omitempty"`
+
+	// SubjectRegExp is an RE2 regular expression over the whole subject.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	SubjectRegExp string `json:"subjectRegExp,omitempty"`
 }
 
 // KeySource holds a PEM public key (ECDSA P-256/P-384, RSA >= 2048 bits,
@@ -120,6 +182,19 @@ type SecretKeyRef struct {
 	Name string `json:"name"`
 
 	// Key within the Secret's data.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Key string `json:"key"`
+}
+
+// ConfigMapKeyRef selects a key of a ConfigMap.
+type ConfigMapKeyRef struct {
+	// Name of the ConfigMap.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+
+	// Key within the ConfigMap's data (or binaryData).
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
 	Key string `json:"key"`
@@ -209,4 +284,54 @@ type ImagePolicyList struct {
 	metav1.TypeMeta `json:",inline"`
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []ImagePolicy `json:"items"`
+}
+
+// TrustRootSpec is sigstore trust material.
+type TrustRootSpec struct {
+	// TrustedRoot is a sigstore trusted_root.json.
+	TrustedRoot TrustedRootSource `json:"trustedRoot"`
+}
+
+// TrustedRootSource holds a trusted_root.json inline or in a ConfigMap or
+// Secret of the gate's namespace.
+//
+// +kubebuilder:validation:XValidation:rule="(has(self.inline) ? 1 : 0) + (has(self.configMapRef) ? 1 : 0) + (has(self.secretRef) ? 1 : 0) == 1",message="exactly one of inline, configMapRef or secretRef is required"
+type TrustedRootSource struct {
+	// Inline is the trusted_root.json itself.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1048576
+	Inline string `json:"inline,omitempty"`
+
+	// ConfigMapRef names a ConfigMap key, in the gate's namespace, holding
+	// the trusted_root.json.
+	// +optional
+	ConfigMapRef *ConfigMapKeyRef `json:"configMapRef,omitempty"`
+
+	// SecretRef names a Secret key, in the gate's namespace, holding the
+	// trusted_root.json.
+	// +optional
+	SecretRef *SecretKeyRef `json:"secretRef,omitempty"`
+}
+
+// TrustRoot is named sigstore trust material (Fulcio CAs, transparency
+// logs, CT logs, timestamp authorities) that keyless authorities refer to
+// by name.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:resource:scope=Cluster,categories=signgate
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type TrustRoot struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec TrustRootSpec `json:"spec"`
+}
+
+// TrustRootList is a list of TrustRoot.
+//
+// +kubebuilder:object:root=true
+type TrustRootList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []TrustRoot `json:"items"`
 }

@@ -15,7 +15,7 @@ func TestAddToScheme(t *testing.T) {
 	if err := AddToScheme(s); err != nil {
 		t.Fatal(err)
 	}
-	for _, kind := range []string{"ClusterImagePolicy", "ClusterImagePolicyList", "ImagePolicy", "ImagePolicyList"} {
+	for _, kind := range []string{"ClusterImagePolicy", "ClusterImagePolicyList", "ImagePolicy", "ImagePolicyList", "TrustRoot", "TrustRootList"} {
 		if !s.Recognizes(GroupVersion.WithKind(kind)) {
 			t.Errorf("scheme does not recognize %s", kind)
 		}
@@ -55,8 +55,8 @@ spec:
 			Mode:      ModeWarn,
 			Threshold: 2,
 			Authorities: []Authority{
-				{Name: "a", Key: KeySource{Data: "PEM"}},
-				{Name: "b", Key: KeySource{SecretRef: &SecretKeyRef{Name: "s", Key: "cosign.pub"}}},
+				{Name: "a", Key: &KeySource{Data: "PEM"}},
+				{Name: "b", Key: &KeySource{SecretRef: &SecretKeyRef{Name: "s", Key: "cosign.pub"}}},
 			},
 		},
 		NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"env": "prod"}},
@@ -68,5 +68,66 @@ spec:
 	cp.Spec.Authorities[1].Key.SecretRef.Name = "changed"
 	if got.Spec.Authorities[1].Key.SecretRef.Name != "s" {
 		t.Error("DeepCopy shares the secretRef")
+	}
+}
+
+// TestKeylessYAMLShape pins the field names of keyless authorities and
+// TrustRoots in docs/policies.md.
+func TestKeylessYAMLShape(t *testing.T) {
+	t.Parallel()
+	const policy = `apiVersion: signgate.dev/v1alpha1
+kind: ClusterImagePolicy
+metadata: {name: release}
+spec:
+  images: [{glob: "registry.example.com/**"}]
+  authorities:
+  - name: release
+    keyless:
+      trustRoot: corp
+      identities:
+      - {issuer: "https://token.actions.githubusercontent.com", subjectRegExp: "^x$"}
+      - {issuerRegExp: "^https://a$", subject: "me@example.com"}
+      extensions: {githubWorkflowRepository: acme/app}
+`
+	var cip ClusterImagePolicy
+	if err := yaml.UnmarshalStrict([]byte(policy), &cip); err != nil {
+		t.Fatal(err)
+	}
+	want := []Authority{{Name: "release", Keyless: &KeylessAuthority{
+		TrustRoot: "corp",
+		Identities: []KeylessIdentity{
+			{Issuer: "https://token.actions.githubusercontent.com", SubjectRegExp: "^x$"},
+			{IssuerRegExp: "^https://a$", Subject: "me@example.com"},
+		},
+		Extensions: map[string]string{"githubWorkflowRepository": "acme/app"},
+	}}}
+	if diff := cmp.Diff(want, cip.Spec.Authorities); diff != "" {
+		t.Errorf("authorities mismatch (-want +got):\n%s", diff)
+	}
+	const roots = `apiVersion: signgate.dev/v1alpha1
+kind: TrustRootList
+items:
+- {metadata: {name: a}, spec: {trustedRoot: {inline: "{}"}}}
+- {metadata: {name: b}, spec: {trustedRoot: {configMapRef: {name: sigstore, key: trusted_root.json}}}}
+- {metadata: {name: c}, spec: {trustedRoot: {secretRef: {name: sigstore, key: trusted_root.json}}}}
+`
+	var l TrustRootList
+	if err := yaml.UnmarshalStrict([]byte(roots), &l); err != nil {
+		t.Fatal(err)
+	}
+	wantRoots := []TrustedRootSource{
+		{Inline: "{}"},
+		{ConfigMapRef: &ConfigMapKeyRef{Name: "sigstore", Key: "trusted_root.json"}},
+		{SecretRef: &SecretKeyRef{Name: "sigstore", Key: "trusted_root.json"}},
+	}
+	for i, w := range wantRoots {
+		if diff := cmp.Diff(w, l.Items[i].Spec.TrustedRoot); diff != "" {
+			t.Errorf("items[%d] mismatch (-want +got):\n%s", i, diff)
+		}
+	}
+	cp := cip.DeepCopy()
+	cp.Spec.Authorities[0].Keyless.Extensions["githubWorkflowRepository"] = "changed"
+	if cip.Spec.Authorities[0].Keyless.Extensions["githubWorkflowRepository"] != "acme/app" {
+		t.Error("DeepCopy shares the extensions")
 	}
 }
