@@ -1,26 +1,9 @@
 package verifier_test
 
 import (
-	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/google/go-containerregistry/pkg/name"
-	intotov1 "github.com/in-toto/attestation/go/v1"
-	cosigntypes "github.com/sigstore/cosign/v2/pkg/types"
-	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
-	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
-	protodsse "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
-	rekorv1 "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
-	sgbundle "github.com/sigstore/sigstore-go/pkg/bundle"
-	"github.com/sigstore/sigstore-go/pkg/root"
-	"github.com/sigstore/sigstore-go/pkg/testing/ca"
-	"github.com/sigstore/sigstore-go/pkg/tlog"
-	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
 
 	sgauthority "github.com/signgate/signgate/internal/authority"
 	"github.com/signgate/signgate/internal/registrytest"
@@ -32,106 +15,11 @@ const (
 	ghWorkflow = "https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main"
 )
 
-// noCTLogs is a virtual Sigstore without its CT log: its Fulcio issues no
-// SCTs.
-type noCTLogs struct{ *ca.VirtualSigstore }
-
-func (noCTLogs) CTLogs() map[string]*root.TransparencyLog { return nil }
-
-func newVirtualSigstore(t *testing.T) *ca.VirtualSigstore {
-	t.Helper()
-	vs, err := ca.NewVirtualSigstore()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return vs
-}
-
-// keylessBundle signs d's cosign statement with a certificate for
-// subject/issuer from vs, logged and timestamped by vs, and returns the
-// v0.3 bundle JSON `cosign sign --new-bundle-format` would attach.
-func keylessBundle(t *testing.T, vs *ca.VirtualSigstore, d name.Digest, subject, issuer string) []byte {
-	t.Helper()
-	alg, hexDigest, _ := strings.Cut(d.DigestStr(), ":")
-	statement, err := protojson.Marshal(&intotov1.Statement{
-		Type:          intotov1.StatementTypeUri,
-		Subject:       []*intotov1.ResourceDescriptor{{Digest: map[string]string{alg: hexDigest}}},
-		PredicateType: cosigntypes.CosignSignPredicateType,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := vs.AttestAtTime(subject, issuer, statement, time.Now().Add(5*time.Minute), true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	vc, err := e.VerificationContent()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc, err := e.SignatureContent()
-	if err != nil {
-		t.Fatal(err)
-	}
-	env := sc.(*sgbundle.Envelope).Envelope
-	payload, err := base64.StdEncoding.DecodeString(env.Payload)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pe := &protodsse.Envelope{Payload: payload, PayloadType: env.PayloadType}
-	for _, s := range env.Signatures {
-		sig, err := base64.StdEncoding.DecodeString(s.Sig)
-		if err != nil {
-			t.Fatal(err)
-		}
-		pe.Signatures = append(pe.Signatures, &protodsse.Signature{Sig: sig, Keyid: s.KeyID})
-	}
-	entries, _ := e.TlogEntries()
-	var tles []*rekorv1.TransparencyLogEntry
-	for _, entry := range entries {
-		tle := proto.Clone(entry.TransparencyLogEntry()).(*rekorv1.TransparencyLogEntry)
-		tle.KindVersion = &rekorv1.KindVersion{Kind: "dsse", Version: "0.0.1"}
-		set, err := vs.RekorSignPayload(tlog.RekorPayload{
-			Body:           base64.StdEncoding.EncodeToString(tle.CanonicalizedBody),
-			IntegratedTime: tle.IntegratedTime,
-			LogIndex:       tle.LogIndex,
-			LogID:          hex.EncodeToString(tle.LogId.KeyId),
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		tle.InclusionPromise = &rekorv1.InclusionPromise{SignedEntryTimestamp: set}
-		tles = append(tles, tle)
-	}
-	tsrs, _ := e.Timestamps()
-	tvd := &protobundle.TimestampVerificationData{}
-	for _, tsr := range tsrs {
-		tvd.Rfc3161Timestamps = append(tvd.Rfc3161Timestamps, &protocommon.RFC3161SignedTimestamp{SignedTimestamp: tsr})
-	}
-	pb := &protobundle.Bundle{
-		MediaType: "application/vnd.dev.sigstore.bundle.v0.3+json",
-		VerificationMaterial: &protobundle.VerificationMaterial{
-			Content:                   &protobundle.VerificationMaterial_Certificate{Certificate: &protocommon.X509Certificate{RawBytes: vc.Certificate().Raw}},
-			TlogEntries:               tles,
-			TimestampVerificationData: tvd,
-		},
-		Content: &protobundle.Bundle_DsseEnvelope{DsseEnvelope: pe},
-	}
-	if _, err := sgbundle.NewBundle(pb); err != nil {
-		t.Fatalf("test bundle invalid: %v", err)
-	}
-	out, err := protojson.Marshal(pb)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
 // keylessAuthority trusts identities (issuer, subject or subjectRegExp
 // pairs) certified by vs.
-func keylessAuthority(t *testing.T, name string, vs *ca.VirtualSigstore, ids ...sgauthority.Identity) verifier.Authority {
+func keylessAuthority(t *testing.T, name string, vs *registrytest.Sigstore, ids ...sgauthority.Identity) verifier.Authority {
 	t.Helper()
-	k, err := sgauthority.NewKeyless(sgauthority.TrustRoot{Name: "corp", Material: noCTLogs{vs}, Digest: "test-root"}, ids, nil)
+	k, err := sgauthority.NewKeyless(sgauthority.TrustRoot{Name: "corp", Material: vs.Material(), Digest: "test-root"}, ids, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,12 +37,12 @@ func identity(t *testing.T, issuer, subject, subjectRegExp string) sgauthority.I
 
 func TestKeylessBundle(t *testing.T) {
 	t.Parallel()
-	vs, other := newVirtualSigstore(t), newVirtualSigstore(t)
+	vs, other := registrytest.NewSigstore(t), registrytest.NewSigstore(t)
 	release := identity(t, ghIssuer, ghWorkflow, "")
 	anchored := identity(t, ghIssuer, "", `^https://github\.com/acme/app/.*$`)
 	for _, tc := range []struct {
 		name            string
-		signer          *ca.VirtualSigstore
+		signer          *registrytest.Sigstore
 		subject, issuer string
 		id              sgauthority.Identity
 		want            []string // Reason parts; nil: verified
@@ -176,7 +64,7 @@ func TestKeylessBundle(t *testing.T) {
 			t.Parallel()
 			reg := registrytest.New(t)
 			d := reg.PushImage(t, "team/app", "v1")
-			reg.AttachBundle(t, d, keylessBundle(t, tc.signer, d, tc.subject, tc.issuer))
+			reg.AttachBundle(t, d, tc.signer.Bundle(t, d, tc.subject, tc.issuer))
 			v := newVerifier(t, reg, verifier.Options{})
 			set := newSet(t, 1, keylessAuthority(t, "release", vs, tc.id))
 			res, err := v.Verify(t.Context(), d, set)
@@ -206,10 +94,10 @@ func TestKeylessBundle(t *testing.T) {
 // certificate identity count once.
 func TestKeylessThresholdCountsSigners(t *testing.T) {
 	t.Parallel()
-	vs := newVirtualSigstore(t)
+	vs := registrytest.NewSigstore(t)
 	reg := registrytest.New(t)
 	d := reg.PushImage(t, "team/app", "v1")
-	reg.AttachBundle(t, d, keylessBundle(t, vs, d, ghWorkflow, ghIssuer))
+	reg.AttachBundle(t, d, vs.Bundle(t, d, ghWorkflow, ghIssuer))
 	v := newVerifier(t, reg, verifier.Options{})
 	set := newSet(t, 2,
 		keylessAuthority(t, "exact", vs, identity(t, ghIssuer, ghWorkflow, "")),
@@ -224,7 +112,7 @@ func TestKeylessThresholdCountsSigners(t *testing.T) {
 	}
 
 	// A second signer for one of them reaches the threshold.
-	reg.AttachBundle(t, d, keylessBundle(t, vs, d, "https://github.com/acme/other/.github/workflows/release.yml@refs/heads/main", ghIssuer))
+	reg.AttachBundle(t, d, vs.Bundle(t, d, "https://github.com/acme/other/.github/workflows/release.yml@refs/heads/main", ghIssuer))
 	v = newVerifier(t, reg, verifier.Options{})
 	res, err := v.Verify(t.Context(), d, set)
 	if err != nil {
@@ -239,7 +127,7 @@ func TestKeylessThresholdCountsSigners(t *testing.T) {
 // keyless authority, and the details say why.
 func TestKeylessClassicNotCounted(t *testing.T) {
 	t.Parallel()
-	vs := newVirtualSigstore(t)
+	vs := registrytest.NewSigstore(t)
 	reg, _, d := signedApp(t)
 	v := newVerifier(t, reg, verifier.Options{})
 	_, err := v.Verify(t.Context(), d, newSet(t, 1, keylessAuthority(t, "release", vs, identity(t, ghIssuer, ghWorkflow, ""))))
@@ -256,10 +144,10 @@ func TestKeylessClassicNotCounted(t *testing.T) {
 // registry requests, verified or not.
 func TestKeylessCached(t *testing.T) {
 	t.Parallel()
-	vs := newVirtualSigstore(t)
+	vs := registrytest.NewSigstore(t)
 	reg := registrytest.New(t)
 	d := reg.PushImage(t, "team/app", "v1")
-	reg.AttachBundle(t, d, keylessBundle(t, vs, d, ghWorkflow, ghIssuer))
+	reg.AttachBundle(t, d, vs.Bundle(t, d, ghWorkflow, ghIssuer))
 	v := newVerifier(t, reg, verifier.Options{})
 	good := newSet(t, 1, keylessAuthority(t, "release", vs, identity(t, ghIssuer, ghWorkflow, "")))
 	bad := newSet(t, 1, keylessAuthority(t, "ci", vs, identity(t, ghIssuer, "https://github.com/acme/app/.github/workflows/ci.yml@refs/heads/main", "")))

@@ -74,10 +74,10 @@ func TestExitCodes(t *testing.T) {
 		{name: "root --help", args: []string{"--help"}, wantStdout: "Available Commands:"},
 		{name: "root -h", args: []string{"-h"}, wantStdout: "Available Commands:"},
 		{name: "check -h", args: []string{"check", "-h"}, wantStdout: "signgate check -f FILE|DIR|- [flags]"},
-		{name: "verify --help", args: []string{"verify", "--help"}, wantStdout: "signgate verify IMAGE --key FILE"},
+		{name: "verify --help", args: []string{"verify", "--help"}, wantStdout: "signgate verify IMAGE (--key FILE... | --certificate-identity"},
 		{name: "serve --help", args: []string{"serve", "--help"}, wantStdout: "--tls-cert-file FILE"},
 		{name: "version --help", args: []string{"version", "--help"}, wantStdout: "signgate version"},
-		{name: "help verify", args: []string{"help", "verify"}, wantStdout: "signgate verify IMAGE --key FILE"},
+		{name: "help verify", args: []string{"help", "verify"}, wantStdout: "signgate verify IMAGE (--key FILE... | --certificate-identity"},
 		{name: "--version", args: []string{"--version"}, wantStdout: "signgate dev\n"},
 		{name: "version", args: []string{"version"}, wantStdout: "signgate dev\n"},
 		{name: "completion", args: []string{"completion", "bash"}, wantStdout: "bash completion"},
@@ -125,8 +125,8 @@ func TestExitCodes(t *testing.T) {
 			wantStderr: "signgate verify: want exactly one IMAGE, got 0\nRun 'signgate verify --help' for usage.\n",
 		},
 		{
-			name: "missing --key", args: []string{"verify", "img"}, wantCode: exitUsage,
-			wantStderr: "signgate verify: no --key given: pass the cosign public key (cosign.pub) the image must be signed with\nRun 'signgate verify --help' for usage.\n",
+			name: "no authority", args: []string{"verify", "img"}, wantCode: exitUsage,
+			wantStderr: "signgate verify: no authority given: pass --key with the cosign public key (cosign.pub) the image must be signed with, or the keyless signer with --certificate-identity[-regexp], --certificate-oidc-issuer[-regexp] and --trusted-root\nRun 'signgate verify --help' for usage.\n",
 		},
 		{
 			name: "missing TLS pair", args: []string{"serve"}, wantCode: exitUsage,

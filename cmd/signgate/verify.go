@@ -20,6 +20,7 @@ import (
 type verifyOptions struct {
 	Image     string
 	Keys      []string      // --key FILE, repeatable; each file is one authority named after its path
+	Keyless   keylessFlags  // --certificate-identity[-regexp], --certificate-oidc-issuer[-regexp], --trusted-root
 	Threshold int           // --threshold; default 1
 	Insecure  []string      // --insecure-registry HOST[:PORT]: plain HTTP
 	Allow     []string      // --allow-host HOST[:PORT]: allowed although loopback/link-local
@@ -30,17 +31,23 @@ type verifyOptions struct {
 func newVerifyCmd() *cobra.Command {
 	var opts verifyOptions
 	cmd := &cobra.Command{
-		Use:   "verify IMAGE --key FILE [--key FILE...] [flags]",
+		Use:   "verify IMAGE (--key FILE... | --certificate-identity[-regexp] ID --certificate-oidc-issuer[-regexp] URL --trusted-root FILE) [flags]",
 		Short: "Resolve an image to its digest and verify its cosign signatures",
 		Long: `Resolves IMAGE to its digest and verifies its cosign signatures (the classic
-.sig tag and the bundle format) against the given public keys. Prints the
-pinned reference and the keys that verified. Flags may come before or after
-IMAGE.
+.sig tag and the bundle format) against the given public keys, or keyless:
+a bundle whose Fulcio certificate names the given identity and issuer,
+chains to the trusted root given with --trusted-root (never fetched) and is
+logged or timestamped by it. Keys and the keyless identity are authorities
+alike; --threshold counts distinct ones. Prints the pinned reference and
+the authorities that verified. Flags may come before or after IMAGE.
 
 Exit codes: 0 verified; 1 not verified; 2 usage or input error; 3 undecided
 (registry trouble, retry).`,
 		Example: `  signgate verify ghcr.io/example/app:v1 --key cosign.pub
   signgate verify --key alice.pub --key bob.pub --threshold 2 registry.example/app@sha256:...
+  signgate verify ghcr.io/acme/app:v1 --trusted-root trusted_root.json \
+    --certificate-oidc-issuer https://token.actions.githubusercontent.com \
+    --certificate-identity-regexp '^https://github\.com/acme/app/\.github/workflows/release\.yml@refs/tags/v.*$'
   signgate verify 127.0.0.1:5000/team-a/web:1.0 --key cosign.pub --insecure-registry 127.0.0.1:5000 --allow-host 127.0.0.1:5000`,
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) != 1 {
@@ -67,27 +74,39 @@ Exit codes: 0 verified; 1 not verified; 2 usage or input error; 3 undecided
 
 func (o *verifyOptions) addFlags(fs *pflag.FlagSet) {
 	listFlag(fs, &o.Keys, paths, "key", "", "cosign public key `FILE` (PEM); repeatable, each key is one authority")
-	fs.IntVar(&o.Threshold, "threshold", 1, "`N` of the --key flags must have signed the image (distinct keys)")
+	o.Keyless.addFlags(fs)
+	fs.IntVar(&o.Threshold, "threshold", 1, "`N` of the authorities (each --key, the keyless identity) must have signed the image; distinct keys and identities count once")
 	registryFlags(fs, &o.Insecure, &o.Allow)
 	fs.DurationVar(&o.Timeout, "timeout", 30*time.Second, "give up (exit 3) after `DURATION`")
 }
 
 func (o *verifyOptions) validate() error {
 	o.Insecure, o.Allow = cleanList(o.Insecure), cleanList(o.Allow)
+	n := len(o.Keys)
+	if o.Keyless.given() {
+		n++
+	}
 	switch {
-	case len(o.Keys) == 0:
-		return errors.New("no --key given: pass the cosign public key (cosign.pub) the image must be signed with")
-	case o.Threshold < 1 || o.Threshold > len(o.Keys):
-		return fmt.Errorf("--threshold %d: must be between 1 and the number of --key flags (%d)", o.Threshold, len(o.Keys))
+	case n == 0:
+		return errors.New("no authority given: pass --key with the cosign public key (cosign.pub) the image must be signed with, or the keyless signer with --certificate-identity[-regexp], --certificate-oidc-issuer[-regexp] and --trusted-root")
+	case o.Threshold < 1 || o.Threshold > n:
+		return fmt.Errorf("--threshold %d: must be between 1 and the number of authorities (%d: each --key, and the keyless identity)", o.Threshold, n)
 	case o.Timeout <= 0:
 		return errors.New("--timeout must be positive")
 	}
 	return nil
 }
 
-// loadAuthorities reads one authority per key file.
-func loadAuthorities(paths []string, threshold int) (verifier.AuthoritySet, error) {
+// loadAuthorities reads one authority per key file, and the keyless one.
+func loadAuthorities(paths []string, keyless keylessFlags, threshold int) (verifier.AuthoritySet, error) {
 	var as []verifier.Authority
+	if keyless.given() {
+		a, err := keyless.authority()
+		if err != nil {
+			return verifier.AuthoritySet{}, err
+		}
+		as = append(as, a)
+	}
 	for _, p := range paths {
 		data, err := os.ReadFile(p)
 		if err != nil {
@@ -101,7 +120,7 @@ func loadAuthorities(paths []string, threshold int) (verifier.AuthoritySet, erro
 	}
 	set, err := verifier.NewAuthoritySet(threshold, as...)
 	if err != nil {
-		return set, fmt.Errorf("--key and --threshold: %w", err)
+		return set, fmt.Errorf("authorities and --threshold: %w", err)
 	}
 	return set, nil
 }
@@ -113,7 +132,7 @@ func runVerify(ctx context.Context, opts verifyOptions, stdout io.Writer) (int, 
 	if err != nil {
 		return exitUsage, err
 	}
-	set, err := loadAuthorities(opts.Keys, opts.Threshold)
+	set, err := loadAuthorities(opts.Keys, opts.Keyless, opts.Threshold)
 	if err != nil {
 		return exitUsage, err
 	}
@@ -136,7 +155,11 @@ func runVerify(ctx context.Context, opts verifyOptions, stdout io.Writer) (int, 
 	}
 	res, err := v.Verify(ctx, d, set)
 	if err != nil {
-		return verifyFailure(ref.Context().RegistryStr(), err, fmt.Sprintf("sign it with `cosign sign --key cosign.key %s`, or pass the --key it was signed with", d))
+		hint := fmt.Sprintf("sign it with `cosign sign --key cosign.key %s`, or pass the --key it was signed with", d)
+		if opts.Keyless.given() {
+			hint = fmt.Sprintf("sign it keyless from the trusted workflow (`cosign sign --new-bundle-format %s` in CI), or pass the identity and issuer it was signed with", d)
+		}
+		return verifyFailure(ref.Context().RegistryStr(), err, hint)
 	}
 	fmt.Fprintln(stdout, pinned(opts.Image, ref, d))
 	fmt.Fprintf(stdout, "verified by: %s\n", strings.Join(res.Verified, ", "))

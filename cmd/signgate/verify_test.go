@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -23,6 +25,7 @@ func TestVerifyCmd(t *testing.T) {
 	down.SetFault(registrytest.FailN(503, -1))
 
 	image := reg.Host + "/team/app"
+	trustedRoot := "../../verifier/testdata/conformance/test/assets/bundle-verify/rekor2-timestamp-without-embedded-cert/trusted_root.json"
 	ins := []string{"--insecure-registry", reg.Host, "--allow-host", reg.Host}
 	tests := []struct {
 		name       string
@@ -98,7 +101,19 @@ func TestVerifyCmd(t *testing.T) {
 			wantStderr: []string{"signgate verify: refused to use registry " + reg.Host + ": it answered in plain HTTP; pass --insecure-registry " + reg.Host + " if that is intended\n"},
 		},
 		{name: "no image", args: []string{"--key", aliceKey}, wantCode: exitUsage, wantStderr: []string{"want exactly one IMAGE"}},
-		{name: "no key", args: []string{image + ":v1"}, wantCode: exitUsage, wantStderr: []string{"no --key given"}},
+		{name: "no key", args: []string{image + ":v1"}, wantCode: exitUsage, wantStderr: []string{"no authority given: pass --key"}},
+		{name: "keyless without trusted root", args: []string{image + ":v1", "--certificate-identity", "ci@example.com", "--certificate-oidc-issuer", "https://issuer.example"}, wantCode: exitUsage,
+			wantStderr: []string{"keyless: no trusted root: pass --trusted-root FILE"}},
+		{name: "keyless without issuer", args: []string{image + ":v1", "--certificate-identity", "ci@example.com", "--trusted-root", trustedRoot}, wantCode: exitUsage,
+			wantStderr: []string{"keyless: set issuer or issuerRegExp"}},
+		{name: "keyless identity twice", args: []string{image + ":v1", "--certificate-identity", "a", "--certificate-identity-regexp", "a.*", "--certificate-oidc-issuer", "https://issuer.example", "--trusted-root", trustedRoot}, wantCode: exitUsage,
+			wantStderr: []string{"keyless: set subject or subjectRegExp, not both"}},
+		{name: "keyless bad regexp", args: []string{image + ":v1", "--certificate-identity-regexp", "^(a", "--certificate-oidc-issuer", "https://issuer.example", "--trusted-root", trustedRoot}, wantCode: exitUsage,
+			wantStderr: []string{`subjectRegExp "^(a": missing closing )`}},
+		{name: "keyless bad trusted root", args: []string{image + ":v1", "--certificate-identity", "a", "--certificate-oidc-issuer", "https://issuer.example", "--trusted-root", aliceKey}, wantCode: exitUsage,
+			wantStderr: []string{"--trusted-root " + aliceKey + ": parse trusted root"}},
+		{name: "threshold counts the keyless identity", args: []string{image + ":v1", "--key", aliceKey, "--threshold", "3", "--certificate-identity", "a", "--certificate-oidc-issuer", "https://issuer.example", "--trusted-root", trustedRoot}, wantCode: exitUsage,
+			wantStderr: []string{"--threshold 3: must be between 1 and the number of authorities (2"}},
 		{name: "bad threshold", args: []string{image + ":v1", "--key", aliceKey, "--threshold", "2"}, wantCode: exitUsage, wantStderr: []string{"--threshold 2"}},
 		{name: "missing key file", args: []string{image + ":v1", "--key", dir + "/nope.pub"}, wantCode: exitUsage, wantStderr: []string{"read key"}},
 		{name: "bad image", args: []string{"Bad Image", "--key", aliceKey}, wantCode: exitUsage, wantStderr: []string{"parse image reference"}},
@@ -118,6 +133,69 @@ func TestVerifyCmd(t *testing.T) {
 				if !strings.Contains(stderr.String(), s) {
 					t.Errorf("stderr does not contain %q:\n%s", s, &stderr)
 				}
+			}
+		})
+	}
+}
+
+// TestVerifyKeyless: `signgate verify` with cosign's keyless flags and a
+// trusted root file, against bundles certified by a Sigstore made in the
+// test.
+func TestVerifyKeyless(t *testing.T) {
+	t.Parallel()
+	const (
+		issuer   = "https://token.actions.githubusercontent.com"
+		workflow = "https://github.com/acme/app/.github/workflows/release.yml@refs/tags/v1.0.0"
+		release  = `^https://github\.com/acme/app/\.github/workflows/release\.yml@refs/tags/v.*$`
+	)
+	reg := registrytest.New(t)
+	sigstore, other := registrytest.NewSigstore(t), registrytest.NewSigstore(t)
+	dir := t.TempDir()
+	trustedRoot, otherRoot := filepath.Join(dir, "trusted_root.json"), filepath.Join(dir, "other_root.json")
+	if err := os.WriteFile(trustedRoot, sigstore.TrustedRootJSON(t), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(otherRoot, other.TrustedRootJSON(t), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	release1 := reg.PushImage(t, "acme/app", "v1")
+	reg.SignKeyless(t, sigstore, release1, workflow, issuer)
+	evil := reg.PushImage(t, "acme/app", "evil")
+	reg.SignKeyless(t, sigstore, evil, "https://github.com/acme/app.evil/.github/workflows/release.yml@refs/tags/v1.0.0", issuer)
+
+	image := reg.Host + "/acme/app"
+	ins := []string{"--insecure-registry", reg.Host, "--allow-host", reg.Host}
+	tests := []struct {
+		name       string
+		args       []string
+		wantCode   int
+		wantStdout string
+		wantStderr string
+	}{
+		{"exact identity", []string{image + ":v1", "--certificate-identity", workflow, "--certificate-oidc-issuer", issuer, "--trusted-root", trustedRoot}, exitOK,
+			image + ":v1@" + release1.DigestStr() + "\nverified by: keyless\n", ""},
+		{"anchored regexp", []string{image + ":v1", "--certificate-identity-regexp", release, "--certificate-oidc-issuer", issuer, "--trusted-root", trustedRoot}, exitOK,
+			image + ":v1@" + release1.DigestStr() + "\nverified by: keyless\n", ""},
+		{"another repository does not match the anchored regexp", []string{image + ":evil", "--certificate-identity-regexp", release, "--certificate-oidc-issuer", issuer, "--trusted-root", trustedRoot}, exitDenied,
+			"", `certificate subject "https://github.com/acme/app.evil/`},
+		{"another issuer", []string{image + ":v1", "--certificate-identity", workflow, "--certificate-oidc-issuer", "https://gitlab.com", "--trusted-root", trustedRoot}, exitDenied,
+			"", `matches none of: subject "` + workflow + `" from issuer "https://gitlab.com"`},
+		{"untrusted CA", []string{image + ":v1", "--certificate-identity", workflow, "--certificate-oidc-issuer", issuer, "--trusted-root", otherRoot}, exitDenied,
+			"", "certificate not issued by a Fulcio CA of TrustRoot " + otherRoot},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var stdout, stderr bytes.Buffer
+			code := run(t.Context(), append(append([]string{"verify"}, tc.args...), ins...), &stdout, &stderr)
+			if code != tc.wantCode {
+				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tc.wantCode, &stdout, &stderr)
+			}
+			if stdout.String() != tc.wantStdout {
+				t.Errorf("stdout:\n%s\nwant:\n%s", &stdout, tc.wantStdout)
+			}
+			if !strings.Contains(stderr.String(), tc.wantStderr) {
+				t.Errorf("stderr does not contain %q:\n%s", tc.wantStderr, &stderr)
 			}
 		})
 	}
