@@ -16,6 +16,8 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/signgate/signgate/policy/v1alpha1"
 )
 
 // FileOptions are the optional settings of a FileSource.
@@ -31,6 +33,11 @@ type FileOptions struct {
 	// labels of Namespace objects in the directory; signgate check uses it
 	// for --namespace-labels. Default none.
 	NamespaceLabels map[string]map[string]string
+	// TrustRoots adds TrustRoots (name → trusted_root.json) to those of
+	// the directory, as if inline; signgate check uses it for
+	// --trusted-root. A name the directory defines too is an error.
+	// Default none.
+	TrustRoots map[string][]byte
 	// Logger receives reload errors and invalid policies. Default: discard.
 	Logger *slog.Logger
 }
@@ -152,6 +159,12 @@ func (s *FileSource) reload() (bool, error) {
 		if err := decodeObjects(objs, f.name, f.data); err != nil {
 			return false, err
 		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(s.opts.TrustRoots)) {
+		if _, dup := objs.trustRoots[name]; dup {
+			return false, fmt.Errorf("TrustRoot %q is defined in %s and given again", name, s.dir)
+		}
+		objs.trustRoots[name] = &trustRootObject{Name: name, Spec: v1alpha1.TrustedRootSource{Inline: string(s.opts.TrustRoots[name])}}
 	}
 	s.comp.secrets = func(ns, name string) (map[string][]byte, error) {
 		if d, ok := objs.secrets[ns][name]; ok {

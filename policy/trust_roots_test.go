@@ -367,3 +367,32 @@ func TestClusterSourceTrustRootLater(t *testing.T) {
 		t.Errorf("InvalidPolicies() = %v", inv)
 	}
 }
+
+// TestFileSourceTrustRootsOption: FileOptions.TrustRoots (check's
+// --trusted-root) gives the directory's policies their TrustRoot, even
+// without a directory; a name the directory defines too is an error.
+func TestFileSourceTrustRootsOption(t *testing.T) {
+	t.Parallel()
+	root := trustedRootJSON(t)
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "policy.yaml"), keylessPolicy)
+	s, err := NewFileSource(dir, FileOptions{TrustRoots: map[string][]byte{"corp": root}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs := s.Snapshot().Requirements("default", nil, imageref.ParseRepo("registry.example.com/acme/app"))
+	if ks := keylessOf(rs); len(ks) != 1 || ks[0].TrustRoot.Digest != hexSHA256(root) {
+		t.Fatalf("requirements %+v: want the keyless authority on TrustRoot corp", summarize(rs))
+	}
+	writeFile(t, filepath.Join(dir, "trustroot.yaml"), trustRootInline(t, "corp", root))
+	if _, err := NewFileSource(dir, FileOptions{TrustRoots: map[string][]byte{"corp": root}}); err == nil || !strings.Contains(err.Error(), `TrustRoot "corp" is defined in `+dir+" and given again") {
+		t.Errorf("duplicate TrustRoot: %v", err)
+	}
+	empty, err := NewFileSource("", FileOptions{TrustRoots: map[string][]byte{"corp": root}})
+	if err != nil {
+		t.Fatalf("no directory: %v", err)
+	}
+	if rs := empty.Snapshot().Requirements("default", nil, imageref.ParseRepo("registry.example.com/acme/app")); len(rs) != 0 {
+		t.Errorf("no directory, no policies: got %+v", summarize(rs))
+	}
+}

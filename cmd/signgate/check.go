@@ -25,6 +25,7 @@ type checkOptions struct {
 	NamespaceLabels map[string]string // override the labels of every namespace checked
 	ConfigFile      string            // GateConfiguration; default: built-in defaults
 	PolicyDir       string            // policies, Namespaces and Secrets as YAML
+	TrustRoots      []string          // --trusted-root NAME=FILE: TrustRoots for the policies
 	Output          string            // "text" (default) or "json"
 	Offline         bool              // no registry I/O at all
 	Insecure        []string          // registries reached over plain HTTP
@@ -82,6 +83,7 @@ func (o *checkFlags) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.nsLabels, "namespace-labels", "", "`k=v,...` labels for the namespaces checked (override the policy dir's Namespace objects)")
 	configFlag(fs, &o.ConfigFile, "")
 	policyDirFlag(fs, &o.PolicyDir, "")
+	listFlag(fs, &o.TrustRoots, paths, "trusted-root", "", "the TrustRoot keyless authorities name, as `NAME=FILE` (FILE: a Sigstore trusted_root.json); repeatable, never fetched")
 	fs.StringVarP(&o.Output, "output", "o", "text", "output `FORMAT`: text or json")
 	fs.BoolVar(&o.Offline, "offline", false, "no registry lookups: tags not resolved, signatures NOT checked; the rest decided as online")
 	registryFlags(fs, &o.Insecure, &o.AllowHosts)
@@ -104,6 +106,17 @@ func (o *checkFlags) options() (checkOptions, error) {
 		return opts, errors.New("--kubeconfig and --context need --cluster (check reads policies from files unless told to read the cluster)")
 	case opts.Cluster && opts.ClusterTimeout <= 0:
 		return opts, errors.New("--cluster-timeout must be positive")
+	case opts.Cluster && len(opts.TrustRoots) > 0:
+		return opts, errors.New("--trusted-root and --cluster: with --cluster the cluster's TrustRoots are used; pass one")
+	}
+	for _, tr := range opts.TrustRoots {
+		name, file, ok := strings.Cut(tr, "=")
+		if !ok || file == "" {
+			return opts, fmt.Errorf("--trusted-root %q: want NAME=FILE, NAME being the TrustRoot the policies' keyless authorities name", tr)
+		}
+		if errs := validation.IsDNS1123Subdomain(name); len(errs) > 0 {
+			return opts, fmt.Errorf("--trusted-root %q: TrustRoot name %q: %s", tr, name, strings.Join(errs, "; "))
+		}
 	}
 	if opts.Output != "text" && opts.Output != "json" {
 		return opts, fmt.Errorf("-o %q: want text or json", opts.Output)

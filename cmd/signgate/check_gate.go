@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"strings"
 
 	"github.com/signgate/signgate/admission"
 	"github.com/signgate/signgate/internal/server"
@@ -76,7 +77,11 @@ func loadCheckPolicies(ctx context.Context, opts checkOptions, ms []manifest) (p
 		src, err := clusterPolicies(ctx, rc, opts.GateNamespace, namespaceLabels(opts, ms), opts.ClusterTimeout)
 		return src, err
 	}
-	src, err := policy.NewFileSource(opts.PolicyDir, policy.FileOptions{NamespaceLabels: namespaceLabels(opts, ms)})
+	roots, err := trustRoots(opts.TrustRoots)
+	if err != nil {
+		return nil, err
+	}
+	src, err := policy.NewFileSource(opts.PolicyDir, policy.FileOptions{NamespaceLabels: namespaceLabels(opts, ms), TrustRoots: roots})
 	if err != nil {
 		return nil, fmt.Errorf("--policy-dir %s: %w", opts.PolicyDir, err)
 	}
@@ -115,4 +120,21 @@ func checkVerifierOptions(cfg *policy.Config, opts checkOptions) verifier.Option
 	o.InsecureRegistries = append(o.InsecureRegistries, opts.Insecure...)
 	o.AllowedHosts = append(o.AllowedHosts, opts.AllowHosts...)
 	return o
+}
+
+// trustRoots reads --trusted-root NAME=FILE (checked by options).
+func trustRoots(flags []string) (map[string][]byte, error) {
+	out := map[string][]byte{}
+	for _, f := range flags {
+		name, file, _ := strings.Cut(f, "=")
+		if _, dup := out[name]; dup {
+			return nil, fmt.Errorf("--trusted-root: TrustRoot %q given twice", name)
+		}
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("--trusted-root %s: %w", name, err)
+		}
+		out[name] = data
+	}
+	return out, nil
 }

@@ -147,7 +147,7 @@ func configFlag(fs *pflag.FlagSet, p *string, reload string) {
 }
 
 func policyDirFlag(fs *pflag.FlagSet, p *string, watched string) {
-	fs.StringVar(p, "policy-dir", "", "load ClusterImagePolicy, ImagePolicy, Namespace and Secret objects from the YAML files in `DIR` instead of a cluster"+watched)
+	fs.StringVar(p, "policy-dir", "", "load ClusterImagePolicy, ImagePolicy, TrustRoot, Namespace, Secret and ConfigMap objects from the YAML files in `DIR` instead of a cluster"+watched)
 }
 
 // registryFlags are --insecure-registry and --allow-host of check and
