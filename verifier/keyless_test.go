@@ -5,9 +5,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sigstore/sigstore-go/pkg/root"
+
 	sgauthority "github.com/signgate/signgate/internal/authority"
 	"github.com/signgate/signgate/internal/registrytest"
 	"github.com/signgate/signgate/verifier"
+	"github.com/signgate/signgate/verifier/bundle"
 )
 
 const (
@@ -85,6 +88,35 @@ func TestKeylessBundle(t *testing.T) {
 				if !strings.Contains(nv.Reason, w) {
 					t.Errorf("Reason %q does not contain %q", nv.Reason, w)
 				}
+			}
+		})
+	}
+}
+
+// TestKeylessSeveralCAs: a trusted root that lists several Fulcio CAs
+// (a rotated intermediate, two instances) tries each; read from its
+// trusted_root.json as a TrustRoot is.
+func TestKeylessSeveralCAs(t *testing.T) {
+	t.Parallel()
+	old, current := registrytest.NewSigstore(t), registrytest.NewSigstore(t)
+	both := root.TrustedMaterialCollection{old.Material(), current.Material()}
+	parsed, err := bundle.ParseTrustedRoot(current.TrustedRootJSON(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, material := range map[string]root.TrustedMaterial{"two instances": both, "from trusted_root.json": parsed} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			reg := registrytest.New(t)
+			d := reg.PushImage(t, "team/app", "v1")
+			reg.SignKeyless(t, current, d, ghWorkflow, ghIssuer)
+			k, err := sgauthority.NewKeyless(sgauthority.TrustRoot{Name: "corp", Material: material, Digest: name}, []sgauthority.Identity{identity(t, ghIssuer, ghWorkflow, "")}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v := newVerifier(t, reg, verifier.Options{})
+			if res, err := v.Verify(t.Context(), d, newSet(t, 1, verifier.Authority{Name: "release", Keyless: k})); err != nil || len(res.Verified) != 1 {
+				t.Errorf("Verify = %+v, %v; want verified by release", res, err)
 			}
 		})
 	}
