@@ -155,9 +155,9 @@ func TestKeylessThresholdCountsSigners(t *testing.T) {
 	}
 }
 
-// TestKeylessClassicNotCounted: a classic signature never satisfies a
-// keyless authority, and the details say why.
-func TestKeylessClassicNotCounted(t *testing.T) {
+// TestKeylessClassicKeySigned: a classic signature made with a key never
+// satisfies a keyless authority, and the details say why.
+func TestKeylessClassicKeySigned(t *testing.T) {
 	t.Parallel()
 	vs := registrytest.NewSigstore(t)
 	reg, _, d := signedApp(t)
@@ -167,7 +167,7 @@ func TestKeylessClassicNotCounted(t *testing.T) {
 	if !errors.As(err, &nv) {
 		t.Fatalf("Verify = %v; want not verified", err)
 	}
-	if !strings.Contains(strings.Join(nv.Details, "\n"), "sigstore bundles only") {
+	if !strings.Contains(strings.Join(nv.Details, "\n"), "signed with a key, not a certificate") {
 		t.Errorf("Details = %q", nv.Details)
 	}
 }

@@ -107,16 +107,13 @@ func (v *Verifier) checkBundle(ctx context.Context, what string, b *sgbundle.Bun
 const maxCertValue = 200
 
 // checkKeyless tries a bundle with a certificate against the keyless
-// authorities still pending and, when its signer is not counted yet,
-// against those already verified too (another signer for them may raise
-// the count of distinct signers). Each try is bundle.Verify against the
-// authority's trust root with its Match, then the claim check. It
+// authorities (verifyKeyless); the claim check is keylessClaim. It
 // reports whether an authority verified.
 func checkKeyless(what string, b *sgbundle.Bundle, alg string, digest []byte, t *tally) bool {
 	vc, err := b.VerificationContent()
 	if err != nil || vc.Certificate() == nil {
 		if len(t.keys) == 0 {
-			t.reject(what, errors.New("signed with a key, not a certificate: no keyless authority can verify it"))
+			t.reject(what, errKeySigned)
 		}
 		return false
 	}
@@ -124,18 +121,38 @@ func checkKeyless(what string, b *sgbundle.Bundle, alg string, digest []byte, t 
 		t.reject(what, fmt.Errorf("digest algorithm %q not supported for keyless verification", alg))
 		return false
 	}
+	return verifyKeyless(what, b, bundle.Artifact{SHA256: digest}, keylessClaim, t)
+}
+
+// errKeySigned is why a signature without a certificate is not tried
+// against keyless authorities.
+var errKeySigned = errors.New("signed with a key, not a certificate: no keyless authority can verify it")
+
+// errClaim marks a claim check failure of a verified keyless signature.
+var errClaim = errors.New("claim check")
+
+// verifyKeyless tries a signed entity with a certificate (a bundle, or a
+// classic signature made into one) against the keyless authorities still
+// pending and, when its signer is not counted yet, against those already
+// verified too (another signer for them may raise the count of distinct
+// signers). Each try is bundle.Verify of artifact against the authority's
+// trust root with its Match, then claim. It reports whether an authority
+// verified.
+func verifyKeyless(what string, entity verify.SignedEntity, artifact bundle.Artifact, claim func(bundle.Result) error, t *tally) bool {
 	verified := false
 	for _, a := range t.keyless {
 		if t.done() {
 			break
 		}
-		res, err := bundle.Verify(b, bundle.Artifact{SHA256: digest}, a.k.TrustRoot.Material, bundle.Policy{
+		res, err := bundle.Verify(entity, artifact, a.k.TrustRoot.Material, bundle.Policy{
 			Match: func(subject, issuer string, ext certificate.Extensions) error {
 				return matchKeyless(a.k, subject, issuer, ext)
 			},
 		})
 		if err == nil {
-			err = keylessClaim(res)
+			if cerr := claim(res); cerr != nil {
+				err = fmt.Errorf("%w: %w", errClaim, cerr)
+			}
 		}
 		if err != nil {
 			if !t.ok[a.id] {
@@ -199,10 +216,12 @@ func keylessReason(k *authority.Keyless, err error) (int, string) {
 		return rankUntrusted, "certificate not issued by a Fulcio CA of TrustRoot " + k.TrustRoot.Name
 	case errors.Is(err, bundle.ErrTransparencyLog):
 		return rankUnlogged, "no transparency log entry verified against TrustRoot " + k.TrustRoot.Name
+	case errors.Is(err, errClaim):
+		return rankOther, "the signed payload is not a cosign signature of this image"
 	case errors.Is(err, bundle.ErrTimestamp):
 		return rankUnlogged, "no verified signing time (log entry or RFC 3161 timestamp of TrustRoot " + k.TrustRoot.Name + ") within the certificate's validity"
 	}
-	return rankOther, "the bundle's certificate signature did not verify against TrustRoot " + k.TrustRoot.Name
+	return rankOther, "the signature did not verify against TrustRoot " + k.TrustRoot.Name
 }
 
 // extensionMap converts Fulcio extensions to authority.ExtensionNames

@@ -125,7 +125,8 @@ type keyReadable interface {
 
 // checkClassic counts one classic signature: its payload must name h
 // (cosign's claim check) and its signature must verify with an authority's
-// key.
+// key or, when it carries a certificate, for a keyless authority
+// (checkKeylessClassic).
 func (v *Verifier) checkClassic(ctx context.Context, what string, sig keyReadable, h v1.Hash, t *tally) {
 	s, err := keySignature(sig)
 	if err != nil {
@@ -146,17 +147,13 @@ func (v *Verifier) checkClassic(ctx context.Context, what string, sig keyReadabl
 		_, err := cosign.VerifyImageSignature(ctx, s, h, co)
 		return err
 	})
+	if len(t.keyless) > 0 && !t.done() && checkKeylessClassic(what, s, h, t) {
+		verified = true
+	}
 	if verified {
 		t.byClassic = true
 	}
-	if len(t.pendingKeyless()) > 0 {
-		t.reject(what, errKeylessClassic)
-	}
 }
-
-// errKeylessClassic is why a classic signature never satisfies a keyless
-// authority (yet): only sigstore bundles are verified keylessly.
-var errKeylessClassic = errors.New("keyless authorities are verified on sigstore bundles only (cosign sign --new-bundle-format), not on classic .sig signatures")
 
 // keySignature copies what checking sig against a key reads: the payload
 // (capped by the transport; through sharedPayload, once per blob), the
@@ -166,7 +163,8 @@ var errKeylessClassic = errors.New("keyless authorities are verified on sigstore
 // of them (no transparency log, no signed timestamp, the key is the
 // trusted material), and cosign's parsers are not safe on hostile values
 // (a certificate annotation of only whitespace makes sigLayer.Cert index
-// an empty slice). With SigVerifier set and IgnoreTlog,
+// an empty slice); the keyless path reads those annotations with its own
+// parsers (classicEntity). With SigVerifier set and IgnoreTlog,
 // cosign.VerifyImageSignature reads Base64Signature, Payload and Cert,
 // which for this copy is nil.
 func keySignature(sig keyReadable) (oci.Signature, error) {

@@ -1,8 +1,14 @@
 package registrytest
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/hex"
+	"math/big"
 	"strings"
 	"testing"
 	"time"
@@ -28,6 +34,10 @@ import (
 // no CT logs.
 type Sigstore struct {
 	VS *ca.VirtualSigstore
+
+	// fulcio, when set, replaces VS's Fulcio CA (NewSigstoreIntermediate).
+	fulcio    *root.FulcioCertificateAuthority
+	fulcioKey *ecdsa.PrivateKey // fulcio's intermediate key
 }
 
 // NewSigstore makes a virtual Sigstore with fresh keys.
@@ -40,13 +50,69 @@ func NewSigstore(t testing.TB) *Sigstore {
 	return &Sigstore{VS: vs}
 }
 
-// noCTLogs is the virtual Sigstore without its CT log.
-type noCTLogs struct{ *ca.VirtualSigstore }
+// NewSigstoreIntermediate makes a virtual Sigstore whose Fulcio CA is a
+// fresh root (valid from 5 hours ago to 5 hours from now) with one
+// intermediate valid only from notBefore to notAfter. Only
+// SignKeylessClassic issues certificates from it; its leaf certificates
+// are valid for 10 minutes from now.
+func NewSigstoreIntermediate(t testing.TB, notBefore, notAfter time.Time) *Sigstore {
+	t.Helper()
+	s := NewSigstore(t)
+	rootCert, rootKey, err := ca.GenerateRootCa()
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(2),
+		Subject:               pkix.Name{CommonName: "sigstore-intermediate", Organization: []string{"sigstore.dev"}},
+		NotBefore:             notBefore,
+		NotAfter:              notAfter,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, rootCert, &key.PublicKey, rootKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inter, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.fulcio = &root.FulcioCertificateAuthority{
+		Root:                rootCert,
+		Intermediates:       []*x509.Certificate{inter},
+		ValidityPeriodStart: rootCert.NotBefore,
+		ValidityPeriodEnd:   rootCert.NotAfter,
+		URI:                 "https://virtual.fulcio.sigstore.dev",
+	}
+	s.fulcioKey = key
+	return s
+}
 
-func (noCTLogs) CTLogs() map[string]*root.TransparencyLog { return nil }
+// material is the virtual Sigstore without its CT log, with its Fulcio
+// CA replaced when fulcio is set.
+type material struct {
+	*ca.VirtualSigstore
+	fulcio *root.FulcioCertificateAuthority
+}
+
+func (material) CTLogs() map[string]*root.TransparencyLog { return nil }
+
+func (m material) FulcioCertificateAuthorities() []root.CertificateAuthority {
+	if m.fulcio != nil {
+		return []root.CertificateAuthority{m.fulcio}
+	}
+	return m.VirtualSigstore.FulcioCertificateAuthorities()
+}
 
 // Material is s as trust material: its Fulcio CA, log and TSA.
-func (s *Sigstore) Material() root.TrustedMaterial { return noCTLogs{s.VS} }
+func (s *Sigstore) Material() root.TrustedMaterial { return material{s.VS, s.fulcio} }
 
 // TrustedRootJSON is s as a trusted_root.json, as a TrustRoot or
 // --trusted-root takes it.
@@ -64,7 +130,7 @@ func (s *Sigstore) TrustedRootJSON(t testing.TB) []byte {
 		c.ID = raw
 		logs[id] = &c
 	}
-	tr, err := root.NewTrustedRoot(root.TrustedRootMediaType01, s.VS.FulcioCertificateAuthorities(), nil, s.VS.TimestampingAuthorities(), logs)
+	tr, err := root.NewTrustedRoot(root.TrustedRootMediaType01, s.Material().FulcioCertificateAuthorities(), nil, s.VS.TimestampingAuthorities(), logs)
 	if err != nil {
 		t.Fatalf("registrytest: trusted root: %v", err)
 	}

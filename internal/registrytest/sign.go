@@ -148,11 +148,17 @@ func (r *Registry) signClassic(s *Signer, d, claimed name.Digest, annotations ma
 	if err != nil {
 		return err
 	}
+	return r.attachClassic(d, payload, base64.StdEncoding.EncodeToString(raw), annotations)
+}
+
+// attachClassic appends a signature layer (payload, base64 signature,
+// annotations as they are; may be nil) to d's sha256-<hex>.sig image.
+func (r *Registry) attachClassic(d name.Digest, payload []byte, b64sig string, annotations map[string]string) error {
 	var opts []static.Option
 	if annotations != nil {
 		opts = append(opts, static.WithAnnotations(maps.Clone(annotations)))
 	}
-	sig, err := static.NewSignature(payload, base64.StdEncoding.EncodeToString(raw), opts...)
+	sig, err := static.NewSignature(payload, b64sig, opts...)
 	if err != nil {
 		return err
 	}

@@ -291,6 +291,9 @@ func classify(err error, leaf *x509.Certificate, tm root.TrustedMaterial) error 
 	switch {
 	case !trusted:
 		return fmt.Errorf("%w: %w", ErrUntrustedCertificate, err)
+	case strings.Contains(msg, "integrated time outside certificate validity"):
+		// A verified log entry whose time the certificate was not valid at.
+		return fmt.Errorf("%w: %w", ErrTimestamp, err)
 	case strings.HasPrefix(msg, "failed to verify log inclusion"):
 		return fmt.Errorf("%w: %w", ErrTransparencyLog, err)
 	case strings.HasPrefix(msg, "failed to verify timestamps"), strings.HasPrefix(msg, "failed to verify leaf certificate"):
