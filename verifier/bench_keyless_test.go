@@ -1,6 +1,7 @@
 package verifier_test
 
 import (
+	"strconv"
 	"testing"
 
 	sgauthority "github.com/signgate/signgate/internal/authority"
@@ -13,8 +14,10 @@ import (
 // signed on the bundle layout (`cosign sign --new-bundle-format`) by a
 // certificate for ghWorkflow from a virtual Fulcio, and an authority set
 // trusting that identity under the Sigstore's trusted_root.json parsed as
-// a TrustRoot is.
-func newKeylessBenchEnv(b *testing.B) benchEnv {
+// a TrustRoot is. With others, the set first lists that many authorities
+// of the same TrustRoot trusting other workflows (policies commonly list
+// several identities of one instance).
+func newKeylessBenchEnv(b *testing.B, others int) benchEnv {
 	b.Helper()
 	vs := registrytest.NewSigstore(b)
 	reg := registrytest.New(b)
@@ -32,11 +35,25 @@ func newKeylessBenchEnv(b *testing.B) benchEnv {
 	if err != nil {
 		b.Fatal(err)
 	}
-	k, err := sgauthority.NewKeyless(sgauthority.TrustRoot{Name: "corp", Material: tr, Digest: "bench-root"}, []sgauthority.Identity{id}, nil)
+	root := sgauthority.TrustRoot{Name: "corp", Material: tr, Digest: "bench-root"}
+	var as []verifier.Authority
+	for i := range others {
+		other, err := sgauthority.NewIdentity(ghIssuer, "", ghWorkflow+"-other-"+strconv.Itoa(i), "")
+		if err != nil {
+			b.Fatal(err)
+		}
+		ok, err := sgauthority.NewKeyless(root, []sgauthority.Identity{other}, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		as = append(as, verifier.Authority{Name: "other-" + strconv.Itoa(i), Keyless: ok})
+	}
+	k, err := sgauthority.NewKeyless(root, []sgauthority.Identity{id}, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
-	return benchEnv{reg: reg, tag: tag, d: d, set: newSet(b, 1, verifier.Authority{Name: "release", Keyless: k})}
+	as = append(as, verifier.Authority{Name: "release", Keyless: k})
+	return benchEnv{reg: reg, tag: tag, d: d, set: newSet(b, 1, as...)}
 }
 
 // bundleBenchEnvs are the two signatures compared: a key signature and a
@@ -50,7 +67,8 @@ func bundleBenchEnvs(b *testing.B) []struct {
 		env  benchEnv
 	}{
 		{"key", newBenchEnv(b, registrytest.Bundle)},
-		{"keyless", newKeylessBenchEnv(b)},
+		{"keyless", newKeylessBenchEnv(b, 0)},
+		{"keyless-3-authorities", newKeylessBenchEnv(b, 2)},
 	}
 }
 

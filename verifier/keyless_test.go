@@ -2,6 +2,7 @@ package verifier_test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -22,7 +23,7 @@ const (
 // pairs) certified by vs.
 func keylessAuthority(t *testing.T, name string, vs *registrytest.Sigstore, ids ...sgauthority.Identity) verifier.Authority {
 	t.Helper()
-	k, err := sgauthority.NewKeyless(sgauthority.TrustRoot{Name: "corp", Material: vs.Material(), Digest: "test-root"}, ids, nil)
+	k, err := sgauthority.NewKeyless(sgauthority.TrustRoot{Name: "corp", Material: vs.Material(), Digest: fmt.Sprintf("test-root-%p", vs)}, ids, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,5 +202,28 @@ func TestKeylessCached(t *testing.T) {
 	}
 	if n := reg.Requests(); n != 0 {
 		t.Errorf("%d registry requests for cached verdicts: %v", n, reg.RequestLog())
+	}
+}
+
+// TestKeylessOneTrustRootManyIdentities: authorities of one trust root
+// share one verification of the signature; each matches its own
+// identities on the verified certificate.
+func TestKeylessOneTrustRootManyIdentities(t *testing.T) {
+	t.Parallel()
+	vs := registrytest.NewSigstore(t)
+	reg := registrytest.New(t)
+	d := reg.PushImage(t, "team/app", "v1")
+	reg.SignKeyless(t, vs, d, ghWorkflow, ghIssuer)
+	v := newVerifier(t, reg, verifier.Options{CacheSize: -1})
+	nightly := keylessAuthority(t, "nightly", vs, identity(t, ghIssuer, "https://github.com/acme/app/.github/workflows/nightly.yml@refs/heads/main", ""))
+	release := keylessAuthority(t, "release", vs, identity(t, ghIssuer, ghWorkflow, ""))
+	res, err := v.Verify(t.Context(), d, newSet(t, 1, nightly, release))
+	if err != nil || len(res.Verified) != 1 || res.Verified[0] != "release" {
+		t.Errorf("Verify = %+v, %v; want verified by release only", res, err)
+	}
+	_, err = v.Verify(t.Context(), d, newSet(t, 1, nightly))
+	var nv *verifier.NotVerifiedError
+	if !errors.As(err, &nv) || !strings.Contains(nv.Reason, `matches none of: subject "https://github.com/acme/app/.github/workflows/nightly.yml@refs/heads/main"`) {
+		t.Errorf("nightly only: %v; want the identity named", err)
 	}
 }

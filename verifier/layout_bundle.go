@@ -135,39 +135,53 @@ var errClaim = errors.New("claim check")
 // classic signature made into one) against the keyless authorities still
 // pending and, when its signer is not counted yet, against those already
 // verified too (another signer for them may raise the count of distinct
-// signers). Each try is bundle.Verify of artifact against the authority's
-// trust root with its Match, then claim. It reports whether an authority
-// verified.
+// signers). The cryptography — chain, log entries, signing time, the
+// signature over artifact, then claim — runs once per distinct trust
+// root (TrustRoot.Digest: the same content verifies the same), and each
+// authority of that trust root then matches the verified certificate's
+// identity and extensions. It reports whether an authority verified.
 func verifyKeyless(what string, entity verify.SignedEntity, artifact bundle.Artifact, claim func(bundle.Result) error, t *tally) bool {
 	verified := false
-	for _, a := range t.keyless {
-		if t.done() {
-			break
+	tried := make(map[string]bool) // trust root digests verified against
+	for i, first := range t.keyless {
+		root := first.k.TrustRoot
+		if tried[root.Digest] || t.done() {
+			continue
 		}
-		res, err := bundle.Verify(entity, artifact, a.k.TrustRoot.Material, bundle.Policy{
-			Match: func(subject, issuer string, ext certificate.Extensions) error {
-				return matchKeyless(a.k, subject, issuer, ext)
-			},
+		tried[root.Digest] = true
+		res, err := bundle.Verify(entity, artifact, root.Material, bundle.Policy{
+			Match: func(string, string, certificate.Extensions) error { return nil }, // each authority matches below
 		})
 		if err == nil {
 			if cerr := claim(res); cerr != nil {
 				err = fmt.Errorf("%w: %w", errClaim, cerr)
 			}
 		}
-		if err != nil {
-			if !t.ok[a.id] {
-				rank, reason := keylessReason(a.k, err)
-				t.keylessFailed(rank, reason)
-				t.reject(what, fmt.Errorf("keyless (trust root %s): %w", a.k.TrustRoot.Name, err))
+		for _, a := range t.keyless[i:] {
+			if a.k.TrustRoot.Digest != root.Digest || t.done() {
+				continue
 			}
-			continue
+			err := err
+			if err == nil {
+				if merr := matchKeyless(a.k, res.SAN, res.Issuer, res.Extensions); merr != nil {
+					err = &bundle.MatchError{Err: merr}
+				}
+			}
+			if err != nil {
+				if !t.ok[a.id] {
+					rank, reason := keylessReason(a.k, err)
+					t.keylessFailed(rank, reason)
+					t.reject(what, fmt.Errorf("keyless (trust root %s): %w", a.k.TrustRoot.Name, err))
+				}
+				continue
+			}
+			signer := keylessSigner(res.SAN, res.Issuer)
+			if t.ok[a.id] && !t.newSigner(signer) {
+				continue
+			}
+			t.credit(a.id, signer)
+			verified = true
 		}
-		signer := keylessSigner(res.SAN, res.Issuer)
-		if t.ok[a.id] && !t.newSigner(signer) {
-			continue
-		}
-		t.credit(a.id, signer)
-		verified = true
 	}
 	return verified
 }
