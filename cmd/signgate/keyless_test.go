@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/signgate/signgate/internal/registrytest"
 )
@@ -158,6 +159,77 @@ func TestCheckKeyless(t *testing.T) {
 			}
 			if code != tc.wantCode || !strings.Contains(out, tc.wantOutput) {
 				t.Errorf("exit %d, want %d with %q\nstdout: %s\nstderr: %s", code, tc.wantCode, tc.wantOutput, &stdout, &stderr)
+			}
+		})
+	}
+}
+
+// TestServeKeylessClassic runs `signgate serve` with a keyless
+// ClusterImagePolicy over classic .sig keyless signatures: the rejected
+// cases of the verifier's tests, each denied naming what failed.
+func TestServeKeylessClassic(t *testing.T) {
+	const (
+		ghIssuer = "https://token.actions.githubusercontent.com"
+		release  = "https://github.com/acme/app/.github/workflows/release.yml@refs/tags/v1.0.0"
+	)
+	reg := registrytest.New(t)
+	corp := registrytest.NewSigstore(t)
+	sign := func(tag string, opts ...registrytest.ClassicOption) string {
+		d := reg.PushImage(t, "acme/app", tag)
+		reg.SignKeylessClassic(t, corp, d, release, ghIssuer, opts...)
+		return d.String()
+	}
+	good := sign("good")
+	expired := sign("expired", registrytest.ClassicLoggedAt(time.Now().Add(time.Hour)), registrytest.ClassicNoTimestamp())
+	foreignLog := sign("foreign-log", registrytest.ClassicForeignRekorBundle())
+	noTime := sign("no-time", registrytest.ClassicNoRekorBundle(), registrytest.ClassicNoTimestamp())
+	publicKey := sign("public-key", registrytest.ClassicCertificatePEM(registrytest.NewSigner(t).PublicPEM))
+
+	dir := t.TempDir()
+	o := testOptions(t, dir)
+	inline, _ := json.Marshal(string(corp.TrustedRootJSON(t)))
+	files := map[string]string{
+		"corp.yaml": "apiVersion: signgate.dev/v1alpha1\nkind: TrustRoot\nmetadata: {name: corp}\nspec:\n  trustedRoot:\n    inline: " + string(inline) + "\n",
+		"release.yaml": "apiVersion: signgate.dev/v1alpha1\nkind: ClusterImagePolicy\nmetadata: {name: release}\nspec:\n" +
+			"  images: [{glob: \"" + reg.Host + "/acme/**\"}]\n  authorities:\n    - name: release\n      keyless:\n        trustRoot: corp\n" +
+			"        identities: [{issuer: '" + ghIssuer + "', subject: '" + release + "'}]\n",
+	}
+	for name, doc := range files {
+		if err := os.WriteFile(filepath.Join(o.PolicyDir, name), []byte(doc), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	config := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(config, []byte("apiVersion: signgate.dev/v1alpha1\nkind: GateConfiguration\n"+
+		"registry: {insecureRegistries: [\""+reg.Host+"\"], allowedHosts: [\""+reg.Host+"\"]}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	o.ConfigFile = config
+	s, _ := startServer(t, o)
+	base := "https://" + s.WebhookAddr().String()
+	client, _ := loadClient(1)
+
+	tests := []struct {
+		name  string
+		image string
+		want  string // substring of the denial; "" = allowed
+	}{
+		{"the release workflow, classic layout", good, ""},
+		{"leaf expired at the signing time", expired, "no verified signing time"},
+		{"log entry of another signature", foreignLog, "no transparency log entry verified against TrustRoot corp"},
+		{"no signing time", noTime, "the classic signature carries no signing time"},
+		{"a public key in the certificate annotation", publicKey, "the classic signature's certificate annotation holds a public key, not a certificate"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			check := wantAllowed
+			if tc.want != "" {
+				check = wantDenied("no valid signature from a trusted identity: " + tc.want)
+			}
+			c := reviewCase{name: tc.name, path: "/validate?timeout=10s",
+				body: podReview("CREATE", "team-a", podJSON([]string{tc.image}, false)), check: check}
+			if _, err := send(t.Context(), client, base, c); err != nil {
+				t.Error(err)
 			}
 		})
 	}
