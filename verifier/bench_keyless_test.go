@@ -14,15 +14,19 @@ import (
 // signed on the bundle layout (`cosign sign --new-bundle-format`) by a
 // certificate for ghWorkflow from a virtual Fulcio, and an authority set
 // trusting that identity under the Sigstore's trusted_root.json parsed as
-// a TrustRoot is. With others, the set first lists that many authorities
+// a TrustRoot is; classic signs on the classic .sig layout instead. With others, the set first lists that many authorities
 // of the same TrustRoot trusting other workflows (policies commonly list
 // several identities of one instance).
-func newKeylessBenchEnv(b *testing.B, others int) benchEnv {
+func newKeylessBenchEnv(b *testing.B, others int, classic bool) benchEnv {
 	b.Helper()
 	vs := registrytest.NewSigstore(b)
 	reg := registrytest.New(b)
 	d := reg.PushImage(b, "team/app", "v1")
-	reg.SignKeyless(b, vs, d, ghWorkflow, ghIssuer)
+	if classic {
+		reg.SignKeylessClassic(b, vs, d, ghWorkflow, ghIssuer)
+	} else {
+		reg.SignKeyless(b, vs, d, ghWorkflow, ghIssuer)
+	}
 	tag, err := verifier.ParseReference(reg.Host + "/team/app:v1")
 	if err != nil {
 		b.Fatal(err)
@@ -67,8 +71,8 @@ func bundleBenchEnvs(b *testing.B) []struct {
 		env  benchEnv
 	}{
 		{"key", newBenchEnv(b, registrytest.Bundle)},
-		{"keyless", newKeylessBenchEnv(b, 0)},
-		{"keyless-3-authorities", newKeylessBenchEnv(b, 2)},
+		{"keyless", newKeylessBenchEnv(b, 0, false)},
+		{"keyless-3-authorities", newKeylessBenchEnv(b, 2, false)},
 	}
 }
 
@@ -93,8 +97,27 @@ func coldRequests(b *testing.B, e benchEnv) int64 {
 // Both make the same registry requests (asserted: the comparison is of
 // verification work, not of I/O). Target (keyless issue): keyless ≤ 2×
 // key.
-func BenchmarkVerifyBundleCold(b *testing.B) {
-	envs := bundleBenchEnvs(b)
+func BenchmarkVerifyBundleCold(b *testing.B) { benchCold(b, bundleBenchEnvs(b)) }
+
+// BenchmarkVerifyClassicCold is BenchmarkVerifyBundleCold on the classic
+// .sig layout: a key signature vs a keyless one (certificate, chain, Rekor
+// bundle and RFC 3161 annotations).
+func BenchmarkVerifyClassicCold(b *testing.B) {
+	benchCold(b, []struct {
+		name string
+		env  benchEnv
+	}{
+		{"key", newBenchEnv(b, registrytest.Classic)},
+		{"keyless", newKeylessBenchEnv(b, 0, true)},
+	})
+}
+
+// benchCold benchmarks uncached verifications of each env, which must
+// make the same registry requests.
+func benchCold(b *testing.B, envs []struct {
+	name string
+	env  benchEnv
+}) {
 	want := int64(-1)
 	for _, tc := range envs {
 		n := coldRequests(b, tc.env)
