@@ -24,6 +24,8 @@ import (
 	"iter"
 	"slices"
 	"strings"
+
+	"github.com/signgate/signgate/internal/attestation"
 )
 
 // MinRSABits is the smallest RSA modulus accepted as an authority key.
@@ -35,6 +37,10 @@ type Authority struct {
 	Name    string
 	Key     crypto.PublicKey // *ecdsa.PublicKey (P-256, P-384), *rsa.PublicKey (>= 2048 bits) or ed25519.PublicKey
 	Keyless *Keyless         // from NewKeyless
+	// Attestations the authority must also have signed about the image
+	// (attestation.Compile); it counts only when its signature verifies
+	// and every one of them is satisfied.
+	Attestations []*attestation.Requirement
 }
 
 // ParsePublicKey parses exactly one PEM "PUBLIC KEY" block (PKIX), such as
@@ -108,7 +114,8 @@ type Set struct {
 
 type member struct {
 	Authority
-	id string // PKIX DER of Key; for Keyless, a hash of what it accepts
+	id     string // PKIX DER of Key; for Keyless, a hash of what it accepts
+	attest string // what its Attestations accept (attestKey)
 }
 
 // NewSet validates a set and returns it. threshold 0 means 1; otherwise it
@@ -142,9 +149,27 @@ func NewSet(threshold int, authorities ...Authority) (Set, error) {
 		}
 		s.members[i] = member{Authority: a, id: string(der)}
 	}
+	attestOf := make(map[string]member)
+	for i := range s.members {
+		m := &s.members[i]
+		key, err := attestKey(m.Attestations)
+		if err != nil {
+			return Set{}, fmt.Errorf("authority %q: %w", m.Name, err)
+		}
+		m.attest = key
+		if other, ok := attestOf[m.id]; ok && other.attest != m.attest {
+			return Set{}, fmt.Errorf("authorities %q and %q trust the same signer with different attestations; list the attestations under one authority", other.Name, m.Name)
+		}
+		attestOf[m.id] = *m
+	}
 	ids := s.distinctIDs()
 	if s.threshold > len(ids) {
 		return Set{}, fmt.Errorf("threshold %d is more than the %d distinct authorities (authorities with the same key or keyless identities count once)", s.threshold, len(ids))
+	}
+	for i, id := range ids { // the fingerprint covers the attestations each signer must show
+		if a := attestOf[id].attest; a != "" {
+			ids[i] = id + "\x00attestations\x00" + a
+		}
 	}
 	s.fingerprint = fingerprint(s.threshold, ids)
 	return s, nil
@@ -181,7 +206,8 @@ func (s Set) Names() []string {
 
 // Fingerprint identifies the set for a verdict cache: a hash of the
 // sorted, de-duplicated PKIX DER keys and keyless identities (their trust
-// root's content included) and the threshold. Names are
+// root's content included), the attestations each must show (predicate
+// types, condition and message text) and the threshold. Names are
 // excluded and order does not matter, so the same keys in two namespaces
 // share verdicts while any key or threshold change gives a new
 // fingerprint. The zero Set's fingerprint is "".
@@ -206,4 +232,37 @@ func fingerprint(threshold int, ids []string) string {
 		h.Write([]byte(id))
 	}
 	return hex.EncodeToString(h.Sum(nil))
+}
+
+// attestKey identifies a list of attestation requirements (order and
+// duplicates aside); "" for none.
+func attestKey(reqs []*attestation.Requirement) (string, error) {
+	if len(reqs) == 0 {
+		return "", nil
+	}
+	keys := make([]string, len(reqs))
+	names := make(map[string]bool)
+	for i, r := range reqs {
+		if r == nil {
+			return "", errors.New("attestation requirement not made by attestation.Compile")
+		}
+		if names[r.Name] {
+			return "", fmt.Errorf("attestation %q listed twice", r.Name)
+		}
+		names[r.Name] = true
+		keys[i] = r.Key()
+	}
+	slices.Sort(keys)
+	return strings.Join(keys, ","), nil
+}
+
+// Attested reports whether any authority of the set requires
+// attestations.
+func (s Set) Attested() bool {
+	for _, m := range s.members {
+		if m.attest != "" {
+			return true
+		}
+	}
+	return false
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/signgate/signgate/internal/attestation"
 	"github.com/signgate/signgate/internal/importtest"
 )
 
@@ -193,7 +194,47 @@ func TestFingerprint(t *testing.T) {
 func TestImports(t *testing.T) {
 	t.Parallel()
 	importtest.Check(t,
-		importtest.Rule{Files: []string{"authority.go"}, Forbid: []string{"github.com/", "golang.org/", "k8s.io/"}, Why: "authority.go imports only the standard library"},
+		importtest.Rule{Files: []string{"authority.go"}, Forbid: []string{"github.com/", "golang.org/", "k8s.io/"}, Allow: []string{"github.com/signgate/signgate/internal/attestation"},
+			Why: "authority.go imports only the standard library (and the attestation requirements it holds)"},
 		importtest.Rule{Files: []string{"keyless.go"}, Forbid: []string{"github.com/signgate/", "github.com/google/", "github.com/sigstore/cosign", "github.com/sigstore/sigstore-go/pkg/verify", "k8s.io/"},
 			Why: "keyless.go holds trust material (sigstore-go/pkg/root) but verifies nothing: verification is the verifier's"})
+}
+
+// TestSetAttestations: the attestations an authority requires are part
+// of the set's fingerprint, and one signer cannot be listed twice with
+// different attestations.
+func TestSetAttestations(t *testing.T) {
+	t.Parallel()
+	alice, bob := newKey(t), newKey(t)
+	req := func(condition string) *attestation.Requirement {
+		r, err := attestation.Compile("provenance", "slsaprovenance1", condition, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	set := func(as ...Authority) Set {
+		t.Helper()
+		s, err := NewSet(1, as...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	plain := set(Authority{Name: "a", Key: alice})
+	attested := set(Authority{Name: "a", Key: alice, Attestations: []*attestation.Requirement{req("true")}})
+	other := set(Authority{Name: "a", Key: alice, Attestations: []*attestation.Requirement{req("false")}})
+	if plain.Attested() || !attested.Attested() {
+		t.Errorf("Attested() = %v, %v", plain.Attested(), attested.Attested())
+	}
+	if plain.Fingerprint() == attested.Fingerprint() || attested.Fingerprint() == other.Fingerprint() {
+		t.Error("the attestations do not change the fingerprint")
+	}
+	if _, err := NewSet(1, Authority{Name: "a", Key: alice, Attestations: []*attestation.Requirement{req("true")}}, Authority{Name: "b", Key: alice}); err == nil ||
+		!strings.Contains(err.Error(), `authorities "a" and "b" trust the same signer with different attestations`) {
+		t.Errorf("same key, different attestations: %v", err)
+	}
+	if _, err := NewSet(1, Authority{Name: "a", Key: bob, Attestations: []*attestation.Requirement{req("true"), req("false")}}); err == nil || !strings.Contains(err.Error(), `attestation "provenance" listed twice`) {
+		t.Errorf("duplicate attestation: %v", err)
+	}
 }
