@@ -31,6 +31,11 @@ type NotVerifiedError struct {
 	// guard (Refused.Guard). The fix is the gate's configuration, not a
 	// signature. Shared, not copied, by clone: treat it as read-only.
 	Refused *RefusedError
+	// Attestation: signatures verified, but an authority's required
+	// attestations were missing or did not satisfy their conditions
+	// (Reason names the attestation and why). The fix is an attestation,
+	// not a signature.
+	Attestation bool
 }
 
 func (e *NotVerifiedError) Error() string {

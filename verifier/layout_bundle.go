@@ -179,8 +179,9 @@ func verifyKeyless(what string, entity verify.SignedEntity, artifact bundle.Arti
 			if t.ok[a.id] && !t.newSigner(signer) {
 				continue
 			}
-			t.credit(a.id, signer)
-			verified = true
+			if t.credit(a.id, signer) {
+				verified = true
+			}
 		}
 	}
 	return verified

@@ -23,6 +23,7 @@ const (
 	DefaultMaxBytesInFlight           = 64 << 20 // 64 MiB
 	DefaultMaxPayloadBytes            = 1 << 20  // 1 MiB: a cosign payload or bundle is a few KiB
 	DefaultMaxSignatures              = 100
+	DefaultMaxAttestationBytes        = 4 << 20 // 4 MiB: an attestation may carry a whole SBOM
 	DefaultCacheSize                  = 10000
 	DefaultTTL                        = 10 * time.Minute
 	DefaultFailureTTL                 = 30 * time.Second
@@ -110,6 +111,13 @@ type Options struct {
 	MaxSignatureManifestBytes int64
 	// MaxPayloadBytes caps a signature payload or bundle blob. Default 1 MiB.
 	MaxPayloadBytes int64
+	// MaxAttestationBytes caps each attestation layer (a DSSE envelope) of
+	// the classic sha256-<hex>.att manifest, read only when an authority
+	// requires attestations. Attestations carry whole predicates (SPDX or
+	// CycloneDX SBOMs, provenance), so the cap is larger than
+	// MaxPayloadBytes; an attestation over it does not count. Like every
+	// body it is read within MaxBytesInFlight. Default 4 MiB.
+	MaxAttestationBytes int64
 	// MaxSignatures is how many signatures per layout are considered; more
 	// are ignored. A signature manifest or referrers index is decoded one
 	// descriptor at a time and only the first MaxSignatures are kept (the
@@ -175,6 +183,9 @@ func (o Options) withDefaults() (Options, error) {
 	if o.MaxPayloadBytes == 0 {
 		o.MaxPayloadBytes = DefaultMaxPayloadBytes
 	}
+	if o.MaxAttestationBytes == 0 {
+		o.MaxAttestationBytes = DefaultMaxAttestationBytes
+	}
 	if o.MaxConcurrentVerifications == 0 {
 		o.MaxConcurrentVerifications = DefaultMaxConcurrentVerifications
 	}
@@ -203,7 +214,7 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Timeout < 0 {
 		errs = append(errs, fmt.Errorf("timeout %s is negative", o.Timeout))
 	}
-	if o.MaxManifestBytes < 0 || o.MaxSignatureManifestBytes < 0 || o.MaxPayloadBytes < 0 || o.MaxSignatures < 0 ||
+	if o.MaxManifestBytes < 0 || o.MaxSignatureManifestBytes < 0 || o.MaxPayloadBytes < 0 || o.MaxAttestationBytes < 0 || o.MaxSignatures < 0 ||
 		o.MaxConcurrentVerifications < 0 || o.MaxBytesInFlight < 0 {
 		errs = append(errs, errors.New("size limits must not be negative"))
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/sigstore/sigstore/pkg/signature"
 
+	"github.com/signgate/signgate/internal/attestation"
 	"github.com/signgate/signgate/internal/authority"
 )
 
@@ -24,6 +25,15 @@ const maxDetails = 10
 type keyAuthority struct {
 	id        string
 	verifiers []signature.Verifier
+}
+
+// attested is what an authority id must also show: its required
+// attestations (the same for every authority of the id, NewSet checks)
+// and the name reasons give it.
+type attested struct {
+	name      string
+	reqs      []*attestation.Requirement
+	verifiers []signature.Verifier // nil for a keyless authority
 }
 
 // keylessAuthority is one distinct keyless authority (trust root,
@@ -52,6 +62,14 @@ type tally struct {
 	byBundle   bool            // a bundle verified
 	trouble    *UndecidedError // first transient failure
 	oversized  string          // Reason: a signature manifest or referrers index was over its cap
+	// Attestations: what each authority id requiring them must show, how
+	// they are checked (set by verify; reads the .att tag lazily) and the
+	// outcome per id ("" = satisfied), checked once per verification when
+	// a signature of the id first verifies.
+	attest       map[string]*attested
+	checkAttest  func(id string, a *attested) (reason string, ok bool)
+	attestResult map[string]string
+	attestReason string // Reason: the first authority whose signature verified without its attestations
 }
 
 func newTally(set AuthoritySet) (*tally, error) {
@@ -62,6 +80,12 @@ func newTally(set AuthoritySet) (*tally, error) {
 			continue
 		}
 		byID[id] = true
+		if len(a.Attestations) > 0 {
+			if t.attest == nil {
+				t.attest, t.attestResult = make(map[string]*attested), make(map[string]string)
+			}
+			t.attest[id] = &attested{name: a.Name, reqs: a.Attestations}
+		}
 		if a.Keyless != nil {
 			t.keyless = append(t.keyless, &keylessAuthority{id: id, k: a.Keyless})
 			continue
@@ -72,6 +96,9 @@ func newTally(set AuthoritySet) (*tally, error) {
 		}
 		k := &keyAuthority{id: id, verifiers: vs}
 		t.keys = append(t.keys, k)
+		if at := t.attest[id]; at != nil {
+			at.verifiers = vs
+		}
 	}
 	return t, nil
 }
@@ -123,8 +150,9 @@ func (t *tally) check(what string, try func(signature.Verifier) error) bool {
 			}
 		}
 		if err == nil {
-			t.verified(a)
-			verified = true
+			if t.verified(a) {
+				verified = true
+			}
 		} else if firstErr == nil {
 			firstErr = err
 		}
@@ -135,7 +163,7 @@ func (t *tally) check(what string, try func(signature.Verifier) error) bool {
 	return verified
 }
 
-func (t *tally) verified(k *keyAuthority) { t.credit(k.id, "key\x00"+k.id) }
+func (t *tally) verified(k *keyAuthority) bool { return t.credit(k.id, "key\x00"+k.id) }
 
 // pendingKeyless returns the keyless authorities that have not verified
 // yet.
@@ -160,13 +188,48 @@ func (t *tally) newSigner(signer string) bool {
 	return true
 }
 
-// credit records that signer verified authority id and recounts.
-func (t *tally) credit(id, signer string) {
+// credit records that signer verified authority id and recounts, unless
+// the authority requires attestations that are not satisfied (attested).
+// It reports whether the authority was credited.
+func (t *tally) credit(id, signer string) bool {
+	if !t.attestedOK(id) {
+		return false
+	}
 	t.ok[id] = true
 	if !slices.Contains(t.signers[id], signer) {
 		t.signers[id] = append(t.signers[id], signer)
 	}
 	t.counted = countSigners(t.signers)
+	return true
+}
+
+// attestedOK reports whether authority id's required attestations (if
+// any) are satisfied, checking them the first time a signature of id
+// verifies. A failure is noted as the Reason unless an earlier one was; a
+// read failure (ok false from checkAttest) was recorded by checkAttest
+// and is not cached as a verdict of the attestations.
+func (t *tally) attestedOK(id string) bool {
+	a := t.attest[id]
+	if a == nil {
+		return true
+	}
+	if reason, done := t.attestResult[id]; done {
+		return reason == ""
+	}
+	if t.checkAttest == nil {
+		t.attestResult[id] = "attestations are not checked"
+		return false
+	}
+	reason, ok := t.checkAttest(id, a)
+	if !ok {
+		t.attestResult[id] = "attestations could not be read"
+		return false
+	}
+	t.attestResult[id] = reason
+	if reason != "" && t.attestReason == "" {
+		t.attestReason = reason
+	}
+	return reason == ""
 }
 
 // keylessSigner is the signer a keyless verification counts as: the
@@ -294,6 +357,8 @@ func (t *tally) result(d name.Digest) ([]string, error) {
 		nv.Reason, nv.Refused = "signatures could not be read", t.refused
 	case t.signatures == 0:
 		nv.Reason = "no signatures found"
+	case t.attestReason != "":
+		nv.Reason, nv.Attestation = t.attestReason, true
 	case len(t.ok) == 0 && t.identity != "" && len(t.keys) > 0:
 		nv.Reason = "no valid signature from a trusted key or identity: " + t.identity
 	case len(t.ok) == 0 && t.identity != "":

@@ -35,11 +35,14 @@ var (
 	// errSignatureTooLarge is errTooLarge for a signature manifest or
 	// referrers index (Options.MaxSignatureManifestBytes).
 	errSignatureTooLarge = fmt.Errorf("signature data: %w", errTooLarge)
-	errDigestMismatch    = errors.New("manifest bytes do not match Docker-Content-Digest")
-	errTooManyHops       = errors.New("too many redirects")
-	errPlainHTTP         = errors.New("registry answered in plain HTTP; list it in insecureRegistries if that is intended")
-	errCredsWithheld     = errors.New("credentials withheld from a host the keychain does not give them to")
-	errRealmRefused      = errors.New("token realm on another host than the registry is not allowed")
+	// errAttestationTooLarge is errTooLarge for an attestation layer of a
+	// .att manifest (Options.MaxAttestationBytes).
+	errAttestationTooLarge = fmt.Errorf("attestation: %w", errTooLarge)
+	errDigestMismatch      = errors.New("manifest bytes do not match Docker-Content-Digest")
+	errTooManyHops         = errors.New("too many redirects")
+	errPlainHTTP           = errors.New("registry answered in plain HTTP; list it in insecureRegistries if that is intended")
+	errCredsWithheld       = errors.New("credentials withheld from a host the keychain does not give them to")
+	errRealmRefused        = errors.New("token realm on another host than the registry is not allowed")
 )
 
 // notTLS reports whether an HTTPS request reached a plain HTTP server.
@@ -64,6 +67,7 @@ func pullerBuilder(o Options, budget *byteBudget) func() (*remote.Puller, error)
 		insecure:    hostSet(o.InsecureRegistries),
 		maxManifest: o.MaxManifestBytes,
 		maxPayload:  o.MaxPayloadBytes,
+		maxAttest:   o.MaxAttestationBytes,
 		maxSig:      o.MaxSignatureManifestBytes,
 		budget:      budget,
 		obs:         o.Observer,
@@ -213,6 +217,7 @@ type registryTransport struct {
 	insecure    map[string]bool
 	maxManifest int64
 	maxPayload  int64
+	maxAttest   int64
 	maxSig      int64       // manifests and referrers read for signature layouts (signatureData)
 	budget      *byteBudget // nil: bodies are not accounted
 	obs         Observer
@@ -498,6 +503,8 @@ func tokenForm(req *http.Request) (url.Values, error) {
 func (t *registryTransport) limit(req *http.Request, op string, resp *http.Response) (*http.Response, error) {
 	max, tooLarge := t.maxManifest, errTooLarge
 	switch {
+	case op == "blob" && isAttestationData(req.Context()):
+		max, tooLarge = t.maxAttest, errAttestationTooLarge
 	case op == "blob":
 		max = t.maxPayload
 	case (op == "manifest" || op == "referrers") && isSignatureData(req.Context()):
@@ -571,6 +578,20 @@ func withSignatureData(ctx context.Context) context.Context {
 
 func isSignatureData(ctx context.Context) bool {
 	b, _ := ctx.Value(signatureDataKey{}).(bool)
+	return b
+}
+
+// attestationDataKey marks a context whose blob requests read
+// attestation layers: they are capped at MaxAttestationBytes instead of
+// MaxPayloadBytes.
+type attestationDataKey struct{}
+
+func withAttestationData(ctx context.Context) context.Context {
+	return context.WithValue(ctx, attestationDataKey{}, true)
+}
+
+func isAttestationData(ctx context.Context) bool {
+	b, _ := ctx.Value(attestationDataKey{}).(bool)
 	return b
 }
 

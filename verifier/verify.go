@@ -23,6 +23,14 @@ type Result struct {
 // tag). Every signature must name d itself (claim check); a signature over
 // another digest never counts.
 //
+// An authority requiring attestations counts only when, besides its
+// signature, each requirement is satisfied by an attestation in the
+// classic sha256-<hex>.att tag (read once, only then): signed by the
+// authority's key, of the predicate type the signed statement names,
+// about d, whose condition holds. Keyless authorities requiring
+// attestations do not verify yet. A failure is a *NotVerifiedError with
+// Attestation set.
+//
 // Definite answers are cached under (canonical repository, digest,
 // set.Fingerprint()); concurrent calls for one key share one verification,
 // which runs on its own deadline (Options.Timeout) so that one impatient
@@ -161,6 +169,10 @@ func (v *Verifier) verify(ctx context.Context, d name.Digest, set AuthoritySet) 
 	t, err := newTally(set)
 	if err != nil {
 		return nil, &NotVerifiedError{Digest: d, Reason: err.Error()}
+	}
+	if set.Attested() {
+		att := v.newAttestations(ctx, d, rd, h)
+		t.checkAttest = func(id string, a *attested) (string, bool) { return att.check(t, id, a) }
 	}
 	layouts := []func(context.Context, name.Digest, v1.Hash, *tally){v.verifyClassic, v.verifyBundles}
 	repo := d.Context().Name()

@@ -7,6 +7,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"maps"
 	"os"
 	"path/filepath"
@@ -206,5 +207,72 @@ func (r *Registry) AttachBundle(t testing.TB, d name.Digest, bundleJSON []byte) 
 	t.Helper()
 	if err := ociremote.WriteAttestationNewBundleFormat(d, bundleJSON, types.CosignSignPredicateType, r.ociOptions()); err != nil {
 		t.Fatalf("registrytest: attach bundle to %s: %v", d, err)
+	}
+}
+
+// Attestation is what Attest writes: an in-toto statement about Subject
+// (default: the attested digest) of PredicateType with Predicate
+// (marshalled as JSON), DSSE-signed.
+type Attestation struct {
+	PredicateType string
+	Predicate     any
+	Subject       name.Digest // zero: the digest attested
+	// AnnotatedType is the layer's predicateType annotation, which is
+	// not signed; "" means PredicateType, as cosign writes it.
+	AnnotatedType string
+	// Pad adds a field of this many bytes to the statement (an oversized
+	// attestation).
+	Pad int
+}
+
+// Attest stores an attestation next to d the way `cosign attest --key
+// --tlog-upload=false` does: a DSSE envelope (payload type
+// application/vnd.in-toto+json) signed with s, appended as a layer of
+// media type application/vnd.dsse.envelope.v1+json with a predicateType
+// annotation to d's sha256-<hex>.att image. Attestations accumulate.
+func (r *Registry) Attest(t testing.TB, s *Signer, d name.Digest, a Attestation) {
+	t.Helper()
+	subject := a.Subject
+	if subject.DigestStr() == "" {
+		subject = d
+	}
+	alg, hexDigest, _ := strings.Cut(subject.DigestStr(), ":")
+	st := map[string]any{
+		"_type":         "https://in-toto.io/Statement/v0.1",
+		"predicateType": a.PredicateType,
+		"subject":       []any{map[string]any{"name": subject.Context().Name(), "digest": map[string]string{alg: hexDigest}}},
+		"predicate":     a.Predicate,
+	}
+	if a.Pad > 0 {
+		st["pad"] = strings.Repeat("x", a.Pad)
+	}
+	payload, err := json.Marshal(st)
+	if err != nil {
+		t.Fatalf("registrytest: attest %s: %v", d, err)
+	}
+	envelope, err := dsse.WrapSigner(s.sv, types.IntotoPayloadType).SignMessage(bytes.NewReader(payload))
+	if err != nil {
+		t.Fatalf("registrytest: attest %s: %v", d, err)
+	}
+	annotated := a.AnnotatedType
+	if annotated == "" {
+		annotated = a.PredicateType
+	}
+	att, err := static.NewAttestation(envelope,
+		static.WithLayerMediaType(types.DssePayloadType),
+		static.WithAnnotations(map[string]string{"predicateType": annotated}))
+	if err != nil {
+		t.Fatalf("registrytest: attest %s: %v", d, err)
+	}
+	se, err := ociremote.SignedEntity(d, r.ociOptions())
+	if err != nil {
+		t.Fatalf("registrytest: attest %s: %v", d, err)
+	}
+	se, err = mutate.AttachAttestationToEntity(se, att)
+	if err != nil {
+		t.Fatalf("registrytest: attest %s: %v", d, err)
+	}
+	if err := ociremote.WriteAttestations(d.Repository, se, r.ociOptions()); err != nil {
+		t.Fatalf("registrytest: attest %s: %v", d, err)
 	}
 }

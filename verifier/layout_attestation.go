@@ -1,0 +1,305 @@
+package verifier
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/sigstore/cosign/v2/pkg/oci"
+	"github.com/sigstore/cosign/v2/pkg/types"
+	"github.com/sigstore/sigstore/pkg/signature"
+	"github.com/sigstore/sigstore/pkg/signature/dsse"
+
+	"github.com/signgate/signgate/internal/attestation"
+)
+
+// attestations reads the classic sha256-<hex>.att tag (what `cosign
+// attest` writes: an image whose layers are DSSE envelopes of in-toto
+// statements) for one verification, lazily: the manifest is read at most
+// once, the first time an authority requiring attestations verifies a
+// signature, and not at all when none does. Each layer blob is read when
+// an authority's requirements are checked, under
+// Options.MaxAttestationBytes; it is not kept (an SBOM may be MiBs), so
+// two authorities requiring attestations read the blobs they need each.
+// Conditions share one cost budget (attestation.PerReviewCost) per
+// verification. Not safe for concurrent use (the tally is not either).
+type attestations struct {
+	v      *Verifier
+	ctx    context.Context
+	d      name.Digest // as the registry is asked (remoteDigest)
+	h      v1.Hash
+	repo   string // canonical repository, as conditions see it
+	now    time.Time
+	budget *attestation.Budget
+
+	read   bool
+	ok     bool // the manifest was read (or there is none)
+	tag    name.Tag
+	opts   []remote.Option
+	layers []v1.Descriptor
+}
+
+func (v *Verifier) newAttestations(ctx context.Context, canonical, d name.Digest, h v1.Hash) *attestations {
+	return &attestations{
+		v: v, ctx: ctx, d: d, h: h,
+		repo:   canonical.Context().Name(),
+		now:    time.Now(),
+		budget: attestation.NewBudget(attestation.PerReviewCost),
+	}
+}
+
+// load reads the .att manifest once; ok is false when it could not be
+// read (recorded in t: a transient failure makes the verification
+// undecided, an oversized manifest is the Reason).
+func (a *attestations) load(t *tally) bool {
+	if a.read {
+		return a.ok
+	}
+	a.read = true
+	a.tag = a.d.Context().Tag(strings.Replace(a.d.DigestStr(), ":", "-", 1) + ".att")
+	what := "attestation tag " + a.tag.TagStr()
+	ctx := withAttestationData(withSignatureData(a.ctx))
+	a.opts = a.v.remoteOptions(ctx, a.tag.Context())
+	desc, err := remote.Get(a.tag, a.opts...)
+	if te := (*transport.Error)(nil); errors.As(err, &te) && te.StatusCode == http.StatusNotFound {
+		a.ok = true // no attestations
+		return true
+	}
+	if err != nil {
+		t.failSignatureData(what, "attestation manifest for "+a.tag.TagStr(), a.v.opts.MaxSignatureManifestBytes, err)
+		return false
+	}
+	if desc.MediaType.IsIndex() || desc.MediaType.IsSchema1() {
+		t.fail(what, errors.New("not an attestation image manifest"))
+		return false
+	}
+	layers, total, err := decodeDescriptors(desc.Manifest, "layers", a.v.opts.MaxSignatures, nil)
+	if err != nil {
+		t.fail(what, fmt.Errorf("read manifest: %w", err))
+		return false
+	}
+	if total > maxClassicLayers {
+		t.fail(what, oci.NewMaxLayersExceeded(int64(total), maxClassicLayers))
+		return false
+	}
+	if total > len(layers) {
+		t.reject(what, fmt.Errorf("%d attestations beyond the first %d were ignored", total-len(layers), len(layers)))
+	}
+	a.layers, a.ok = layers, true
+	return true
+}
+
+// blob reads one layer's envelope under Options.MaxAttestationBytes.
+func (a *attestations) blob(h v1.Hash) ([]byte, error) {
+	layer, err := remote.Layer(a.tag.Context().Digest(h.String()), a.opts...)
+	if err != nil {
+		return nil, err
+	}
+	r, err := layer.Compressed()
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	return io.ReadAll(r)
+}
+
+// statement is what is read of a signed in-toto statement. The predicate
+// type is the signed one: a layer's predicateType annotation is not
+// signed and never read.
+type statement struct {
+	Type          string            `json:"_type"`
+	PredicateType string            `json:"predicateType"`
+	Subject       []json.RawMessage `json:"subject"`
+	Predicate     json.RawMessage   `json:"predicate"`
+}
+
+// failure is why a requirement is not satisfied, ranked: the most telling
+// kept.
+type failure struct {
+	rank int
+	text string
+}
+
+const (
+	failNone     = iota // no attestation of the type signed by the authority
+	failSubject         // ... only about another image
+	failEvaluate        // ... whose condition was false or failed
+)
+
+// check checks authority id's requirements against the .att tag: each
+// must be satisfied by an attestation of its predicate type signed by the
+// authority (DSSE over the in-toto payload, verified with the
+// authority's key), whose subject names the image and for which the
+// condition holds. reason is "" when all are, else why the first listed
+// one is not; ok is false when the attestations could not be read
+// (recorded in t).
+func (a *attestations) check(t *tally, id string, at *attested) (reason string, ok bool) {
+	prefix := func(r *attestation.Requirement) string {
+		return fmt.Sprintf("attestation %s (%s) of authority %s: ", r.Name, r.PredicateType, at.name)
+	}
+	if at.verifiers == nil { // keyless: not in this layout yet
+		return prefix(at.reqs[0]) + "attestations of keyless authorities are not supported yet", true
+	}
+	if !a.load(t) {
+		return "", false
+	}
+	satisfied := make([]bool, len(at.reqs))
+	failed := make([]failure, len(at.reqs))
+	left := len(at.reqs)
+	unread := 0
+	for i, l := range a.layers {
+		if left == 0 {
+			break
+		}
+		what := fmt.Sprintf("attestation %d in %s", i, a.tag.TagStr())
+		if l.MediaType != types.DssePayloadType {
+			t.reject(what, fmt.Errorf("media type %q is not a DSSE envelope", l.MediaType))
+			continue
+		}
+		env, err := a.blob(l.Digest)
+		if err != nil {
+			if IsUndecided(classify("verify", "", err)) {
+				t.fail(what, err)
+				return "", false
+			}
+			unread++
+			t.reject(what, err)
+			continue
+		}
+		payload, err := verifyEnvelope(env, at.verifiers)
+		if err != nil {
+			t.reject(what, err)
+			continue
+		}
+		var st statement
+		if err := json.Unmarshal(payload, &st); err != nil {
+			t.reject(what, fmt.Errorf("signed payload is not an in-toto statement: %w", err))
+			continue
+		}
+		if !strings.HasPrefix(st.Type, "https://in-toto.io/Statement/") {
+			t.reject(what, fmt.Errorf("signed payload is not an in-toto statement (_type %q)", capText(st.Type)))
+			continue
+		}
+		wanted := false
+		for j, r := range at.reqs {
+			wanted = wanted || !satisfied[j] && r.PredicateType == st.PredicateType
+		}
+		if !wanted {
+			continue
+		}
+		in, err := a.input(st)
+		if err != nil {
+			t.reject(what, err)
+			for j, r := range at.reqs {
+				if r.PredicateType == st.PredicateType && failed[j].rank < failSubject {
+					failed[j] = failure{failSubject, err.Error()}
+				}
+			}
+			continue
+		}
+		for j, r := range at.reqs {
+			if satisfied[j] || r.PredicateType != st.PredicateType {
+				continue
+			}
+			holds, msg, err := r.Eval(a.ctx, *in, a.budget)
+			if err != nil && a.ctx.Err() != nil { // the deadline, not the attestation
+				t.fail(what, context.Cause(a.ctx))
+				return "", false
+			}
+			switch {
+			case holds:
+				satisfied[j] = true
+				left--
+				continue
+			case errors.Is(err, attestation.ErrCost):
+				msg = "cost limit exceeded"
+			case err != nil:
+				msg = "condition error: " + capText(strings.TrimPrefix(err.Error(), "condition: "))
+			case msg != "":
+				msg = "condition false: " + capText(msg)
+			default:
+				msg = "condition false"
+			}
+			t.reject(what, fmt.Errorf("%s: %s", r.Name, msg))
+			if failed[j].rank < failEvaluate {
+				failed[j] = failure{failEvaluate, msg}
+			}
+		}
+	}
+	for j, r := range at.reqs {
+		if satisfied[j] {
+			continue
+		}
+		text := failed[j].text
+		if failed[j].rank == failNone {
+			text = "no attestation of this type signed by the authority"
+			if unread > 0 {
+				text += fmt.Sprintf(" (%d attestations could not be read)", unread)
+			}
+		}
+		return prefix(r) + text, true
+	}
+	return "", true
+}
+
+// input decodes what a condition sees of a statement, after the claim
+// check: a subject must name the image's digest.
+func (a *attestations) input(st statement) (*attestation.Input, error) {
+	subjects := make([]any, 0, len(st.Subject))
+	about := false
+	for _, raw := range st.Subject {
+		var s struct {
+			Digest map[string]string `json:"digest"`
+		}
+		if json.Unmarshal(raw, &s) == nil && s.Digest["sha256"] == a.h.Hex && a.h.Algorithm == "sha256" {
+			about = true
+		}
+		var v any
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return nil, fmt.Errorf("subject: %w", err)
+		}
+		subjects = append(subjects, v)
+	}
+	if !about {
+		return nil, errors.New("an attestation of this type signed by the authority is about another image")
+	}
+	var pred any
+	if len(st.Predicate) > 0 {
+		if err := json.Unmarshal(st.Predicate, &pred); err != nil {
+			return nil, fmt.Errorf("predicate: %w", err)
+		}
+	}
+	return &attestation.Input{
+		Predicate:     pred,
+		PredicateType: st.PredicateType,
+		Subject:       subjects,
+		Repository:    a.repo,
+		Digest:        a.h.String(),
+		Now:           a.now,
+	}, nil
+}
+
+// verifyEnvelope verifies a DSSE envelope of an in-toto payload with one
+// of an authority's verifiers (sigstore's DSSE wrapper: the signature is
+// over PAE(payloadType, payload)) and returns the payload it signed.
+func verifyEnvelope(env []byte, verifiers []signature.Verifier) ([]byte, error) {
+	err := errNoVerifier
+	for _, sv := range verifiers {
+		var payload []byte
+		dv := dsse.WrapVerifier(sv, dsse.WithExpectedPayloadType(types.IntotoPayloadType), dsse.WithDecodedPayload(&payload))
+		if err = dv.VerifySignature(bytes.NewReader(env), nil); err == nil {
+			return payload, nil
+		}
+	}
+	return nil, fmt.Errorf("not signed by the authority: %w", err)
+}
