@@ -4,12 +4,14 @@ import (
 	"crypto"
 	"fmt"
 	"slices"
+	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/sigstore/sigstore-go/pkg/root"
 
+	"github.com/signgate/signgate/internal/attestation"
 	"github.com/signgate/signgate/internal/authority"
 	"github.com/signgate/signgate/policy/v1alpha1"
 )
@@ -201,6 +203,8 @@ func (c *compiler) compileVerdict(o *policyObject, req *Requirement, st *compile
 			problems = append(problems, fmt.Sprintf("authorities[%d]: duplicate name %q", i, a.Name))
 		}
 		seen[a.Name] = true
+		reqs, aproblems := compileAttestations(a)
+		problems = append(problems, aproblems...)
 		switch {
 		case a.Key != nil && a.Keyless != nil:
 			problems = append(problems, fmt.Sprintf("authority %q: exactly one of key or keyless is required, both are set", a.Name))
@@ -210,14 +214,14 @@ func (c *compiler) compileVerdict(o *policyObject, req *Requirement, st *compile
 				problems = append(problems, fmt.Sprintf("authority %q: %v", a.Name, err))
 				continue
 			}
-			as = append(as, authority.Authority{Name: a.Name, Keyless: k})
+			as = append(as, authority.Authority{Name: a.Name, Keyless: k, Attestations: reqs})
 		case a.Key != nil:
 			key, err := c.key(o, *a.Key, st.keys)
 			if err != nil {
 				problems = append(problems, fmt.Sprintf("authority %q: %v", a.Name, err))
 				continue
 			}
-			as = append(as, authority.Authority{Name: a.Name, Key: key})
+			as = append(as, authority.Authority{Name: a.Name, Key: key, Attestations: reqs})
 		default:
 			problems = append(problems, fmt.Sprintf("authority %q: exactly one of key or keyless is required, neither is set", a.Name))
 		}
@@ -231,6 +235,62 @@ func (c *compiler) compileVerdict(o *policyObject, req *Requirement, st *compile
 	}
 	req.Authorities = set
 	return problems
+}
+
+// compileAttestations compiles an authority's attestation requirements.
+// Each problem names the authority, the attestation (by index and name)
+// and, for an expression that does not compile, which one and where:
+// `authority "ci": attestations[0] (provenance): condition: ERROR: <input>:1:12: ...`.
+func compileAttestations(a v1alpha1.Authority) ([]*attestation.Requirement, []string) {
+	var reqs []*attestation.Requirement
+	var problems []string
+	seen := make(map[string]bool, len(a.Attestations))
+	for i, at := range a.Attestations {
+		where := fmt.Sprintf("authority %q: attestations[%d]", a.Name, i)
+		if at.Name == "" {
+			problems = append(problems, where+": name is required")
+			continue
+		}
+		where += " (" + at.Name + ")"
+		if seen[at.Name] {
+			problems = append(problems, fmt.Sprintf("%s: duplicate name %q", where, at.Name))
+			continue
+		}
+		seen[at.Name] = true
+		r, err := attestation.Compile(at.Name, at.PredicateType, at.Condition, at.Message)
+		if err != nil {
+			// Compile's errors start with "attestation NAME: ", which where
+			// already says.
+			msg := strings.TrimPrefix(err.Error(), "attestation "+at.Name+": ")
+			problems = append(problems, where+": "+oneLineCEL(msg))
+			continue
+		}
+		reqs = append(reqs, r)
+	}
+	return reqs, problems
+}
+
+// oneLineCEL puts CEL's compile errors on one line, as the other problems
+// of a policy (joined by "; " in status and denials): each error's source
+// line display (" | expr" and " | ....^") becomes ` in "expr"`, the
+// position being in the error already.
+func oneLineCEL(msg string) string {
+	var out []string
+	for l := range strings.Lines(msg) {
+		l = strings.TrimRight(l, "\n")
+		src, isSrc := strings.CutPrefix(l, " | ")
+		switch {
+		case !isSrc || len(out) == 0:
+			out = append(out, l)
+		case strings.Trim(src, ".^ ") == "": // the caret line
+		default:
+			if r := []rune(src); len(r) > 120 {
+				src = string(r[:120]) + "..."
+			}
+			out[len(out)-1] += fmt.Sprintf(" in %q", src)
+		}
+	}
+	return strings.Join(out, "; ")
 }
 
 // key returns the parsed public key of an authority, from the cache when

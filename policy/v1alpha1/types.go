@@ -102,6 +102,48 @@ type Authority struct {
 	// identities, checked against a TrustRoot.
 	// +optional
 	Keyless *KeylessAuthority `json:"keyless,omitempty"`
+
+	// Attestations the authority must also have signed about the image:
+	// it counts only when its signature verifies and every one of them is
+	// satisfied.
+	// +optional
+	// +kubebuilder:validation:MaxItems=20
+	// +listType=map
+	// +listMapKey=name
+	Attestations []Attestation `json:"attestations,omitempty"`
+}
+
+// Attestation requires an in-toto attestation of a predicate type, signed
+// by the authority, whose subject names the image and for which Condition
+// holds.
+type Attestation struct {
+	// Name identifies the attestation in messages; unique within the
+	// authority.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	Name string `json:"name"`
+
+	// PredicateType is the predicate type URI (e.g.
+	// https://slsa.dev/provenance/v1) or one of cosign's short names
+	// (custom, slsaprovenance, slsaprovenance02, slsaprovenance1, spdx,
+	// spdxjson, cyclonedx, link, vuln, openvex).
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=1024
+	PredicateType string `json:"predicateType"`
+
+	// Condition is a CEL expression that must be true of the attestation
+	// (variables predicate, predicateType, subject, image.repository,
+	// image.digest, now). Without one, an attestation of the type is
+	// enough.
+	// +optional
+	// +kubebuilder:validation:MaxLength=4096
+	Condition string `json:"condition,omitempty"`
+
+	// Message is a CEL string expression evaluated when Condition is
+	// false, reported in the denial. Needs a condition.
+	// +optional
+	// +kubebuilder:validation:MaxLength=4096
+	Message string `json:"message,omitempty"`
 }
 
 // KeylessAuthority trusts signatures whose certificate a Fulcio CA of a
