@@ -111,6 +111,10 @@ const (
 	// CodeNotVerified: no valid signature of the policy's authorities
 	// (validate, by the policy's mode).
 	CodeNotVerified Code = "not-verified"
+	// CodeAttestation: the image is signed, but an attestation an
+	// authority requires is missing, about another image, or its
+	// condition is false or fails (validate, by the policy's mode).
+	CodeAttestation Code = "attestation-not-satisfied"
 	// CodeRegistryAccessDenied: the registry refused signgate's
 	// credentials while verifying (validate, by the policy's mode).
 	CodeRegistryAccessDenied Code = "registry-access-denied"
@@ -146,7 +150,7 @@ const (
 var Codes = []Code{
 	CodeOperationNotReviewed, CodeObjectInvalid, CodeNamespaceMissing, CodeNamespaceLookup,
 	CodeImageEmpty, CodeImageInvalid, CodeImageUnpinned, CodeImageUnmatched, CodePinFailed,
-	CodePolicyInvalid, CodeStaticFail, CodeNotEnoughSignatures, CodeNotVerified,
+	CodePolicyInvalid, CodeStaticFail, CodeNotEnoughSignatures, CodeNotVerified, CodeAttestation,
 	CodeRegistryAccessDenied, CodeRegistryUndecided, CodeRegistryError, CodeRegistryRefused,
 	CodePodSecurityLevels, CodePodSecurity, CodeHardening,
 	CodeOfflineNotPinned, CodeOfflineNotVerified,

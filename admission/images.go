@@ -235,6 +235,11 @@ func (e *evaluation) judge(c imageCheck, r checked) {
 	case errors.As(r.err, &notVerified) && notVerified.Refused != nil:
 		e.f.add(c.req.Mode, auditImagePolicy, e.about(CodeRegistryRefused, path, c.field.Image, c.req, fmt.Sprintf("%s %q: cannot verify against %s: %s",
 			path, c.field.Image, c.req.Policy, registryProblem(c.ref.Context().RegistryStr(), r.err, e.gate.remedies))))
+	case errors.As(r.err, &notVerified) && notVerified.Attestation:
+		// Signed, but an attestation the authority requires is missing or
+		// its condition does not hold: the reason names which and why.
+		e.f.add(c.req.Mode, auditImagePolicy, e.about(CodeAttestation, path, c.field.Image, c.req, fmt.Sprintf("%s %q: %s; required by %s (need %d of: %s)",
+			path, c.field.Image, notVerified.Reason, c.req.Policy, threshold, authorityNames(c.req))))
 	case errors.As(r.err, &notVerified):
 		e.f.add(c.req.Mode, auditImagePolicy, e.about(CodeNotVerified, path, c.field.Image, c.req, fmt.Sprintf("%s %q: %s for %s (need %d of: %s); %s",
 			path, c.field.Image, notVerified.Reason, c.req.Policy, threshold, authorityNames(c.req), e.signAdvice())))
