@@ -99,6 +99,24 @@ func (c *Cosign) Sign(ctx context.Context, key KeyPair, d name.Digest, layout La
 	return nil
 }
 
+// Attest attaches an in-toto attestation, signed with key, of the
+// predicate in file predicate to d, in the classic layout (a layer of the
+// sha256-<hex>.att tag next to the image):
+//
+//	cosign attest --yes --key cosign.key --tlog-upload=false --allow-insecure-registry --type predicateType --predicate predicate d
+//
+// predicateType is a URI or one of cosign's short names (slsaprovenance1,
+// spdxjson, vuln, …). Attestations of one image must not be made
+// concurrently: each attest rewrites that image's .att tag.
+func (c *Cosign) Attest(ctx context.Context, key KeyPair, d name.Digest, predicateType, predicate string) error {
+	args := []string{"attest", "--yes", "--key", key.PrivateKey, "--tlog-upload=false", "--allow-insecure-registry",
+		"--type", predicateType, "--predicate", predicate, d.String()}
+	if _, err := c.run(ctx, "", args...); err != nil {
+		return fmt.Errorf("attest %s (%s) with %s: %w", d, predicateType, key.Name, err)
+	}
+	return nil
+}
+
 func (c *Cosign) run(ctx context.Context, dir string, args ...string) (string, error) {
 	if err := os.MkdirAll(c.home, 0o700); err != nil {
 		return "", err
