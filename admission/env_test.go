@@ -36,6 +36,10 @@ const (
 	configDefault       = "default"
 	configPinTemplates  = "pin-templates"  // pinning.workloadTemplates: true
 	configWorkloadsWarn = "workloads-warn" // podSecurity.workloads: warn
+	// configAttested: the ImagePolicies ci also require two attestations
+	// with CEL conditions (provenance from the company's builder, a
+	// recent scan), which the signed test images carry.
+	configAttested = "attested"
 )
 
 // testConfig lets the ImagePolicies below cover their images, so that
@@ -62,7 +66,22 @@ var configExtra = map[string]string{
 	configDefault:       "",
 	configPinTemplates:  "pinning: {workloadTemplates: true}\n",
 	configWorkloadsWarn: "podSecurity: {workloads: warn}\n",
+	configAttested:      "",
 }
+
+// attestedAuthority is the attestations block of the ci authorities with
+// configAttested.
+const attestedAuthority = `      attestations:
+        - name: provenance
+          predicateType: slsaprovenance1
+          condition: predicate.runDetails.builder.id.startsWith("https://github.com/acme/")
+          message: "'built by ' + predicate.runDetails.builder.id"
+        - name: scan
+          predicateType: vuln
+          condition: >-
+            now - timestamp(predicate.metadata.scanFinishedOn) < duration("168h") &&
+            !predicate.scanner.result.Results.exists(r, has(r.Vulnerabilities) && r.Vulnerabilities.exists(v, v.Severity == "CRITICAL"))
+`
 
 // policies are the trust policies and namespaces of every test:
 //   - team-a: enforce restricted, ImagePolicy ci (ci-key) on REG/team-a/**
@@ -107,7 +126,7 @@ spec:
       key:
         data: |
 {{$.CIKey}}
-{{end}}{{range $ns, $mode := .Modes}}---
+{{$.Attested}}{{end}}{{range $ns, $mode := .Modes}}---
 apiVersion: signgate.dev/v1alpha1
 kind: ClusterImagePolicy
 metadata: {name: ci-{{$mode}}}
@@ -162,6 +181,16 @@ func newEnv(t testing.TB, config string) *env {
 	tools := reg.PushImage(t, "team-a/tools", "v1")
 	reg.Sign(t, ci, tools, registrytest.Classic)
 
+	if config == configAttested {
+		for _, d := range []name.Digest{signed, bundle, tools} {
+			reg.Attest(t, ci, d, registrytest.Attestation{PredicateType: "https://slsa.dev/provenance/v1",
+				Predicate: map[string]any{"runDetails": map[string]any{"builder": map[string]any{"id": "https://github.com/acme/.github/workflows/build.yml"}}}})
+			reg.Attest(t, ci, d, registrytest.Attestation{PredicateType: "https://cosign.sigstore.dev/attestation/vuln/v1",
+				Predicate: map[string]any{"metadata": map[string]any{"scanFinishedOn": time.Now().UTC().Format(time.RFC3339)},
+					"scanner": map[string]any{"result": map[string]any{"Results": []any{map[string]any{"Target": "app", "Vulnerabilities": []any{map[string]any{"Severity": "HIGH"}}}}}}}})
+		}
+	}
+
 	dir := t.TempDir()
 	var buf bytes.Buffer
 	tmpl := template.Must(template.New("policies").Parse(policies))
@@ -169,6 +198,7 @@ func newEnv(t testing.TB, config string) *env {
 	if err := tmpl.Execute(&buf, map[string]any{
 		"Reg": reg.Host, "CIKey": indent,
 		"Enforced": []string{"prod", "team-a"},
+		"Attested": map[bool]string{true: attestedAuthority}[config == configAttested],
 		"Modes":    map[string]string{"team-warn": "warn", "team-audit": "audit"},
 	}); err != nil {
 		t.Fatal(err)
