@@ -301,24 +301,134 @@ func TestAttestationsReadOnce(t *testing.T) {
 	wantAttestationFailure(t, err, "could not be read")
 }
 
-// TestAttestationsKeylessNotSupported: a keyless authority requiring
-// attestations fails closed, saying why, until keyless attestations are
-// read.
-func TestAttestationsKeylessNotSupported(t *testing.T) {
-	vs := registrytest.NewSigstore(t)
-	reg := registrytest.New(t)
-	d := reg.PushImage(t, "team/app", "v1")
-	reg.SignKeyless(t, vs, d, ghWorkflow, ghIssuer)
-	a := keylessAuthority(t, "ci", vs, identity(t, ghIssuer, ghWorkflow, ""))
-	r, err := attestation.Compile("provenance", provenanceType, "", "")
-	if err != nil {
-		t.Fatal(err)
+// TestAttestationsKeyless: a keyless authority's attestations are read
+// from the classic .att layout as keyless `cosign attest` writes them
+// (DSSE envelope layers with certificate, chain, Rekor bundle and
+// timestamp annotations) and verified on the bundle core against its
+// TrustRoot, identities and extensions; the subject is checked by
+// sigstore-go against the image digest.
+func TestAttestationsKeyless(t *testing.T) {
+	t.Parallel()
+	vs, untrusted := registrytest.NewSigstore(t), registrytest.NewSigstore(t)
+	const otherWorkflow = "https://github.com/acme/app/.github/workflows/ci.yml@refs/heads/main"
+	good := registrytest.Attestation{PredicateType: provenanceType, Predicate: provenance(goodBuilder)}
+	const none = "no attestation of this type signed by the authority"
+	tests := []struct {
+		name      string
+		attest    func(t *testing.T, reg *registrytest.Registry, d, elsewhere name.Digest)
+		condition string
+		want      []string // nil = verified, else parts of the attestation Reason
+	}{
+		{
+			name: "satisfied (intoto 0.0.2 entry)",
+			attest: func(t *testing.T, reg *registrytest.Registry, d, _ name.Digest) {
+				reg.AttestKeyless(t, vs, d, ghWorkflow, ghIssuer, good)
+			},
+			condition: builderCond,
+		},
+		{
+			name: "satisfied (dsse 0.0.1 entry, SET only)",
+			attest: func(t *testing.T, reg *registrytest.Registry, d, _ name.Digest) {
+				reg.AttestKeyless(t, vs, d, ghWorkflow, ghIssuer, good, registrytest.ClassicDSSEEntry(), registrytest.ClassicNoTimestamp())
+			},
+			condition: builderCond,
+		},
+		{
+			name: "condition false with message",
+			attest: func(t *testing.T, reg *registrytest.Registry, d, _ name.Digest) {
+				reg.AttestKeyless(t, vs, d, ghWorkflow, ghIssuer, registrytest.Attestation{PredicateType: provenanceType, Predicate: provenance("https://github.com/evil/x")})
+			},
+			condition: builderCond,
+			want:      []string{"condition false: built by https://github.com/evil/x"},
+		},
+		{
+			name: "another identity's attestation does not count",
+			attest: func(t *testing.T, reg *registrytest.Registry, d, _ name.Digest) {
+				reg.AttestKeyless(t, vs, d, otherWorkflow, ghIssuer, good)
+			},
+			condition: builderCond,
+			want:      []string{none, `certificate subject "` + otherWorkflow + `"`, "matches none of"},
+		},
+		{
+			name: "attestation about another image",
+			attest: func(t *testing.T, reg *registrytest.Registry, d, elsewhere name.Digest) {
+				a := good
+				a.Subject = elsewhere
+				reg.AttestKeyless(t, vs, d, ghWorkflow, ghIssuer, a)
+			},
+			condition: builderCond,
+			want:      []string{none, "an attestation certified by TrustRoot corp is about another image"},
+		},
+		{
+			name: "untrusted CA",
+			attest: func(t *testing.T, reg *registrytest.Registry, d, _ name.Digest) {
+				reg.AttestKeyless(t, untrusted, d, ghWorkflow, ghIssuer, good)
+			},
+			condition: builderCond,
+			want:      []string{none, "certificate not issued by a Fulcio CA of TrustRoot corp"},
+		},
+		{
+			name: "public key as certificate",
+			attest: func(t *testing.T, reg *registrytest.Registry, d, _ name.Digest) {
+				reg.AttestKeyless(t, vs, d, ghWorkflow, ghIssuer, good, registrytest.ClassicCertificatePEM(registrytest.NewSigner(t).PublicPEM))
+			},
+			condition: builderCond,
+			want:      []string{none, "the classic attestation's certificate annotation holds a public key, not a certificate"},
+		},
+		{
+			name: "no log entry",
+			attest: func(t *testing.T, reg *registrytest.Registry, d, _ name.Digest) {
+				reg.AttestKeyless(t, vs, d, ghWorkflow, ghIssuer, good, registrytest.ClassicNoRekorBundle())
+			},
+			condition: builderCond,
+			want:      []string{none, "no transparency log entry verified against TrustRoot corp"},
+		},
+		{
+			name: "key-signed attestation",
+			attest: func(t *testing.T, reg *registrytest.Registry, d, _ name.Digest) {
+				reg.Attest(t, registrytest.NewSigner(t), d, good)
+			},
+			condition: builderCond,
+			want:      []string{none},
+		},
+		{
+			name: "the right identity's among others",
+			attest: func(t *testing.T, reg *registrytest.Registry, d, _ name.Digest) {
+				reg.AttestKeyless(t, untrusted, d, ghWorkflow, ghIssuer, good)
+				reg.AttestKeyless(t, vs, d, otherWorkflow, ghIssuer, good)
+				reg.AttestKeyless(t, vs, d, ghWorkflow, ghIssuer, good)
+			},
+			condition: builderCond,
+		},
 	}
-	v := newVerifier(t, reg, verifier.Options{})
-	if _, err := v.Verify(context.Background(), d, newSet(t, 1, a)); err != nil {
-		t.Fatalf("Verify without attestations: %v", err)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			reg := registrytest.New(t)
+			d := reg.PushImage(t, "team/app", "v1")
+			elsewhere := reg.PushImage(t, "team/other", "v1")
+			reg.SignKeylessClassic(t, vs, d, ghWorkflow, ghIssuer)
+			tc.attest(t, reg, d, elsewhere)
+			r, err := attestation.Compile("provenance", provenanceType, tc.condition, builderMsg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := keylessAuthority(t, "ci", vs, identity(t, ghIssuer, ghWorkflow, ""))
+			a.Attestations = []*attestation.Requirement{r}
+			v := newVerifier(t, reg, verifier.Options{})
+			res, err := v.Verify(t.Context(), d, newSet(t, 1, a))
+			if tc.want == nil {
+				if err != nil {
+					t.Fatalf("Verify: %v", err)
+				}
+				if len(res.Verified) != 1 || res.Verified[0] != "ci" {
+					t.Errorf("Verified = %v, want [ci]", res.Verified)
+				}
+				return
+			}
+			for _, w := range tc.want {
+				wantAttestationFailure(t, err, w)
+			}
+		})
 	}
-	a.Attestations = []*attestation.Requirement{r}
-	_, err = v.Verify(context.Background(), d, newSet(t, 1, a))
-	wantAttestationFailure(t, err, "attestations of keyless authorities are not supported yet")
 }

@@ -3,6 +3,7 @@ package verifier
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,10 +18,13 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/sigstore/cosign/v2/pkg/oci"
 	"github.com/sigstore/cosign/v2/pkg/types"
+	"github.com/sigstore/sigstore-go/pkg/fulcio/certificate"
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/sigstore/sigstore/pkg/signature/dsse"
 
 	"github.com/signgate/signgate/internal/attestation"
+	"github.com/signgate/signgate/internal/authority"
+	"github.com/signgate/signgate/verifier/bundle"
 )
 
 // attestations reads the classic sha256-<hex>.att tag (what `cosign
@@ -139,7 +143,9 @@ const (
 // check checks authority id's requirements against the .att tag: each
 // must be satisfied by an attestation of its predicate type signed by the
 // authority (DSSE over the in-toto payload, verified with the
-// authority's key), whose subject names the image and for which the
+// authority's key or, for a keyless authority, by verifyKeylessEnvelope
+// against its TrustRoot and identities), whose subject names the image
+// and for which the
 // condition holds. reason is "" when all are, else why the first listed
 // one is not; ok is false when the attestations could not be read
 // (recorded in t).
@@ -147,8 +153,23 @@ func (a *attestations) check(t *tally, id string, at *attested) (reason string, 
 	prefix := func(r *attestation.Requirement) string {
 		return fmt.Sprintf("attestation %s (%s) of authority %s: ", r.Name, r.PredicateType, at.name)
 	}
-	if at.verifiers == nil { // keyless: not in this layout yet
-		return prefix(at.reqs[0]) + "attestations of keyless authorities are not supported yet", true
+	open := func(_ map[string]string, env []byte) ([]byte, error) { return verifyEnvelope(env, at.verifiers) }
+	var keyless failure // why the most telling keyless attestation did not verify (ranked as keylessFailed ranks)
+	if at.keyless != nil {
+		digest, err := hex.DecodeString(a.h.Hex)
+		if err != nil || a.h.Algorithm != "sha256" {
+			return prefix(at.reqs[0]) + fmt.Sprintf("digest algorithm %q not supported for keyless attestations", a.h.Algorithm), true
+		}
+		open = func(ann map[string]string, env []byte) ([]byte, error) {
+			payload, err := verifyKeylessEnvelope(at.keyless, env, ann, digest)
+			if err != nil && !errors.Is(err, errKeySigned) {
+				rank, reason := keylessAttestationReason(at.keyless, err)
+				if rank > keyless.rank {
+					keyless = failure{rank, reason}
+				}
+			}
+			return payload, err
+		}
 	}
 	if !a.load(t) {
 		return "", false
@@ -176,7 +197,7 @@ func (a *attestations) check(t *tally, id string, at *attested) (reason string, 
 			t.reject(what, err)
 			continue
 		}
-		payload, err := verifyEnvelope(env, at.verifiers)
+		payload, err := open(l.Annotations, env)
 		if err != nil {
 			t.reject(what, err)
 			continue
@@ -246,6 +267,9 @@ func (a *attestations) check(t *tally, id string, at *attested) (reason string, 
 			if unread > 0 {
 				text += fmt.Sprintf(" (%d attestations could not be read)", unread)
 			}
+			if keyless.text != "" {
+				text += " (one that did not verify: " + keyless.text + ")"
+			}
 		}
 		return prefix(r) + text, true
 	}
@@ -302,4 +326,53 @@ func verifyEnvelope(env []byte, verifiers []signature.Verifier) ([]byte, error) 
 		}
 	}
 	return nil, fmt.Errorf("not signed by the authority: %w", err)
+}
+
+// verifyKeylessEnvelope verifies a classic keyless attestation (a DSSE
+// envelope layer with cosign's certificate, chain, Rekor bundle and
+// timestamp annotations) for a keyless authority on the bundle core, as
+// a classic keyless signature is: made a v0.1 bundle
+// (classicAttestationEntity) and verified against the authority's
+// TrustRoot, its identities and extensions matched on the verified
+// certificate. sigstore-go checks the in-toto statement's subject
+// against digest (the image's SHA-256): an attestation about another
+// image does not verify. It returns the signed payload.
+func verifyKeylessEnvelope(k *authority.Keyless, env []byte, ann map[string]string, digest []byte) ([]byte, error) {
+	entity, err := classicAttestationEntity(env, ann)
+	if err != nil {
+		return nil, forKind(kindAttestation, err)
+	}
+	pe := entity.GetDsseEnvelope()
+	if pe.GetPayloadType() != types.IntotoPayloadType {
+		return nil, fmt.Errorf("envelope payload type %q is not in-toto", capText(pe.GetPayloadType()))
+	}
+	_, err = bundle.Verify(entity, bundle.Artifact{SHA256: digest}, k.TrustRoot.Material, bundle.Policy{
+		Match: func(subject, issuer string, ext certificate.Extensions) error {
+			return matchKeyless(k, subject, issuer, ext)
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("keyless (trust root %s): %w", k.TrustRoot.Name, err)
+	}
+	return pe.GetPayload(), nil
+}
+
+// keylessAttestationReason says, for a Reason, why a keyless attestation
+// did not verify: keylessReason's words, or the classic layer's.
+func keylessAttestationReason(k *authority.Keyless, err error) (int, string) {
+	var ce *classicError
+	if errors.As(err, &ce) {
+		return ce.rank, ce.what(kindAttestation)
+	}
+	var me *bundle.MatchError
+	if errors.Is(err, bundle.ErrNotVerified) && !errors.As(err, &me) && !errors.Is(err, bundle.ErrUntrustedCertificate) &&
+		!errors.Is(err, bundle.ErrTransparencyLog) && !errors.Is(err, bundle.ErrTimestamp) {
+		// sigstore-go checks the subject after the chain, the log entry
+		// and the envelope's signature, before the identity.
+		if msg := err.Error(); strings.Contains(msg, "artifact digest") && strings.Contains(msg, "in statement") {
+			return rankOther, "an attestation certified by TrustRoot " + k.TrustRoot.Name + " is about another image"
+		}
+		return rankOther, "an attestation did not verify against TrustRoot " + k.TrustRoot.Name
+	}
+	return keylessReason(k, err)
 }

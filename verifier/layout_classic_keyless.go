@@ -10,6 +10,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/sigstore/cosign/v2/pkg/cosign"
@@ -17,6 +18,7 @@ import (
 	"github.com/sigstore/cosign/v2/pkg/oci"
 	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
 	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
+	protodsse "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
 	rekorv1 "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
 	sgbundle "github.com/sigstore/sigstore-go/pkg/bundle"
 
@@ -36,22 +38,50 @@ const (
 // annotation (cosign's UnmarshalCertificatesFromPEMLimited uses 10 too).
 const maxChainCertificates = 10
 
-// classicError is why a classic signature layer could not be made into
-// a signed entity: reason is short and safe to show (no annotation text).
+// classicError is why a classic keyless layer (a signature or an
+// attestation) could not be made into a signed entity: reason is short
+// and safe to show (no annotation text); "{kind}" in it names the layer
+// (what).
 type classicError struct {
 	rank   int
 	reason string
+	kind   string // "" is kindSignature
 }
 
-func (e *classicError) Error() string { return e.reason }
+func (e *classicError) Error() string {
+	if e.kind == "" {
+		return e.what(kindSignature)
+	}
+	return e.what(e.kind)
+}
+
+// forKind words err, which may wrap a *classicError, for a layer of this kind.
+func forKind(kind string, err error) error {
+	var ce *classicError
+	if !errors.As(err, &ce) {
+		return err
+	}
+	c := *ce
+	c.kind = kind
+	return fmt.Errorf("%w%s", &c, strings.TrimPrefix(err.Error(), ce.Error()))
+}
+
+// what is the reason for a layer of this kind.
+func (e *classicError) what(kind string) string { return strings.ReplaceAll(e.reason, "{kind}", kind) }
+
+// The kinds of classic keyless layer, as reasons name them.
+const (
+	kindSignature   = "signature"
+	kindAttestation = "attestation"
+)
 
 func malformed(reason string) error {
-	return &classicError{rank: rankOther, reason: "malformed classic keyless signature: " + reason}
+	return &classicError{rank: rankOther, reason: "malformed classic keyless {kind}: " + reason}
 }
 
 var (
-	errCertIsPublicKey = &classicError{rank: rankUntrusted, reason: "the classic signature's certificate annotation holds a public key, not a certificate"}
-	errNoSigningTime   = &classicError{rank: rankUnlogged, reason: "the classic signature carries no signing time (neither a Rekor bundle nor an RFC 3161 timestamp annotation)"}
+	errCertIsPublicKey = &classicError{rank: rankUntrusted, reason: "the classic {kind}'s certificate annotation holds a public key, not a certificate"}
+	errNoSigningTime   = &classicError{rank: rankUnlogged, reason: "the classic {kind} carries no signing time (neither a Rekor bundle nor an RFC 3161 timestamp annotation)"}
 )
 
 // checkKeylessClassic tries a classic signature (s, read by keySignature)
@@ -87,7 +117,7 @@ func checkKeylessClassic(what string, s oci.Signature, h v1.Hash, t *tally) bool
 		if len(t.pendingKeyless()) > 0 {
 			var ce *classicError
 			if errors.As(err, &ce) {
-				t.keylessFailed(ce.rank, ce.reason)
+				t.keylessFailed(ce.rank, ce.what(kindSignature))
 			}
 			t.reject(what, err)
 		}
@@ -99,13 +129,87 @@ func checkKeylessClassic(what string, s oci.Signature, h v1.Hash, t *tally) bool
 }
 
 // classicEntity makes a classic keyless signature a v0.1 sigstore bundle:
-// a message signature over the payload, the certificate (and the chain
+// a message signature over the payload with the layer's verification
+// material (classicMaterial). Nothing is trusted here; bundle.Verify
+// checks all of it. A layer without a certificate annotation is
+// errKeySigned.
+func classicEntity(payload []byte, b64sig string, ann map[string]string) (*sgbundle.Bundle, error) {
+	vm, err := classicMaterial(ann)
+	if err != nil {
+		return nil, err
+	}
+	sig, err := base64.StdEncoding.DecodeString(b64sig)
+	if err != nil {
+		return nil, malformed("the signature is not base64")
+	}
+	digest := sha256.Sum256(payload)
+	return classicBundle(&protobundle.Bundle{VerificationMaterial: vm, Content: &protobundle.Bundle_MessageSignature{MessageSignature: &protocommon.MessageSignature{
+		MessageDigest: &protocommon.HashOutput{Algorithm: protocommon.HashAlgorithm_SHA2_256, Digest: digest[:]},
+		Signature:     sig,
+	}}})
+}
+
+// classicAttestationEntity makes a classic keyless attestation (a DSSE
+// envelope layer of the .att image, as keyless `cosign attest` writes
+// it) a v0.1 sigstore bundle: the envelope as the DSSE content, with the
+// layer's verification material (classicMaterial). The Rekor entry
+// cosign writes for it is intoto 0.0.2 (dsse 0.0.1 is accepted too);
+// sigstore-go checks that it is for this envelope's payload and
+// signature. Nothing is trusted here. A layer without a certificate
+// annotation is errKeySigned.
+func classicAttestationEntity(envelope []byte, ann map[string]string) (*sgbundle.Bundle, error) {
+	vm, err := classicMaterial(ann)
+	if err != nil {
+		return nil, err
+	}
+	var env struct {
+		PayloadType string `json:"payloadType"`
+		Payload     string `json:"payload"`
+		Signatures  []struct {
+			KeyID string `json:"keyid"`
+			Sig   string `json:"sig"`
+		} `json:"signatures"`
+	}
+	if err := json.Unmarshal(envelope, &env); err != nil {
+		return nil, malformed("the layer is not a DSSE envelope")
+	}
+	payload, err := base64.StdEncoding.DecodeString(env.Payload)
+	if err != nil {
+		return nil, malformed("the envelope's payload is not base64")
+	}
+	if len(env.Signatures) != 1 {
+		return nil, malformed("the envelope does not have exactly one signature")
+	}
+	pe := &protodsse.Envelope{Payload: payload, PayloadType: env.PayloadType}
+	for _, s := range env.Signatures {
+		sig, err := base64.StdEncoding.DecodeString(s.Sig)
+		if err != nil {
+			return nil, malformed("the envelope's signature is not base64")
+		}
+		pe.Signatures = append(pe.Signatures, &protodsse.Signature{Sig: sig, Keyid: s.KeyID})
+	}
+	return classicBundle(&protobundle.Bundle{VerificationMaterial: vm, Content: &protobundle.Bundle_DsseEnvelope{DsseEnvelope: pe}})
+}
+
+// classicBundle makes pb (verification material and content) a v0.1
+// bundle.
+func classicBundle(pb *protobundle.Bundle) (*sgbundle.Bundle, error) {
+	pb.MediaType = "application/vnd.dev.sigstore.bundle+json;version=0.1"
+	b, err := sgbundle.NewBundle(pb)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", malformed("not a valid signature bundle"), err)
+	}
+	return b, nil
+}
+
+// classicMaterial reads a classic keyless layer's annotations as a
+// bundle's verification material: the certificate (and the chain
 // annotation's certificates, which sigstore-go does not trust: the chain
 // is built from the TrustRoot), the Rekor entry with its SET as the
-// inclusion promise, and the RFC 3161 timestamp. Nothing is trusted here;
-// bundle.Verify checks all of it. A layer without a certificate
-// annotation is errKeySigned.
-func classicEntity(payload []byte, b64sig string, ann map[string]string) (*sgbundle.Bundle, error) {
+// inclusion promise, and the RFC 3161 timestamp. A layer without a
+// certificate annotation is errKeySigned; one with neither a Rekor
+// bundle nor a timestamp is errNoSigningTime.
+func classicMaterial(ann map[string]string) (*protobundle.VerificationMaterial, error) {
 	certPEM, ok := ann[cosignCertificateAnnotation]
 	if !ok {
 		return nil, errKeySigned
@@ -123,10 +227,6 @@ func classicEntity(payload []byte, b64sig string, ann map[string]string) (*sgbun
 		for _, c := range chain {
 			certs = append(certs, &protocommon.X509Certificate{RawBytes: c.Raw})
 		}
-	}
-	sig, err := base64.StdEncoding.DecodeString(b64sig)
-	if err != nil {
-		return nil, malformed("the signature is not base64")
 	}
 	vm := &protobundle.VerificationMaterial{
 		Content: &protobundle.VerificationMaterial_X509CertificateChain{
@@ -153,20 +253,7 @@ func classicEntity(payload []byte, b64sig string, ann map[string]string) (*sgbun
 		}
 		vm.TimestampVerificationData.Rfc3161Timestamps = []*protocommon.RFC3161SignedTimestamp{{SignedTimestamp: ts.SignedRFC3161Timestamp}}
 	}
-	digest := sha256.Sum256(payload)
-	pb := &protobundle.Bundle{
-		MediaType:            "application/vnd.dev.sigstore.bundle+json;version=0.1",
-		VerificationMaterial: vm,
-		Content: &protobundle.Bundle_MessageSignature{MessageSignature: &protocommon.MessageSignature{
-			MessageDigest: &protocommon.HashOutput{Algorithm: protocommon.HashAlgorithm_SHA2_256, Digest: digest[:]},
-			Signature:     sig,
-		}},
-	}
-	b, err := sgbundle.NewBundle(pb)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", malformed("not a valid signature bundle"), err)
-	}
-	return b, nil
+	return vm, nil
 }
 
 // parseLeafPEM reads the certificate annotation: exactly one PEM

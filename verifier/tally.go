@@ -34,6 +34,7 @@ type attested struct {
 	name      string
 	reqs      []*attestation.Requirement
 	verifiers []signature.Verifier // nil for a keyless authority
+	keyless   *authority.Keyless   // nil for a key authority
 }
 
 // keylessAuthority is one distinct keyless authority (trust root,
@@ -88,6 +89,9 @@ func newTally(set AuthoritySet) (*tally, error) {
 		}
 		if a.Keyless != nil {
 			t.keyless = append(t.keyless, &keylessAuthority{id: id, k: a.Keyless})
+			if at := t.attest[id]; at != nil {
+				at.keyless = a.Keyless
+			}
 			continue
 		}
 		vs, err := verifiers(a.Key)

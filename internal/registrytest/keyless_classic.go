@@ -44,6 +44,7 @@ type classicOptions struct {
 	noTimestamp  bool
 	foreignRekor bool
 	certPEM      []byte
+	dsseEntry    bool
 }
 
 // ClassicClaim makes the payload name claimed instead of the signed

@@ -232,6 +232,17 @@ type Attestation struct {
 // annotation to d's sha256-<hex>.att image. Attestations accumulate.
 func (r *Registry) Attest(t testing.TB, s *Signer, d name.Digest, a Attestation) {
 	t.Helper()
+	payload := a.statement(t, d)
+	envelope, err := dsse.WrapSigner(s.sv, types.IntotoPayloadType).SignMessage(bytes.NewReader(payload))
+	if err != nil {
+		t.Fatalf("registrytest: attest %s: %v", d, err)
+	}
+	r.attachAttestation(t, d, a, envelope, nil)
+}
+
+// statement is a's in-toto statement about d (or a.Subject), as JSON.
+func (a Attestation) statement(t testing.TB, d name.Digest) []byte {
+	t.Helper()
 	subject := a.Subject
 	if subject.DigestStr() == "" {
 		subject = d
@@ -250,17 +261,23 @@ func (r *Registry) Attest(t testing.TB, s *Signer, d name.Digest, a Attestation)
 	if err != nil {
 		t.Fatalf("registrytest: attest %s: %v", d, err)
 	}
-	envelope, err := dsse.WrapSigner(s.sv, types.IntotoPayloadType).SignMessage(bytes.NewReader(payload))
-	if err != nil {
-		t.Fatalf("registrytest: attest %s: %v", d, err)
-	}
+	return payload
+}
+
+// attachAttestation appends envelope as a DSSE layer of d's
+// sha256-<hex>.att image, with the predicateType annotation and extra
+// annotations (may be nil).
+func (r *Registry) attachAttestation(t testing.TB, d name.Digest, a Attestation, envelope []byte, extra map[string]string) {
+	t.Helper()
 	annotated := a.AnnotatedType
 	if annotated == "" {
 		annotated = a.PredicateType
 	}
+	ann := map[string]string{"predicateType": annotated}
+	maps.Copy(ann, extra)
 	att, err := static.NewAttestation(envelope,
 		static.WithLayerMediaType(types.DssePayloadType),
-		static.WithAnnotations(map[string]string{"predicateType": annotated}))
+		static.WithAnnotations(ann))
 	if err != nil {
 		t.Fatalf("registrytest: attest %s: %v", d, err)
 	}
