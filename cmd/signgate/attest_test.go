@@ -131,3 +131,44 @@ func TestVerifyAttestation(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckAttestations: `signgate check` evaluates the attestations of
+// --policy-dir's policies like the webhook.
+func TestCheckAttestations(t *testing.T) {
+	t.Parallel()
+	reg := registrytest.New(t)
+	ci := registrytest.NewSigner(t)
+	attested := func(tag, builder string) name.Digest {
+		d := reg.PushImage(t, "acme/app", tag)
+		reg.Sign(t, ci, d, registrytest.Classic)
+		reg.Attest(t, ci, d, registrytest.Attestation{PredicateType: "https://slsa.dev/provenance/v1", Predicate: provenance(builder)})
+		return d
+	}
+	good, evil := attested("good", "https://github.com/acme/build"), attested("evil", "https://github.com/evil/build")
+	dir := t.TempDir()
+	policyDir := filepath.Join(dir, "policies")
+	if err := os.Mkdir(policyDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	key := "          " + strings.ReplaceAll(strings.TrimSpace(string(ci.PublicPEM)), "\n", "\n          ")
+	policy := "apiVersion: signgate.dev/v1alpha1\nkind: ClusterImagePolicy\nmetadata: {name: built}\nspec:\n" +
+		"  images: [{glob: \"" + reg.Host + "/acme/**\"}]\n  authorities:\n    - name: ci\n      key:\n        data: |\n" + key + "\n" +
+		"      attestations:\n        - name: provenance\n          predicateType: slsaprovenance1\n" +
+		"          condition: predicate.runDetails.builder.id.startsWith('https://github.com/acme/')\n"
+	manifests := filepath.Join(dir, "pods.yaml")
+	for file, data := range map[string]string{
+		filepath.Join(policyDir, "built.yaml"): policy,
+		manifests:                              podYAML("good", good.String()) + "---\n" + podYAML("evil", evil.String()),
+	} {
+		if err := os.WriteFile(file, []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var stdout, stderr bytes.Buffer
+	code := run(t.Context(), []string{"check", "-f", manifests, "--policy-dir", policyDir, "--insecure-registry", reg.Host, "--allow-host", reg.Host}, &stdout, &stderr)
+	out := stdout.String()
+	if code != exitDenied || !strings.Contains(out, "Pod default/good (") || !strings.Contains(out, "1 admitted, 1 denied") ||
+		!strings.Contains(out, `attestation provenance (https://slsa.dev/provenance/v1) of authority ci: condition false; required by ClusterImagePolicy built`) {
+		t.Errorf("exit %d\nstdout: %s\nstderr: %s", code, out, &stderr)
+	}
+}
