@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -18,7 +19,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/sigstore/cosign/v2/pkg/oci"
 	"github.com/sigstore/cosign/v2/pkg/types"
+	sgbundle "github.com/sigstore/sigstore-go/pkg/bundle"
 	"github.com/sigstore/sigstore-go/pkg/fulcio/certificate"
+	"github.com/sigstore/sigstore-go/pkg/verify"
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/sigstore/sigstore/pkg/signature/dsse"
 
@@ -36,7 +39,10 @@ import (
 // Options.MaxAttestationBytes; it is not kept (an SBOM may be MiBs), so
 // two authorities requiring attestations read the blobs they need each.
 // Conditions share one cost budget (attestation.PerReviewCost) per
-// verification. Not safe for concurrent use (the tally is not either).
+// verification. The bundle layout (attestation bundles among the
+// referrers) is read through refs, shared with the signature pass; see
+// check for which layout is read when. Not safe for concurrent use (the
+// tally is not either).
 type attestations struct {
 	v      *Verifier
 	ctx    context.Context
@@ -45,6 +51,7 @@ type attestations struct {
 	repo   string // canonical repository, as conditions see it
 	now    time.Time
 	budget *attestation.Budget
+	refs   *referrers // the bundle layout, shared with the signature pass
 
 	read   bool
 	ok     bool // the manifest was read (or there is none)
@@ -53,9 +60,9 @@ type attestations struct {
 	layers []v1.Descriptor
 }
 
-func (v *Verifier) newAttestations(ctx context.Context, canonical, d name.Digest, h v1.Hash) *attestations {
+func (v *Verifier) newAttestations(ctx context.Context, canonical, d name.Digest, h v1.Hash, refs *referrers) *attestations {
 	return &attestations{
-		v: v, ctx: ctx, d: d, h: h,
+		v: v, ctx: ctx, d: d, h: h, refs: refs,
 		repo:   canonical.Context().Name(),
 		now:    time.Now(),
 		budget: attestation.NewBudget(attestation.PerReviewCost),
@@ -140,46 +147,204 @@ const (
 	failEvaluate        // ... whose condition was false or failed
 )
 
-// check checks authority id's requirements against the .att tag: each
-// must be satisfied by an attestation of its predicate type signed by the
-// authority (DSSE over the in-toto payload, verified with the
-// authority's key or, for a keyless authority, by verifyKeylessEnvelope
-// against its TrustRoot and identities), whose subject names the image
-// and for which the
-// condition holds. reason is "" when all are, else why the first listed
-// one is not; ok is false when the attestations could not be read
-// (recorded in t).
+// check checks authority id's requirements against both attestation
+// layouts: each must be satisfied by an attestation of its predicate type
+// signed by the authority, whose subject names the image and for which
+// the condition holds, found in the classic .att tag (checkClassic) or
+// among the sigstore bundles attached as referrers (checkBundles). The
+// second layout is read only when the first did not satisfy every
+// requirement; the .att tag comes first unless the referrers index was
+// read already (the bundle layout's signature pass, or another
+// authority's check). The predicate type is always the signed
+// statement's. reason is "" when all are satisfied, else why the first
+// listed one is not; ok is false when the attestations could not be read
+// (recorded in t) and did not satisfy every requirement anyway.
 func (a *attestations) check(t *tally, id string, at *attested) (reason string, ok bool) {
-	prefix := func(r *attestation.Requirement) string {
-		return fmt.Sprintf("attestation %s (%s) of authority %s: ", r.Name, r.PredicateType, at.name)
+	c := &attCheck{
+		a: a, t: t, at: at,
+		satisfied: make([]bool, len(at.reqs)),
+		failed:    make([]failure, len(at.reqs)),
+		left:      len(at.reqs),
 	}
-	open := func(_ map[string]string, env []byte) ([]byte, error) { return verifyEnvelope(env, at.verifiers) }
-	var keyless failure // why the most telling keyless attestation did not verify (ranked as keylessFailed ranks)
 	if at.keyless != nil {
 		digest, err := hex.DecodeString(a.h.Hex)
 		if err != nil || a.h.Algorithm != "sha256" {
-			return prefix(at.reqs[0]) + fmt.Sprintf("digest algorithm %q not supported for keyless attestations", a.h.Algorithm), true
+			return c.prefix(at.reqs[0]) + fmt.Sprintf("digest algorithm %q not supported for keyless attestations", a.h.Algorithm), true
 		}
-		open = func(ann map[string]string, env []byte) ([]byte, error) {
-			payload, err := verifyKeylessEnvelope(at.keyless, env, ann, digest)
-			if err != nil && !errors.Is(err, errKeySigned) {
-				rank, reason := keylessAttestationReason(at.keyless, err)
-				if rank > keyless.rank {
-					keyless = failure{rank, reason}
-				}
+		c.digest = digest
+	}
+	sources := []func(*attCheck) bool{a.checkClassic, a.checkBundles}
+	if a.refs.read && !a.read {
+		slices.Reverse(sources)
+	}
+	unreadable := false
+	for _, src := range sources {
+		if c.left == 0 {
+			break
+		}
+		if !src(c) {
+			if a.ctx.Err() != nil {
+				return "", false
 			}
+			unreadable = true
+		}
+	}
+	if c.left > 0 && unreadable {
+		return "", false
+	}
+	for j, r := range at.reqs {
+		if c.satisfied[j] {
+			continue
+		}
+		text := c.failed[j].text
+		if c.failed[j].rank == failNone {
+			text = "no attestation of this type signed by the authority"
+			if c.unread > 0 {
+				text += fmt.Sprintf(" (%d attestations could not be read)", c.unread)
+			}
+			if c.keyless.text != "" {
+				text += " (one that did not verify: " + c.keyless.text + ")"
+			}
+		}
+		return c.prefix(r) + text, true
+	}
+	return "", true
+}
+
+// attCheck is one authority's requirements being checked, across both
+// layouts.
+type attCheck struct {
+	a         *attestations
+	t         *tally
+	at        *attested
+	digest    []byte // the image's SHA-256, for a keyless authority
+	satisfied []bool
+	failed    []failure
+	left      int     // requirements not satisfied yet
+	unread    int     // attestations that could not be read (definite)
+	keyless   failure // why the most telling keyless attestation did not verify (ranked as keylessFailed ranks)
+}
+
+func (c *attCheck) prefix(r *attestation.Requirement) string {
+	return fmt.Sprintf("attestation %s (%s) of authority %s: ", r.Name, r.PredicateType, c.at.name)
+}
+
+// wants reports whether an unsatisfied requirement is of predicate type pt.
+func (c *attCheck) wants(pt string) bool {
+	for j, r := range c.at.reqs {
+		if !c.satisfied[j] && r.PredicateType == pt {
+			return true
+		}
+	}
+	return false
+}
+
+// fail notes why the requirements of predicate type pt are not satisfied,
+// unless a more telling reason is known.
+func (c *attCheck) fail(pt string, f failure) {
+	for j, r := range c.at.reqs {
+		if r.PredicateType == pt && c.failed[j].rank < f.rank {
+			c.failed[j] = f
+		}
+	}
+}
+
+// keylessFailed ranks why a keyless attestation did not verify.
+func (c *attCheck) keylessFailed(err error) {
+	if err == nil || errors.Is(err, errKeySigned) {
+		return
+	}
+	if rank, reason := keylessAttestationReason(c.at.keyless, err); rank > c.keyless.rank {
+		c.keyless = failure{rank, reason}
+	}
+}
+
+// unreadable handles an attestation (layer or bundle) that could not be
+// read: a transient failure is recorded in t and ends the check (false).
+func (c *attCheck) unreadable(what string, err error) bool {
+	if IsUndecided(classify("verify", "", err)) {
+		c.t.fail(what, err)
+		return false
+	}
+	c.unread++
+	c.t.reject(what, err)
+	return true
+}
+
+// consider evaluates a verified in-toto payload (the statement the
+// authority signed, from either layout) against the requirements of its
+// predicate type. It returns false when the verification's deadline
+// ended the evaluation (recorded in t).
+func (c *attCheck) consider(what string, payload []byte) bool {
+	a, t := c.a, c.t
+	var st statement
+	if err := json.Unmarshal(payload, &st); err != nil {
+		t.reject(what, fmt.Errorf("signed payload is not an in-toto statement: %w", err))
+		return true
+	}
+	if !strings.HasPrefix(st.Type, "https://in-toto.io/Statement/") {
+		t.reject(what, fmt.Errorf("signed payload is not an in-toto statement (_type %q)", capText(st.Type)))
+		return true
+	}
+	if !c.wants(st.PredicateType) {
+		return true
+	}
+	in, err := a.input(st)
+	if err != nil {
+		t.reject(what, err)
+		c.fail(st.PredicateType, failure{failSubject, err.Error()})
+		return true
+	}
+	for j, r := range c.at.reqs {
+		if c.satisfied[j] || r.PredicateType != st.PredicateType {
+			continue
+		}
+		holds, msg, err := r.Eval(a.ctx, *in, a.budget)
+		if err != nil && a.ctx.Err() != nil { // the deadline, not the attestation
+			t.fail(what, context.Cause(a.ctx))
+			return false
+		}
+		switch {
+		case holds:
+			c.satisfied[j] = true
+			c.left--
+			continue
+		case errors.Is(err, attestation.ErrCost):
+			msg = "cost limit exceeded"
+		case err != nil:
+			msg = "condition error: " + capText(strings.TrimPrefix(err.Error(), "condition: "))
+		case msg != "":
+			msg = "condition false: " + capText(msg)
+		default:
+			msg = "condition false"
+		}
+		t.reject(what, fmt.Errorf("%s: %s", r.Name, msg))
+		if c.failed[j].rank < failEvaluate {
+			c.failed[j] = failure{failEvaluate, msg}
+		}
+	}
+	return true
+}
+
+// checkClassic checks the .att tag's layers: DSSE envelopes verified with
+// the authority's key or, for a keyless authority, by
+// verifyKeylessEnvelope against its TrustRoot and identities. It returns
+// false when they could not be read (recorded in t).
+func (a *attestations) checkClassic(c *attCheck) bool {
+	t, at := c.t, c.at
+	open := func(_ map[string]string, env []byte) ([]byte, error) { return verifyEnvelope(env, at.verifiers) }
+	if at.keyless != nil {
+		open = func(ann map[string]string, env []byte) ([]byte, error) {
+			payload, err := verifyKeylessEnvelope(at.keyless, env, ann, c.digest)
+			c.keylessFailed(err)
 			return payload, err
 		}
 	}
 	if !a.load(t) {
-		return "", false
+		return false
 	}
-	satisfied := make([]bool, len(at.reqs))
-	failed := make([]failure, len(at.reqs))
-	left := len(at.reqs)
-	unread := 0
 	for i, l := range a.layers {
-		if left == 0 {
+		if c.left == 0 {
 			break
 		}
 		what := fmt.Sprintf("attestation %d in %s", i, a.tag.TagStr())
@@ -189,12 +354,9 @@ func (a *attestations) check(t *tally, id string, at *attested) (reason string, 
 		}
 		env, err := a.blob(l.Digest)
 		if err != nil {
-			if IsUndecided(classify("verify", "", err)) {
-				t.fail(what, err)
-				return "", false
+			if !c.unreadable(what, err) {
+				return false
 			}
-			unread++
-			t.reject(what, err)
 			continue
 		}
 		payload, err := open(l.Annotations, env)
@@ -202,78 +364,75 @@ func (a *attestations) check(t *tally, id string, at *attested) (reason string, 
 			t.reject(what, err)
 			continue
 		}
-		var st statement
-		if err := json.Unmarshal(payload, &st); err != nil {
-			t.reject(what, fmt.Errorf("signed payload is not an in-toto statement: %w", err))
+		if !c.consider(what, payload) {
+			return false
+		}
+	}
+	return true
+}
+
+// checkBundles checks the sigstore bundles attached as referrers (what
+// `cosign attest --new-bundle-format` writes), from the index shared with
+// the signature pass. A bundle is verified only when the statement it
+// carries is of a predicate type still required (the referrer's
+// dev.sigstore.bundle.predicateType annotation is not signed and never
+// read): for a key authority with its key (verifyAttestationBundle: the
+// DSSE signature, and the statement's subject against the image digest),
+// for a keyless one against its TrustRoot and identities
+// (verifyKeylessAttestation). Bundle blobs are read under
+// Options.MaxAttestationBytes. It returns false when they could not be
+// read (recorded in t).
+func (a *attestations) checkBundles(c *attCheck) bool {
+	t, at, refs := c.t, c.at, a.refs
+	if !refs.list(t) {
+		return false
+	}
+	for _, desc := range refs.descs {
+		if c.left == 0 {
+			break
+		}
+		what := "attestation bundle " + desc.Digest.String()
+		b, err := refs.bundle(desc, true)
+		if err != nil {
+			if !c.unreadable(what, err) {
+				return false
+			}
 			continue
 		}
-		if !strings.HasPrefix(st.Type, "https://in-toto.io/Statement/") {
-			t.reject(what, fmt.Errorf("signed payload is not an in-toto statement (_type %q)", capText(st.Type)))
+		refs.keep(desc, b)
+		env := b.GetDsseEnvelope()
+		if env == nil {
+			continue // a message signature, not an attestation
+		}
+		var unverified statement // only to skip what cannot satisfy a requirement; the verified one counts
+		_ = json.Unmarshal(env.GetPayload(), &unverified)
+		if unverified.PredicateType != types.CosignSignPredicateType {
+			if _, ok := refs.kept[desc.Digest]; !ok {
+				refs.skipped[desc.Digest] = capText(unverified.PredicateType)
+			}
+		}
+		if unverified.PredicateType == types.CosignSignPredicateType || !c.wants(unverified.PredicateType) {
 			continue
 		}
-		wanted := false
-		for j, r := range at.reqs {
-			wanted = wanted || !satisfied[j] && r.PredicateType == st.PredicateType
+		var payload []byte
+		if at.keyless != nil {
+			payload, err = verifyKeylessAttestation(at.keyless, b, c.digest)
+			c.keylessFailed(err)
+		} else {
+			payload, err = verifyAttestationBundle(a.ctx, b, at.verifiers, a.h)
+			if aboutAnotherImage(err) {
+				c.fail(unverified.PredicateType, failure{failSubject, "an attestation of this type signed by the authority is about another image"})
+			}
 		}
-		if !wanted {
-			continue
-		}
-		in, err := a.input(st)
 		if err != nil {
 			t.reject(what, err)
-			for j, r := range at.reqs {
-				if r.PredicateType == st.PredicateType && failed[j].rank < failSubject {
-					failed[j] = failure{failSubject, err.Error()}
-				}
-			}
 			continue
 		}
-		for j, r := range at.reqs {
-			if satisfied[j] || r.PredicateType != st.PredicateType {
-				continue
-			}
-			holds, msg, err := r.Eval(a.ctx, *in, a.budget)
-			if err != nil && a.ctx.Err() != nil { // the deadline, not the attestation
-				t.fail(what, context.Cause(a.ctx))
-				return "", false
-			}
-			switch {
-			case holds:
-				satisfied[j] = true
-				left--
-				continue
-			case errors.Is(err, attestation.ErrCost):
-				msg = "cost limit exceeded"
-			case err != nil:
-				msg = "condition error: " + capText(strings.TrimPrefix(err.Error(), "condition: "))
-			case msg != "":
-				msg = "condition false: " + capText(msg)
-			default:
-				msg = "condition false"
-			}
-			t.reject(what, fmt.Errorf("%s: %s", r.Name, msg))
-			if failed[j].rank < failEvaluate {
-				failed[j] = failure{failEvaluate, msg}
-			}
+		if !c.consider(what, payload) {
+			return false
 		}
 	}
-	for j, r := range at.reqs {
-		if satisfied[j] {
-			continue
-		}
-		text := failed[j].text
-		if failed[j].rank == failNone {
-			text = "no attestation of this type signed by the authority"
-			if unread > 0 {
-				text += fmt.Sprintf(" (%d attestations could not be read)", unread)
-			}
-			if keyless.text != "" {
-				text += " (one that did not verify: " + keyless.text + ")"
-			}
-		}
-		return prefix(r) + text, true
-	}
-	return "", true
+	return true
 }
 
 // input decodes what a condition sees of a statement, after the claim
@@ -342,11 +501,27 @@ func verifyKeylessEnvelope(k *authority.Keyless, env []byte, ann map[string]stri
 	if err != nil {
 		return nil, forKind(kindAttestation, err)
 	}
+	return verifyKeylessAttestation(k, entity, digest)
+}
+
+// verifyKeylessAttestation verifies a DSSE bundle (an attestation bundle
+// of the bundle layout, or a classic keyless attestation made into one)
+// for a keyless authority: against its TrustRoot, its identities and
+// extensions matched on the verified certificate, the statement's subject
+// against digest (the image's SHA-256) by sigstore-go. A bundle without a
+// certificate is errKeySigned. It returns the signed payload.
+func verifyKeylessAttestation(k *authority.Keyless, entity *sgbundle.Bundle, digest []byte) ([]byte, error) {
 	pe := entity.GetDsseEnvelope()
+	if pe == nil {
+		return nil, errors.New("not a DSSE envelope")
+	}
+	if vc, err := entity.VerificationContent(); err != nil || vc.Certificate() == nil {
+		return nil, errKeySigned
+	}
 	if pe.GetPayloadType() != types.IntotoPayloadType {
 		return nil, fmt.Errorf("envelope payload type %q is not in-toto", capText(pe.GetPayloadType()))
 	}
-	_, err = bundle.Verify(entity, bundle.Artifact{SHA256: digest}, k.TrustRoot.Material, bundle.Policy{
+	_, err := bundle.Verify(entity, bundle.Artifact{SHA256: digest}, k.TrustRoot.Material, bundle.Policy{
 		Match: func(subject, issuer string, ext certificate.Extensions) error {
 			return matchKeyless(k, subject, issuer, ext)
 		},
@@ -355,6 +530,45 @@ func verifyKeylessEnvelope(k *authority.Keyless, env []byte, ann map[string]stri
 		return nil, fmt.Errorf("keyless (trust root %s): %w", k.TrustRoot.Name, err)
 	}
 	return pe.GetPayload(), nil
+}
+
+// verifyAttestationBundle verifies an attestation bundle of the bundle
+// layout for a key authority, as verifyBundle verifies a signature
+// bundle (cosign's bundle verifier, the key as the trusted material, the
+// statement's subject checked against h), with one of its verifiers, and
+// returns the signed statement. cosign's sign predicate is a signature,
+// not an attestation.
+func verifyAttestationBundle(ctx context.Context, b *sgbundle.Bundle, verifiers []signature.Verifier, h v1.Hash) ([]byte, error) {
+	digest, err := hex.DecodeString(h.Hex)
+	if err != nil {
+		return nil, err
+	}
+	if pt := b.GetDsseEnvelope().GetPayloadType(); pt != types.IntotoPayloadType {
+		return nil, fmt.Errorf("envelope payload type %q is not in-toto", capText(pt))
+	}
+	err = errNoVerifier
+	for _, sv := range verifiers {
+		var res *verify.VerificationResult
+		if res, err = verifyKeyBundle(ctx, b, sv, h.Algorithm, digest); err != nil {
+			continue
+		}
+		if res.Statement == nil || res.Statement.GetPredicateType() == types.CosignSignPredicateType {
+			return nil, errors.New("bundle is not an attestation")
+		}
+		return b.GetDsseEnvelope().GetPayload(), nil
+	}
+	return nil, fmt.Errorf("not signed by the authority: %w", err)
+}
+
+// aboutAnotherImage reports whether sigstore-go rejected a statement
+// because its subject does not name the artifact digest (it checks the
+// subject after the signature).
+func aboutAnotherImage(err error) bool {
+	if err == nil {
+		return false
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "artifact digest") && strings.Contains(msg, "in statement")
 }
 
 // keylessAttestationReason says, for a Reason, why a keyless attestation
@@ -369,7 +583,7 @@ func keylessAttestationReason(k *authority.Keyless, err error) (int, string) {
 		!errors.Is(err, bundle.ErrTransparencyLog) && !errors.Is(err, bundle.ErrTimestamp) {
 		// sigstore-go checks the subject after the chain, the log entry
 		// and the envelope's signature, before the identity.
-		if msg := err.Error(); strings.Contains(msg, "artifact digest") && strings.Contains(msg, "in statement") {
+		if aboutAnotherImage(err) {
 			return rankOther, "an attestation certified by TrustRoot " + k.TrustRoot.Name + " is about another image"
 		}
 		return rankOther, "an attestation did not verify against TrustRoot " + k.TrustRoot.Name

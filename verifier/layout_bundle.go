@@ -21,6 +21,7 @@ import (
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/sigstore/sigstore-go/pkg/verify"
 	"github.com/sigstore/sigstore/pkg/signature"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/signgate/signgate/internal/authority"
 	"github.com/signgate/signgate/verifier/bundle"
@@ -33,26 +34,12 @@ const (
 )
 
 // verifyBundles checks sigstore bundles found through the referrers API
-// (go-containerregistry falls back to the sha256-<hex> tag when the
-// registry has no referrers API). The index is read under
-// Options.MaxSignatureManifestBytes and decoded one entry at a time: only
-// the first MaxSignatures entries that may be bundles are kept.
-func (v *Verifier) verifyBundles(ctx context.Context, d name.Digest, h v1.Hash, t *tally) {
-	ctx = withSignatureData(ctx)
-	idx, err := remote.Referrers(d, v.remoteOptions(ctx, d.Context())...)
-	if err != nil {
-		t.failSignatureData("referrers", "referrers index for "+d.DigestStr(), v.opts.MaxSignatureManifestBytes, err)
-		return
-	}
-	raw, err := idx.RawManifest()
-	if err != nil {
-		t.fail("referrers", err)
-		return
-	}
-	idx = nil
-	descs, total, err := decodeDescriptors(raw, "manifests", v.opts.MaxSignatures, maybeBundle)
-	if err != nil {
-		t.fail("referrers", fmt.Errorf("read index: %w", err))
+// (refs: the index is read at most once per verification, shared with the
+// attestation check). Bundles the attestation check already read are not
+// read again: kept ones are checked, and those whose statement is not
+// cosign's sign predicate are rejected unread.
+func (v *Verifier) verifyBundles(ctx context.Context, refs *referrers, h v1.Hash, t *tally) {
+	if !refs.list(t) {
 		return
 	}
 	digest, err := hex.DecodeString(h.Hex)
@@ -60,16 +47,23 @@ func (v *Verifier) verifyBundles(ctx context.Context, d name.Digest, h v1.Hash, 
 		t.fail("digest", err)
 		return
 	}
-	capped(total, v.opts.MaxSignatures, t)
-	for _, desc := range descs {
+	for _, desc := range refs.descs {
 		if t.done() {
 			return
 		}
 		what := "bundle " + desc.Digest.String()
-		b, err := ociremote.Bundle(d.Context().Digest(desc.Digest.String()), ociremote.WithRemoteOptions(v.remoteOptions(ctx, d.Context())...))
+		if pt, ok := refs.skipped[desc.Digest]; ok {
+			t.signatures++
+			t.reject(what, fmt.Errorf("bundle is not a cosign signature (predicate type %q)", pt))
+			continue
+		}
+		b, err := refs.bundle(desc, false)
 		if err != nil {
 			t.fail(what, err)
 			continue
+		}
+		if t.attest != nil {
+			refs.keep(desc, b) // for the attestation check, which may run later in this pass
 		}
 		v.checkBundle(ctx, what, b, h.Algorithm, digest, t)
 	}
@@ -101,6 +95,97 @@ func (v *Verifier) checkBundle(ctx context.Context, what string, b *sgbundle.Bun
 	if verified {
 		t.byBundle = true
 	}
+}
+
+// referrers is the bundle layout of one verification, shared by the
+// signature pass (verifyBundles) and the attestation check
+// (attestations.checkBundles): the referrers index is read at most once,
+// by whichever needs it first, and a bundle fetched by one is handed to
+// the other when it is small enough to keep. Not safe for concurrent use
+// (the tally is not either).
+type referrers struct {
+	v   *Verifier
+	ctx context.Context
+	d   name.Digest // as the registry is asked (remoteDigest)
+
+	read  bool
+	ok    bool // the index was read
+	descs []v1.Descriptor
+	// kept are bundles fetched by one pass for the other, at most
+	// Options.MaxPayloadBytes of them in all (keptBytes); skipped are
+	// bundles the attestation pass fetched and did not keep because their
+	// statement is not cosign's sign predicate: no key or certificate can
+	// make them signatures (the predicate type is read from the payload
+	// that is signed), so the signature pass rejects them unread.
+	kept      map[v1.Hash]*sgbundle.Bundle
+	keptBytes int64
+	skipped   map[v1.Hash]string // predicate type (capped)
+}
+
+func (v *Verifier) newReferrers(ctx context.Context, d name.Digest) *referrers {
+	return &referrers{v: v, ctx: ctx, d: d, kept: make(map[v1.Hash]*sgbundle.Bundle), skipped: make(map[v1.Hash]string)}
+}
+
+// list reads the referrers index once (go-containerregistry falls back to
+// the sha256-<hex> tag when the registry has no referrers API), under
+// Options.MaxSignatureManifestBytes, decoded one entry at a time: only the
+// first MaxSignatures entries that may be bundles are kept. ok is false
+// when it could not be read (recorded in t, once).
+func (r *referrers) list(t *tally) bool {
+	if r.read {
+		return r.ok
+	}
+	r.read = true
+	ctx := withSignatureData(r.ctx)
+	idx, err := remote.Referrers(r.d, r.v.remoteOptions(ctx, r.d.Context())...)
+	if err != nil {
+		t.failSignatureData("referrers", "referrers index for "+r.d.DigestStr(), r.v.opts.MaxSignatureManifestBytes, err)
+		return false
+	}
+	raw, err := idx.RawManifest()
+	if err != nil {
+		t.fail("referrers", err)
+		return false
+	}
+	descs, total, err := decodeDescriptors(raw, "manifests", r.v.opts.MaxSignatures, maybeBundle)
+	if err != nil {
+		t.fail("referrers", fmt.Errorf("read index: %w", err))
+		return false
+	}
+	capped(total, r.v.opts.MaxSignatures, t)
+	r.descs, r.ok = descs, true
+	return true
+}
+
+// bundle fetches the bundle of one referrer, or returns the one the other
+// pass kept. The attestation pass (attestation true) reads the bundle
+// blob under Options.MaxAttestationBytes, the signature pass under
+// Options.MaxPayloadBytes; a bundle over the latter is not kept, so the
+// attestation pass reads it again under its own cap.
+func (r *referrers) bundle(desc v1.Descriptor, attestation bool) (*sgbundle.Bundle, error) {
+	if b, ok := r.kept[desc.Digest]; ok {
+		return b, nil
+	}
+	ctx := withSignatureData(r.ctx)
+	if attestation {
+		ctx = withAttestationData(ctx)
+	}
+	return ociremote.Bundle(r.d.Context().Digest(desc.Digest.String()), ociremote.WithRemoteOptions(r.v.remoteOptions(ctx, r.d.Context())...))
+}
+
+// keep hands b to the other pass (and to the attestation check of
+// another authority) when it fits what is left of the
+// Options.MaxPayloadBytes kept per verification.
+func (r *referrers) keep(desc v1.Descriptor, b *sgbundle.Bundle) {
+	if _, ok := r.kept[desc.Digest]; ok {
+		return
+	}
+	n := int64(proto.Size(b.Bundle))
+	if r.keptBytes+n > r.v.opts.MaxPayloadBytes {
+		return
+	}
+	r.keptBytes += n
+	r.kept[desc.Digest] = b
 }
 
 // maxCertValue caps a certificate value quoted in a message.
@@ -270,15 +355,13 @@ func capText(s string) string {
 	return strings.ToValidUTF8(s[:maxCertValue], "") + "…"
 }
 
-// verifyBundle checks one bundle against one key with cosign's bundle
-// verifier. There is no trusted root: the key is the trusted material,
+// verifyKeyBundle checks one DSSE bundle against one key with cosign's
+// bundle verifier. There is no trusted root: the key is the trusted material,
 // with no validity window, and — as for classic signatures — no
 // transparency log or timestamp is required for a key authority
 // (IgnoreTlog gives WithNoObserverTimestamps). The artifact policy is the
-// claim check: the in-toto subject must be the digest being verified, and
-// the predicate must be cosign's signature predicate (a signed SBOM or
-// other attestation about the image is not a signature).
-func verifyBundle(ctx context.Context, b *sgbundle.Bundle, sv signature.Verifier, alg string, digest []byte) error {
+// claim check: the in-toto subject must be the digest being verified.
+func verifyKeyBundle(ctx context.Context, b *sgbundle.Bundle, sv signature.Verifier, alg string, digest []byte) (*verify.VerificationResult, error) {
 	key := root.NewExpiringKey(sv, time.Time{}, time.Time{})
 	material := root.NewTrustedPublicKeyMaterial(func(string) (root.TimeConstrainedVerifier, error) {
 		return key, nil
@@ -290,7 +373,15 @@ func verifyBundle(ctx context.Context, b *sgbundle.Bundle, sv signature.Verifier
 		IgnoreSCT:       true,
 		NewBundleFormat: true,
 	}
-	res, err := cosign.VerifyNewBundle(ctx, co, verify.WithArtifactDigest(alg, digest), b)
+	return cosign.VerifyNewBundle(ctx, co, verify.WithArtifactDigest(alg, digest), b)
+}
+
+// verifyBundle checks one signature bundle against one key
+// (verifyKeyBundle); the predicate must be cosign's signature predicate
+// (a signed SBOM or other attestation about the image is not a
+// signature).
+func verifyBundle(ctx context.Context, b *sgbundle.Bundle, sv signature.Verifier, alg string, digest []byte) error {
+	res, err := verifyKeyBundle(ctx, b, sv, alg, digest)
 	if err != nil {
 		return err
 	}

@@ -112,8 +112,9 @@ type Options struct {
 	// MaxPayloadBytes caps a signature payload or bundle blob. Default 1 MiB.
 	MaxPayloadBytes int64
 	// MaxAttestationBytes caps each attestation layer (a DSSE envelope) of
-	// the classic sha256-<hex>.att manifest, read only when an authority
-	// requires attestations. Attestations carry whole predicates (SPDX or
+	// the classic sha256-<hex>.att manifest and each bundle blob the
+	// attestation check reads from the referrers, read only when an
+	// authority requires attestations. Attestations carry whole predicates (SPDX or
 	// CycloneDX SBOMs, provenance), so the cap is larger than
 	// MaxPayloadBytes; an attestation over it does not count. Like every
 	// body it is read within MaxBytesInFlight. Default 4 MiB.

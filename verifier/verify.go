@@ -24,11 +24,15 @@ type Result struct {
 // another digest never counts.
 //
 // An authority requiring attestations counts only when, besides its
-// signature, each requirement is satisfied by an attestation in the
-// classic sha256-<hex>.att tag (read once, only then): signed by the
-// authority's key, of the predicate type the signed statement names,
-// about d, whose condition holds. Keyless authorities requiring
-// attestations do not verify yet. A failure is a *NotVerifiedError with
+// signature, each requirement is satisfied by an attestation in either
+// layout — the classic sha256-<hex>.att tag, or sigstore bundles attached
+// as referrers (`cosign attest --new-bundle-format`; the referrers index
+// is read at most once per verification, shared with the signatures) —
+// read only then, the second layout only when the first did not satisfy
+// every requirement: signed by the authority (its key, or for a keyless
+// authority a certificate of its TrustRoot and identities), of the
+// predicate type the signed statement names (never an annotation's),
+// about d, whose condition holds. A failure is a *NotVerifiedError with
 // Attestation set.
 //
 // Definite answers are cached under (canonical repository, digest,
@@ -170,11 +174,15 @@ func (v *Verifier) verify(ctx context.Context, d name.Digest, set AuthoritySet) 
 	if err != nil {
 		return nil, &NotVerifiedError{Digest: d, Reason: err.Error()}
 	}
+	refs := v.newReferrers(ctx, rd)
 	if set.Attested() {
-		att := v.newAttestations(ctx, d, rd, h)
+		att := v.newAttestations(ctx, d, rd, h, refs)
 		t.checkAttest = func(id string, a *attested) (string, bool) { return att.check(t, id, a) }
 	}
-	layouts := []func(context.Context, name.Digest, v1.Hash, *tally){v.verifyClassic, v.verifyBundles}
+	layouts := []func(context.Context, name.Digest, v1.Hash, *tally){
+		v.verifyClassic,
+		func(ctx context.Context, _ name.Digest, h v1.Hash, t *tally) { v.verifyBundles(ctx, refs, h, t) },
+	}
 	repo := d.Context().Name()
 	if v.layouts.bundlesFirst(repo) {
 		slices.Reverse(layouts)

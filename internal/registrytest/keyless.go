@@ -152,7 +152,6 @@ func (r *Registry) SignKeyless(t testing.TB, s *Sigstore, d name.Digest, subject
 // subject/issuer from the virtual Fulcio, logged and timestamped by s, and returns the
 // v0.3 bundle JSON `cosign sign --new-bundle-format` would attach.
 func (s *Sigstore) Bundle(t testing.TB, d name.Digest, subject, issuer string) []byte {
-	vs := s.VS
 	t.Helper()
 	alg, hexDigest, _ := strings.Cut(d.DigestStr(), ":")
 	statement, err := protojson.Marshal(&intotov1.Statement{
@@ -163,6 +162,31 @@ func (s *Sigstore) Bundle(t testing.TB, d name.Digest, subject, issuer string) [
 	if err != nil {
 		t.Fatal(err)
 	}
+	return s.dsseBundle(t, statement, subject, issuer)
+}
+
+// AttestationBundle is Bundle for a's in-toto statement about d (or
+// a.Subject): the v0.3 bundle JSON keyless `cosign attest
+// --new-bundle-format` would attach.
+func (s *Sigstore) AttestationBundle(t testing.TB, d name.Digest, subject, issuer string, a Attestation) []byte {
+	t.Helper()
+	return s.dsseBundle(t, a.statement(t, d), subject, issuer)
+}
+
+// AttestKeylessBundle attaches s.AttestationBundle as a referrer of d,
+// the way keyless `cosign attest --new-bundle-format` does, with
+// a.AnnotatedType (default a.PredicateType) as the referrer's
+// dev.sigstore.bundle.predicateType annotation.
+func (r *Registry) AttestKeylessBundle(t testing.TB, s *Sigstore, d name.Digest, subject, issuer string, a Attestation) {
+	t.Helper()
+	r.attachAttestationBundle(t, d, a, s.AttestationBundle(t, d, subject, issuer, a))
+}
+
+// dsseBundle DSSE-signs statement with a certificate for subject/issuer
+// from the virtual Fulcio, logged and timestamped by s, as a v0.3 bundle.
+func (s *Sigstore) dsseBundle(t testing.TB, statement []byte, subject, issuer string) []byte {
+	t.Helper()
+	vs := s.VS
 	e, err := vs.AttestAtTime(subject, issuer, statement, time.Now().Add(5*time.Minute), true)
 	if err != nil {
 		t.Fatal(err)

@@ -240,6 +240,39 @@ func (r *Registry) Attest(t testing.TB, s *Signer, d name.Digest, a Attestation)
 	r.attachAttestation(t, d, a, envelope, nil)
 }
 
+// AttestBundle stores an attestation as a referrer of d the way `cosign
+// attest --key --new-bundle-format --tlog-upload=false` does: a's in-toto
+// statement DSSE-signed with s, in a v0.3 bundle with the public key
+// hint, attached with a.AnnotatedType (default a.PredicateType) as the
+// referrer's dev.sigstore.bundle.predicateType annotation, which is not
+// signed.
+func (r *Registry) AttestBundle(t testing.TB, s *Signer, d name.Digest, a Attestation) {
+	t.Helper()
+	payload := a.statement(t, d)
+	envelope, err := dsse.WrapSigner(s.sv, types.IntotoPayloadType).SignMessage(bytes.NewReader(payload))
+	if err != nil {
+		t.Fatalf("registrytest: attest %s: %v", d, err)
+	}
+	b, err := cbundle.MakeNewBundle(s.Public, nil, payload, envelope, s.PublicPEM, nil)
+	if err != nil {
+		t.Fatalf("registrytest: attest %s: %v", d, err)
+	}
+	r.attachAttestationBundle(t, d, a, b)
+}
+
+// attachAttestationBundle attaches bundleJSON as a referrer of d with
+// a's annotated predicate type.
+func (r *Registry) attachAttestationBundle(t testing.TB, d name.Digest, a Attestation, bundleJSON []byte) {
+	t.Helper()
+	annotated := a.AnnotatedType
+	if annotated == "" {
+		annotated = a.PredicateType
+	}
+	if err := ociremote.WriteAttestationNewBundleFormat(d, bundleJSON, annotated, r.ociOptions()); err != nil {
+		t.Fatalf("registrytest: attach attestation bundle to %s: %v", d, err)
+	}
+}
+
 // statement is a's in-toto statement about d (or a.Subject), as JSON.
 func (a Attestation) statement(t testing.TB, d name.Digest) []byte {
 	t.Helper()
