@@ -323,3 +323,37 @@ func TestAttestationsBundleWhenClassicUnreadable(t *testing.T) {
 		t.Fatalf("Verify: %v", err)
 	}
 }
+
+// TestAttestationLayoutHint: once a repository's attestations were found
+// as bundles, the next verification reads the bundles first and makes no
+// request for the classic .att tag.
+func TestAttestationLayoutHint(t *testing.T) {
+	t.Parallel()
+	s := registrytest.NewSigner(t)
+	reg := registrytest.New(t)
+	d := reg.PushImage(t, "team/app", "v1")
+	reg.Sign(t, s, d, registrytest.Classic)
+	reg.AttestBundle(t, s, d, registrytest.Attestation{PredicateType: "https://spdx.dev/Document", Predicate: map[string]any{"spdxVersion": "SPDX-2.3"}})
+	sbom, err := attestation.Compile("sbom", "spdxjson", "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := authority("ci", s)
+	a.Attestations = []*attestation.Requirement{sbom}
+	set := newSet(t, 1, a)
+	v := newVerifier(t, reg, verifier.Options{CacheSize: -1})
+	attTag := ".att"
+	for i, wantAtt := range []bool{true, false} {
+		reg.ResetRequests()
+		if _, err := v.Verify(t.Context(), d, set); err != nil {
+			t.Fatalf("verification %d: %v", i, err)
+		}
+		readAtt := false
+		for _, r := range reg.RequestLog() {
+			readAtt = readAtt || strings.Contains(r, attTag)
+		}
+		if readAtt != wantAtt {
+			t.Errorf("verification %d read the .att tag: %v, want %v (%v)", i, readAtt, wantAtt, reg.RequestLog())
+		}
+	}
+}

@@ -173,21 +173,32 @@ func (a *attestations) check(t *tally, id string, at *attested) (reason string, 
 		}
 		c.digest = digest
 	}
+	// Read first the layout already listed for this verification, else the
+	// one this repository's attestations were last found in (a wrong hint
+	// costs one request, never an answer).
 	sources := []func(*attCheck) bool{a.checkClassic, a.checkBundles}
-	if a.refs.read && !a.read {
+	bundlesAt := 1 // index of checkBundles in sources
+	if !a.read && (a.refs.read || a.v.attested.bundlesFirst(a.repo)) {
 		slices.Reverse(sources)
+		bundlesAt = 0
 	}
 	unreadable := false
-	for _, src := range sources {
+	var found [2]int // requirements satisfied by sources[i]
+	for i, src := range sources {
 		if c.left == 0 {
 			break
 		}
+		left := c.left
 		if !src(c) {
 			if a.ctx.Err() != nil {
 				return "", false
 			}
 			unreadable = true
 		}
+		found[i] = left - c.left
+	}
+	if (found[0] > 0) != (found[1] > 0) { // one layout held what was found
+		a.v.attested.record(a.repo, found[bundlesAt] > 0)
 	}
 	if c.left > 0 && unreadable {
 		return "", false

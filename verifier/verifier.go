@@ -24,8 +24,9 @@ type Verifier struct {
 	verdicts *verdictCache
 	tags     *tagCache
 	layouts  *layoutHints
-	flights  flightGroup // verdicts
-	resolves flightGroup // tag resolutions
+	attested *layoutHints // the same, for where attestations were found
+	flights  flightGroup  // verdicts
+	resolves flightGroup  // tag resolutions
 	// running bounds the verifications doing registry work at once
 	// (Options.MaxConcurrentVerifications); waiting counts those waiting
 	// for a slot.
@@ -52,6 +53,7 @@ func New(opts Options) (*Verifier, error) {
 		verdicts: newVerdictCache(o),
 		tags:     newTagCache(o),
 		layouts:  newLayoutHints(),
+		attested: newLayoutHints(),
 		flights:  flightGroup{op: "verify", obs: o.Observer, reset: p.renew},
 		resolves: flightGroup{op: "resolve", obs: o.Observer, reset: p.renew},
 		running:  semaphore.NewWeighted(int64(o.MaxConcurrentVerifications)),
