@@ -51,13 +51,17 @@ var attestationRequirements = []any{
 }
 
 // attested is what is attested about one test image with the real cosign
-// CLI (`cosign attest --key`, classic .att layout).
+// CLI (`cosign attest --key`), in one layout.
 type attested struct {
 	name     string
 	builder  string    // provenance's runDetails.builder.id; "" = no provenance
 	sbom     bool      // an SPDX SBOM
 	scanned  time.Time // the scan's scanFinishedOn; zero = no scan
 	critical bool      // the scan found a CRITICAL vulnerability
+	// layout is where the image's signature and attestations are:
+	// harness.Classic (.sig and .att tags) or harness.Bundle (sigstore
+	// bundles as OCI referrers, `cosign sign|attest --new-bundle-format`).
+	layout harness.Layout
 }
 
 // Attestations made by the real cosign CLI (SLSA v1 provenance, SPDX
@@ -65,7 +69,11 @@ type attested struct {
 // ClusterImagePolicy with the conditions of docs/policies.md: an image
 // with all three is admitted; a wrong builder, a missing SBOM, a CRITICAL
 // finding and a scan older than 7 days are each denied, naming the
-// attestation and why.
+// attestation and why. Every case runs in both layouts cosign writes: the
+// classic one (signature and attestations under the .sig and .att tags)
+// and the bundle one (`--new-bundle-format`: the signature and the
+// attestations as sigstore bundles attached as OCI referrers; the test
+// registry has no referrers API, so under the fallback tag sha256-<hex>).
 func TestAttestations(t *testing.T) {
 	t.Parallel()
 	ctx := testContext(t)
@@ -73,13 +81,27 @@ func TestAttestations(t *testing.T) {
 	ns := namespace(t, nil)
 	now := time.Now().UTC()
 	recent := now.Add(-time.Hour)
+	stale := now.Add(-8 * 24 * time.Hour)
 
-	cases := []attested{
+	layouts := []harness.Layout{harness.Classic}
+	if env.Cosign.SupportsBundle(ctx) && env.Cosign.SupportsBundleAttest(ctx) {
+		layouts = append(layouts, harness.Bundle)
+	} else {
+		t.Logf("%s has no sign/attest --new-bundle-format: bundle layout not covered", env.Cosign.Bin)
+	}
+	base := []attested{
 		{name: "good", builder: trustedBuilder, sbom: true, scanned: recent},
 		{name: "wrong-builder", builder: otherBuilder, sbom: true, scanned: recent},
 		{name: "no-sbom", builder: trustedBuilder, scanned: recent},
 		{name: "critical", builder: trustedBuilder, sbom: true, scanned: recent, critical: true},
-		{name: "stale-scan", builder: trustedBuilder, sbom: true, scanned: now.Add(-8 * 24 * time.Hour)},
+		{name: "stale-scan", builder: trustedBuilder, sbom: true, scanned: stale},
+	}
+	var cases []attested
+	for _, l := range layouts {
+		for _, c := range base {
+			c.layout = l
+			cases = append(cases, c)
+		}
 	}
 	t0 := time.Now()
 	images := make([]name.Digest, len(cases))
@@ -95,11 +117,10 @@ func TestAttestations(t *testing.T) {
 	wg.Wait()
 	for i, err := range errs {
 		if err != nil {
-			t.Fatalf("image %s: %v", cases[i].name, err)
+			t.Fatalf("image %s (%s): %v", cases[i].name, cases[i].layout, err)
 		}
 	}
 	t.Logf("measure: %d images signed and attested with cosign in %s", len(cases), time.Since(t0).Round(time.Millisecond))
-	good, wrongBuilder, noSBOM, critical, stale := images[0], images[1], images[2], images[3], images[4]
 
 	// The policy covers only this test's repositories.
 	cip := harness.ClusterImagePolicy("e2e-attestations", harness.PolicySpec{
@@ -116,30 +137,38 @@ func TestAttestations(t *testing.T) {
 	// Before the gate has the policy the image is not covered (denied):
 	// wait until it decides under it.
 	waitAdmitted(ctx, t, "image with provenance, SBOM and a clean recent scan",
-		dryRunCreatePod(ctx, ns, harness.RestrictedPod("good", good.String())))
-
-	_, err := createPod(t, ns, harness.RestrictedPod("good", good.String()))
-	mustAdmit(t, "image with provenance, SBOM and a clean recent scan", err)
+		dryRunCreatePod(ctx, ns, harness.RestrictedPod("good", images[0].String())))
 
 	const authority = " of authority " + "key-a: "
-	_, err = createPod(t, ns, harness.RestrictedPod("wrong-builder", wrongBuilder.String()))
-	mustDeny(t, "image built by another builder", err, "spec.containers[0].image", wrongBuilder.DigestStr(),
-		"attestation provenance (https://slsa.dev/provenance/v1)"+authority+"condition false: built by "+otherBuilder,
-		"required by ClusterImagePolicy e2e-attestations")
+	for li, layout := range layouts {
+		t.Run(string(layout), func(t *testing.T) {
+			imgs := images[li*len(base) : (li+1)*len(base)]
+			good, wrongBuilder, noSBOM, critical, staleScan := imgs[0], imgs[1], imgs[2], imgs[3], imgs[4]
+			pod := func(n string) string { return n + "-" + string(layout) }
 
-	_, err = createPod(t, ns, harness.RestrictedPod("no-sbom", noSBOM.String()))
-	mustDeny(t, "image without an SBOM", err, noSBOM.DigestStr(),
-		"attestation sbom (https://spdx.dev/Document)"+authority+"no attestation of this type signed by the authority")
+			_, err := createPod(t, ns, harness.RestrictedPod(pod("good"), good.String()))
+			mustAdmit(t, "image with provenance, SBOM and a clean recent scan", err)
 
-	_, err = createPod(t, ns, harness.RestrictedPod("critical", critical.String()))
-	mustDeny(t, "image whose scan has a CRITICAL finding", err, critical.DigestStr(),
-		"attestation scan (https://cosign.sigstore.dev/attestation/vuln/v1)"+authority+
-			"condition false: scan of "+recent.Format(time.RFC3339)+" is older than 7 days or has critical findings")
+			_, err = createPod(t, ns, harness.RestrictedPod(pod("wrong-builder"), wrongBuilder.String()))
+			mustDeny(t, "image built by another builder", err, "spec.containers[0].image", wrongBuilder.DigestStr(),
+				"attestation provenance (https://slsa.dev/provenance/v1)"+authority+"condition false: built by "+otherBuilder,
+				"required by ClusterImagePolicy e2e-attestations")
 
-	_, err = createPod(t, ns, harness.RestrictedPod("stale-scan", stale.String()))
-	mustDeny(t, "image whose scan is 8 days old", err, stale.DigestStr(),
-		"attestation scan (https://cosign.sigstore.dev/attestation/vuln/v1)"+authority+
-			"condition false: scan of "+now.Add(-8*24*time.Hour).Format(time.RFC3339)+" is older than 7 days")
+			_, err = createPod(t, ns, harness.RestrictedPod(pod("no-sbom"), noSBOM.String()))
+			mustDeny(t, "image without an SBOM", err, noSBOM.DigestStr(),
+				"attestation sbom (https://spdx.dev/Document)"+authority+"no attestation of this type signed by the authority")
+
+			_, err = createPod(t, ns, harness.RestrictedPod(pod("critical"), critical.String()))
+			mustDeny(t, "image whose scan has a CRITICAL finding", err, critical.DigestStr(),
+				"attestation scan (https://cosign.sigstore.dev/attestation/vuln/v1)"+authority+
+					"condition false: scan of "+recent.Format(time.RFC3339)+" is older than 7 days or has critical findings")
+
+			_, err = createPod(t, ns, harness.RestrictedPod(pod("stale-scan"), staleScan.String()))
+			mustDeny(t, "image whose scan is 8 days old", err, staleScan.DigestStr(),
+				"attestation scan (https://cosign.sigstore.dev/attestation/vuln/v1)"+authority+
+					"condition false: scan of "+stale.Format(time.RFC3339)+" is older than 7 days")
+		})
+	}
 }
 
 // requireAttestations makes every authority of policy p require atts.
@@ -158,11 +187,12 @@ func requireAttestations(t *testing.T, p *unstructured.Unstructured, atts []any)
 }
 
 // pushAttested pushes a random image to reg, signs it with keyA and
-// attests c about it with keyA, all with the cosign CLI. It does not call
-// t.Fatal (it runs in a goroutine of its own).
+// attests c about it with keyA, all with the cosign CLI and both in
+// c.layout (as a team using that layout would). It does not call t.Fatal
+// (it runs in a goroutine of its own).
 func pushAttested(t *testing.T, reg *harness.Registry, c attested) (name.Digest, error) {
 	ctx := testContext(t)
-	d, err := reg.PushSigned(ctx, env.Cosign, keyA, harness.Classic, repo(t, c.name), "v1")
+	d, err := reg.PushSigned(ctx, env.Cosign, keyA, c.layout, repo(t, string(c.layout)+"/"+c.name), "v1")
 	if err != nil {
 		return d, err
 	}
@@ -176,7 +206,7 @@ func pushAttested(t *testing.T, reg *harness.Registry, c attested) (name.Digest,
 		if err := os.WriteFile(p, b, 0o644); err != nil {
 			return err
 		}
-		return env.Cosign.Attest(ctx, keyA, d, typ, p)
+		return env.Cosign.Attest(ctx, keyA, d, c.layout, typ, p)
 	}
 	if c.builder != "" {
 		if err := attest("slsaprovenance1", "provenance.json", slsaProvenance(c.builder)); err != nil {

@@ -35,6 +35,9 @@ type Cosign struct {
 
 	once         sync.Once
 	bundleFormat bool
+
+	attestOnce         sync.Once
+	attestBundleFormat bool
 }
 
 // NewCosign returns a Cosign whose HOME (and TUF cache) is under dir.
@@ -78,6 +81,16 @@ func (c *Cosign) SupportsBundle(ctx context.Context) bool {
 	return c.bundleFormat
 }
 
+// SupportsBundleAttest reports whether this cosign has
+// `attest --new-bundle-format`.
+func (c *Cosign) SupportsBundleAttest(ctx context.Context) bool {
+	c.attestOnce.Do(func() {
+		out, err := c.run(ctx, "", "attest", "--help")
+		c.attestBundleFormat = err == nil && strings.Contains(out, "--new-bundle-format")
+	})
+	return c.attestBundleFormat
+}
+
 // Sign signs d with key in the given layout:
 //
 //	cosign sign --yes --key cosign.key --tlog-upload=false --allow-insecure-registry [--new-bundle-format] d
@@ -100,19 +113,32 @@ func (c *Cosign) Sign(ctx context.Context, key KeyPair, d name.Digest, layout La
 }
 
 // Attest attaches an in-toto attestation, signed with key, of the
-// predicate in file predicate to d, in the classic layout (a layer of the
-// sha256-<hex>.att tag next to the image):
+// predicate in file predicate to d, in the given layout: Classic, a layer
+// of the sha256-<hex>.att tag next to the image; Bundle, a Sigstore bundle
+// with a DSSE envelope attached as an OCI referrer (or under the fallback
+// tag sha256-<hex>, next to a Bundle signature):
 //
-//	cosign attest --yes --key cosign.key --tlog-upload=false --allow-insecure-registry --type predicateType --predicate predicate d
+//	cosign attest --yes --key cosign.key --tlog-upload=false --allow-insecure-registry [--new-bundle-format] --type predicateType --predicate predicate d
 //
 // predicateType is a URI or one of cosign's short names (slsaprovenance1,
 // spdxjson, vuln, …). Attestations of one image must not be made
-// concurrently: each attest rewrites that image's .att tag.
-func (c *Cosign) Attest(ctx context.Context, key KeyPair, d name.Digest, predicateType, predicate string) error {
-	args := []string{"attest", "--yes", "--key", key.PrivateKey, "--tlog-upload=false", "--allow-insecure-registry",
-		"--type", predicateType, "--predicate", predicate, d.String()}
+// concurrently: each attest rewrites that image's .att tag (or its
+// referrers fallback tag).
+func (c *Cosign) Attest(ctx context.Context, key KeyPair, d name.Digest, layout Layout, predicateType, predicate string) error {
+	args := []string{"attest", "--yes", "--key", key.PrivateKey, "--tlog-upload=false", "--allow-insecure-registry"}
+	switch layout {
+	case Classic:
+	case Bundle:
+		if !c.SupportsBundleAttest(ctx) {
+			return fmt.Errorf("attest %s: %s has no attest --new-bundle-format", d, c.Bin)
+		}
+		args = append(args, "--new-bundle-format")
+	default:
+		return fmt.Errorf("attest %s: unknown layout %q", d, layout)
+	}
+	args = append(args, "--type", predicateType, "--predicate", predicate, d.String())
 	if _, err := c.run(ctx, "", args...); err != nil {
-		return fmt.Errorf("attest %s (%s) with %s: %w", d, predicateType, key.Name, err)
+		return fmt.Errorf("attest %s (%s, %s) with %s: %w", d, predicateType, layout, key.Name, err)
 	}
 	return nil
 }
