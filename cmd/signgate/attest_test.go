@@ -113,6 +113,8 @@ func TestVerifyAttestation(t *testing.T) {
 		{"presence", []string{"--attestation", "https://slsa.dev/provenance/v1"}, exitOK, "verified by: "},
 		{"condition false", []string{"--attestation", "slsaprovenance1", "--condition", `predicate.runDetails.builder.id == "x"`, "--message", `'built by ' + predicate.runDetails.builder.id`}, exitDenied,
 			"condition false: built by https://github.com/acme/build"},
+		{"condition false: the advice is to attest, not to sign", []string{"--attestation", "slsaprovenance1", "--condition", `false`}, exitDenied,
+			"To fix: attest it with the same signer (`cosign attest --type TYPE --predicate FILE "},
 		{"missing type", []string{"--attestation", "spdxjson"}, exitDenied, "no attestation of this type signed by the authority"},
 		{"invalid CEL", []string{"--attestation", "slsaprovenance1", "--condition", `predicate.runDetails.builder.id ==`}, exitUsage, "Syntax error"},
 	}

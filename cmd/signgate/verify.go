@@ -235,7 +235,12 @@ func runVerify(ctx context.Context, opts verifyOptions, stdout io.Writer) (int, 
 		if opts.Keyless.given() {
 			hint = fmt.Sprintf("sign it keyless from the trusted workflow (`cosign sign --new-bundle-format %s` in CI), or pass the identity and issuer it was signed with", d)
 		}
-		if len(opts.Attestations) > 0 {
+		var nv *verifier.NotVerifiedError
+		switch {
+		case errors.As(err, &nv) && nv.Attestation:
+			// Signed: what is missing is an attestation, or its condition.
+			hint = fmt.Sprintf("attest it with the same signer (`cosign attest --type TYPE --predicate FILE %s`) so that every --attestation is satisfied, or fix the --condition", d)
+		case len(opts.Attestations) > 0:
 			hint += "; each authority must also have attested it (`cosign attest --type TYPE --predicate FILE`) with every --attestation satisfied"
 		}
 		return verifyFailure(ref.Context().RegistryStr(), err, hint)
