@@ -43,8 +43,6 @@ func TestServeAttestations(t *testing.T) {
 	reg.Attest(t, other, otherKey, registrytest.Attestation{PredicateType: "https://slsa.dev/provenance/v1", Predicate: provenance(builder)})
 	reg.Attest(t, ci, otherKey, registrytest.Attestation{PredicateType: "https://spdx.dev/Document", Predicate: sbom})
 
-	dir := t.TempDir()
-	o := testOptions(t, dir)
 	key := "          " + strings.ReplaceAll(strings.TrimSpace(string(ci.PublicPEM)), "\n", "\n          ")
 	policy := "apiVersion: signgate.dev/v1alpha1\nkind: ClusterImagePolicy\nmetadata: {name: built}\nspec:\n" +
 		"  images: [{glob: \"" + reg.Host + "/acme/**\"}]\n  authorities:\n    - name: ci\n      key:\n        data: |\n" + key + "\n" +
@@ -53,18 +51,7 @@ func TestServeAttestations(t *testing.T) {
 		"          condition: predicate.runDetails.builder.id == '" + builder + "'\n" +
 		"          message: \"'built by ' + predicate.runDetails.builder.id\"\n" +
 		"        - {name: sbom, predicateType: spdxjson}\n"
-	if err := os.WriteFile(filepath.Join(o.PolicyDir, "built.yaml"), []byte(policy), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	config := filepath.Join(dir, "config.yaml")
-	if err := os.WriteFile(config, []byte("apiVersion: signgate.dev/v1alpha1\nkind: GateConfiguration\n"+
-		"registry: {insecureRegistries: [\""+reg.Host+"\"], allowedHosts: [\""+reg.Host+"\"]}\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	o.ConfigFile = config
-	s, _ := startServer(t, o)
-	base := "https://" + s.WebhookAddr().String()
-	client, _ := loadClient(1)
+	base := servePolicies(t, reg, "", map[string]string{"built.yaml": policy})
 
 	tests := []struct {
 		name  string
@@ -77,17 +64,7 @@ func TestServeAttestations(t *testing.T) {
 		{"provenance signed by another key", otherKey, `attestation provenance (https://slsa.dev/provenance/v1) of authority ci: no attestation of this type signed by the authority`},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			check := wantAllowed
-			if tc.want != "" {
-				check = wantDenied(tc.want)
-			}
-			c := reviewCase{name: tc.name, path: "/validate?timeout=10s",
-				body: podReview("CREATE", "team-a", podJSON([]string{tc.image.String()}, false)), check: check}
-			if _, err := send(t.Context(), client, base, c); err != nil {
-				t.Error(err)
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { validatePod(t, base, "team-a", tc.image.String(), tc.want) })
 	}
 }
 

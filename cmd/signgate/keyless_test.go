@@ -35,8 +35,6 @@ func TestServeKeyless(t *testing.T) {
 	otherCA := reg.PushImage(t, "acme/app", "other-ca")
 	reg.SignKeyless(t, other, otherCA, release, ghIssuer)
 
-	dir := t.TempDir()
-	o := testOptions(t, dir)
 	trustRoot := func(name string, s *registrytest.Sigstore) string {
 		inline, _ := json.Marshal(string(s.TrustedRootJSON(t)))
 		return "apiVersion: signgate.dev/v1alpha1\nkind: TrustRoot\nmetadata: {name: " + name + "}\nspec:\n  trustedRoot:\n    inline: " + string(inline) + "\n"
@@ -53,21 +51,7 @@ func TestServeKeyless(t *testing.T) {
 		"missing.yaml":  imagePolicy("ns-missing", reg.Host+"/acme/**", keyless("missing", ghIssuer)),
 		"other-ca.yaml": imagePolicy("ns-other-ca", reg.Host+"/acme/**", keyless("other", ghIssuer)),
 	}
-	for name, doc := range files {
-		if err := os.WriteFile(filepath.Join(o.PolicyDir, name), []byte(doc), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	config := filepath.Join(dir, "config.yaml")
-	cfg := "apiVersion: signgate.dev/v1alpha1\nkind: GateConfiguration\nunmatchedImages: deny\npolicies: {namespacePoliciesCoverImages: true}\n" +
-		"registry: {insecureRegistries: [\"" + reg.Host + "\"], allowedHosts: [\"" + reg.Host + "\"]}\n"
-	if err := os.WriteFile(config, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	o.ConfigFile = config
-	s, _ := startServer(t, o)
-	base := "https://" + s.WebhookAddr().String()
-	client, _ := loadClient(1)
+	base := servePolicies(t, reg, "unmatchedImages: deny\npolicies: {namespacePoliciesCoverImages: true}\n", files)
 
 	tests := []struct {
 		name      string
@@ -85,17 +69,7 @@ func TestServeKeyless(t *testing.T) {
 		{"a missing TrustRoot", "ns-missing", released.String(), `authority "release": TrustRoot "missing": not found`},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			check := wantAllowed
-			if tc.want != "" {
-				check = wantDenied(tc.want)
-			}
-			c := reviewCase{name: tc.name, path: "/validate?timeout=10s",
-				body: podReview("CREATE", tc.namespace, podJSON([]string{tc.image}, false)), check: check}
-			if _, err := send(t.Context(), client, base, c); err != nil {
-				t.Error(err)
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { validatePod(t, base, tc.namespace, tc.image, tc.want) })
 	}
 }
 
@@ -185,8 +159,6 @@ func TestServeKeylessClassic(t *testing.T) {
 	noTime := sign("no-time", registrytest.ClassicNoRekorBundle(), registrytest.ClassicNoTimestamp())
 	publicKey := sign("public-key", registrytest.ClassicCertificatePEM(registrytest.NewSigner(t).PublicPEM))
 
-	dir := t.TempDir()
-	o := testOptions(t, dir)
 	inline, _ := json.Marshal(string(corp.TrustedRootJSON(t)))
 	files := map[string]string{
 		"corp.yaml": "apiVersion: signgate.dev/v1alpha1\nkind: TrustRoot\nmetadata: {name: corp}\nspec:\n  trustedRoot:\n    inline: " + string(inline) + "\n",
@@ -194,20 +166,7 @@ func TestServeKeylessClassic(t *testing.T) {
 			"  images: [{glob: \"" + reg.Host + "/acme/**\"}]\n  authorities:\n    - name: release\n      keyless:\n        trustRoot: corp\n" +
 			"        identities: [{issuer: '" + ghIssuer + "', subject: '" + release + "'}]\n",
 	}
-	for name, doc := range files {
-		if err := os.WriteFile(filepath.Join(o.PolicyDir, name), []byte(doc), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	config := filepath.Join(dir, "config.yaml")
-	if err := os.WriteFile(config, []byte("apiVersion: signgate.dev/v1alpha1\nkind: GateConfiguration\n"+
-		"registry: {insecureRegistries: [\""+reg.Host+"\"], allowedHosts: [\""+reg.Host+"\"]}\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	o.ConfigFile = config
-	s, _ := startServer(t, o)
-	base := "https://" + s.WebhookAddr().String()
-	client, _ := loadClient(1)
+	base := servePolicies(t, reg, "", files)
 
 	tests := []struct {
 		name  string
@@ -222,15 +181,11 @@ func TestServeKeylessClassic(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			check := wantAllowed
-			if tc.want != "" {
-				check = wantDenied("no valid signature from a trusted identity: " + tc.want)
+			want := tc.want
+			if want != "" {
+				want = "no valid signature from a trusted identity: " + want
 			}
-			c := reviewCase{name: tc.name, path: "/validate?timeout=10s",
-				body: podReview("CREATE", "team-a", podJSON([]string{tc.image}, false)), check: check}
-			if _, err := send(t.Context(), client, base, c); err != nil {
-				t.Error(err)
-			}
+			validatePod(t, base, "team-a", tc.image, want)
 		})
 	}
 }
