@@ -59,7 +59,7 @@ func (o *oversizedOptions) addFlags(fs interface {
 	Float64Var(*float64, string, float64, string)
 }) {
 	fs.IntVar(&o.Reviews, "oversized-reviews", 3, "oversized mode: concurrent pod reviews per round")
-	fs.IntVar(&o.Images, "oversized-images", 16, "oversized mode: containers (distinct images) per pod")
+	fs.IntVar(&o.Images, "oversized-images", 16, "oversized mode: containers (distinct images) per pod; one of the recorded sizes (e2e/load/testdata)")
 	fs.IntVar(&o.Rounds, "oversized-rounds", 3, "oversized mode: rounds")
 	fs.IntVar(&o.SigBytes, "oversized-sig-bytes", 4_000_000, "oversized mode: size of each classic .sig manifest (the verifier's default cap is 4 MiB = 4194304)")
 	fs.IntVar(&o.ReferrersBytes, "oversized-referrers-bytes", 3_000_000, "oversized mode: size of each referrers index")
@@ -212,6 +212,9 @@ var namesOversized = regexp.MustCompile(`(?i)too large|oversized|too many|larger
 func runOversized(ctx context.Context, o options, oo oversizedOptions, stdout io.Writer) error {
 	if _, err := os.Stat(o.SigngateBin); err != nil || o.SigngateBin == inprocCommand {
 		return fmt.Errorf("%s missing (the oversized mode needs the real binary): run make build first", o.SigngateBin)
+	}
+	if err := checkRecorded(oo.Images); err != nil {
+		return fmt.Errorf("-oversized-images: %w", err)
 	}
 	dir, err := os.MkdirTemp("", "signgate-oversized-")
 	if err != nil {
