@@ -143,18 +143,40 @@ func readReview(w http.ResponseWriter, r *http.Request, buf *bytes.Buffer) (*adm
 		}
 		return nil, fmt.Errorf("read request body: %w", err)
 	}
-	return DecodeReview(buf.Bytes())
+	return decodeReview(buf.Bytes())
 }
 
 // DecodeReview decodes an admission.k8s.io/v1 AdmissionReview and returns
 // its request. It fails on anything but a well-formed review with a request
-// and a uid; the object itself is checked by the Gate.
+// and a uid; the object itself is checked by the Gate. The request does not
+// share memory with body.
 func DecodeReview(body []byte) (*admissionv1.AdmissionRequest, error) {
+	req, err := decodeReview(body)
+	if err != nil {
+		return nil, err
+	}
+	req.Object.Raw = bytes.Clone(req.Object.Raw)
+	req.OldObject.Raw = bytes.Clone(req.OldObject.Raw)
+	return req, nil
+}
+
+// decodeReview is DecodeReview without the copies: the request's
+// Object.Raw and OldObject.Raw are sub-slices of body, valid as long as
+// body is (the handler's pooled buffer outlives the review). The objects
+// are scanned once here and decoded once, case-sensitively, by the Gate
+// (extractPod); copying them first bought nothing.
+func decodeReview(body []byte) (*admissionv1.AdmissionRequest, error) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, errors.New("request body is empty")
 	}
-	var review admissionv1.AdmissionReview
+	var review reviewEnvelope
 	if err := json.Unmarshal(body, &review); err != nil {
+		// Say it as decoding the AdmissionReview type says it: a type
+		// error names the Go struct and the path through it.
+		var as admissionv1.AdmissionReview
+		if err2 := json.Unmarshal(body, &as); err2 != nil {
+			err = err2
+		}
 		return nil, fmt.Errorf("decode AdmissionReview: %w", err)
 	}
 	if gv := review.APIVersion; gv != admissionv1.SchemeGroupVersion.String() {
@@ -166,10 +188,41 @@ func DecodeReview(body []byte) (*admissionv1.AdmissionRequest, error) {
 	if review.Request == nil {
 		return nil, errors.New("AdmissionReview has no request")
 	}
-	if review.Request.UID == "" {
+	req := &review.Request.AdmissionRequest
+	if req.UID == "" {
 		return nil, errors.New("AdmissionReview request has no uid")
 	}
-	return review.Request, nil
+	req.Object.Raw = review.Request.Object
+	req.OldObject.Raw = review.Request.OldObject
+	return req, nil
+}
+
+// reviewEnvelope is admissionv1.AdmissionReview decoded exactly as
+// encoding/json decodes it (same fields, same key matching, same errors;
+// response is still decoded), except that the request's object and
+// oldObject are kept as sub-slices of the body instead of copies: the
+// shallower fields below hide the embedded ones of the same name.
+type reviewEnvelope struct {
+	admissionv1.AdmissionReview
+	Request *requestEnvelope `json:"request,omitempty"`
+}
+
+type requestEnvelope struct {
+	admissionv1.AdmissionRequest
+	Object    rawObject `json:"object,omitempty"`
+	OldObject rawObject `json:"oldObject,omitempty"`
+}
+
+// rawObject is runtime.RawExtension's UnmarshalJSON without the copy: a
+// null leaves it as it was, anything else is kept as given.
+type rawObject []byte
+
+func (r *rawObject) UnmarshalJSON(in []byte) error {
+	if bytes.Equal(in, []byte("null")) {
+		return nil
+	}
+	*r = in[:len(in):len(in)] // an append must not write into the body
+	return nil
 }
 
 // budget turns the API server's ?timeout= into the gate's own deadline: a
