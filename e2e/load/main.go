@@ -142,19 +142,7 @@ func run(ctx context.Context, o options, stdout io.Writer) error {
 	rep.loadAfter = loadAvg()
 	rep.end = time.Now()
 
-	out := []io.Writer{stdout}
-	if o.Out != "" {
-		if err := os.MkdirAll(filepath.Dir(o.Out), 0o755); err != nil {
-			return err
-		}
-		f, err := os.Create(o.Out)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		out = append(out, f)
-	}
-	return rep.write(io.MultiWriter(out...))
+	return writeReport(stdout, o.Out, rep.write)
 }
 
 func logf(format string, args ...any) {
@@ -162,3 +150,21 @@ func logf(format string, args ...any) {
 }
 
 var errNotAllowed = errors.New("server did not admit the recorded pod")
+
+// writeReport writes a report to stdout and, when path is set, to that
+// file too.
+func writeReport(stdout io.Writer, path string, write func(io.Writer) error) error {
+	out := []io.Writer{stdout}
+	if path != "" {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return err
+		}
+		f, err := os.Create(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		out = append(out, f)
+	}
+	return write(io.MultiWriter(out...))
+}

@@ -13,7 +13,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"regexp"
 	"runtime"
 	"sort"
@@ -352,19 +351,9 @@ func runOversized(ctx context.Context, o options, oo oversizedOptions, stdout io
 	}
 	run.end, run.loadAfter = time.Now(), loadAvg()
 
-	out := []io.Writer{stdout}
-	if o.Out != "" {
-		if err := os.MkdirAll(filepath.Dir(o.Out), 0o755); err != nil {
-			return err
-		}
-		f, err := os.Create(o.Out)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		out = append(out, f)
+	if err := writeReport(stdout, o.Out, func(w io.Writer) error { run.write(w); return nil }); err != nil {
+		return err
 	}
-	run.write(io.MultiWriter(out...))
 	if failure != nil {
 		return failure
 	}
