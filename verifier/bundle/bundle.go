@@ -164,10 +164,6 @@ func Verify(entity verify.SignedEntity, artifact Artifact, trustedRoot root.Trus
 	if err != nil {
 		return Result{}, notVerified(err)
 	}
-	entries, err := entity.TlogEntries()
-	if err != nil {
-		return Result{}, notVerified(err)
-	}
 	leaf := vc.Certificate()
 
 	var (
@@ -190,6 +186,12 @@ func Verify(entity verify.SignedEntity, artifact Artifact, trustedRoot root.Trus
 		material = root.TrustedMaterialCollection{trustedRoot, root.NewTrustedPublicKeyMaterial(
 			func(string) (root.TimeConstrainedVerifier, error) { return key, nil })}
 		vopts = append(vopts, verify.WithNoObserverTimestamps())
+		// Parsed here only: each parse of a Rekor v1 entry re-checks its
+		// signature, and sigstore-go parses them again when verifying.
+		entries, err := entity.TlogEntries()
+		if err != nil {
+			return Result{}, notVerified(err)
+		}
 		if len(entries) > 0 {
 			vopts = append(vopts, verify.WithTransparencyLog(len(entries)))
 		}
