@@ -17,11 +17,17 @@ CONTROLLER_GEN_VERSION := v0.23.0
 STATICCHECK_VERSION    := v0.8.2
 BENCHSTAT_VERSION      := v0.0.0-20260908200009-22c9c6c9d4da
 KO_VERSION             := v0.19.1
+# The keyless e2e: a Fulcio CA, an RFC 3161 TSA, a Rekor v2 log and cosign
+# v3 (which writes Rekor v2 entries) beside cosign v2.
+FULCIO_VERSION         := v1.8.8
+TSA_VERSION            := v2.1.3
+REKOR_TILES_VERSION    := v2.3.0
+COSIGN3_VERSION        := v3.1.3
 
 FUZZTIME ?= 30s
 
 .PHONY: all build test lint fmt vet staticcheck bench fuzz crds verify-crds \
-        e2e-tools e2e demo registry load load-oversized image chart-check dogfood clean \
+        e2e-tools sigstore-tools e2e demo registry load load-oversized image chart-check dogfood clean \
         test-stress stress-ng conformance
 
 all: build
@@ -137,15 +143,22 @@ image: $(STAMP)/ko-$(KO_VERSION)
 	    $(if $(KO_INSECURE),--insecure-registry) --image-refs $(IMAGE_REF_FILE) ./cmd/signgate
 	@echo "image: $$(cat $(IMAGE_REF_FILE))"
 
-## e2e-tools: kube-apiserver, etcd, cosign, crane, helm, ko (the suite builds the gate's image with
-## `make image`) and PSA's webhook in bin/, plus the registry.
+## e2e-tools: kube-apiserver, etcd, cosign (v2 and v3), crane, helm, ko (the suite builds the gate's
+## image with `make image`), PSA's webhook, and for keyless signing Fulcio, a TSA and a Rekor v2 log,
+## in bin/, plus the registry.
 e2e-tools: $(STAMP)/kube-apiserver-$(KUBE_VERSION) $(STAMP)/pod-security-webhook-$(KUBE_VERSION) \
            $(STAMP)/etcd-$(ETCD_VERSION) $(STAMP)/cosign-$(COSIGN_VERSION) \
-           $(STAMP)/crane-$(GGCR_VERSION) $(STAMP)/helm-$(HELM_VERSION) $(STAMP)/ko-$(KO_VERSION) registry
+           $(STAMP)/crane-$(GGCR_VERSION) $(STAMP)/helm-$(HELM_VERSION) $(STAMP)/ko-$(KO_VERSION) \
+           sigstore-tools registry
+
+## sigstore-tools: what the keyless e2e signs against, each on 127.0.0.1 only.
+sigstore-tools: $(STAMP)/fulcio-$(FULCIO_VERSION) $(STAMP)/timestamp-server-$(TSA_VERSION) \
+                $(STAMP)/rekor-server-$(REKOR_TILES_VERSION) $(STAMP)/cosign3-$(COSIGN3_VERSION)
 
 # A stamp whose binary is gone (bin/ partly removed by hand) is stale:
 # forget it so the tool is built again.
-E2E_TOOLS := kube-apiserver pod-security-webhook etcd cosign crane helm ko
+E2E_TOOLS := kube-apiserver pod-security-webhook etcd cosign crane helm ko \
+             fulcio timestamp-server rekor-server cosign3
 $(foreach t,$(E2E_TOOLS),$(if $(wildcard $(BIN)/$(t)),,$(shell rm -f $(STAMP)/$(t)-*)))
 
 ## e2e: the end-to-end suite against real kube-apiserver, etcd, registry and cosign (e2e/).
@@ -190,6 +203,27 @@ $(STAMP)/etcd-$(ETCD_VERSION): e2e/tools/etcd/go.mod e2e/tools/etcd/go.sum
 
 $(STAMP)/cosign-$(COSIGN_VERSION):
 	GOBIN=$(BIN) $(GO) install github.com/sigstore/cosign/v2/cmd/cosign@$(COSIGN_VERSION)
+	@mkdir -p $(STAMP) && touch $@
+
+# Fulcio's main package is its module root; it needs cgo (PKCS#11).
+$(STAMP)/fulcio-$(FULCIO_VERSION):
+	GOBIN=$(BIN) $(GO) install github.com/sigstore/fulcio@$(FULCIO_VERSION)
+	@mkdir -p $(STAMP) && touch $@
+
+$(STAMP)/timestamp-server-$(TSA_VERSION):
+	GOBIN=$(BIN) $(GO) install github.com/sigstore/timestamp-authority/v2/cmd/timestamp-server@$(TSA_VERSION)
+	@mkdir -p $(STAMP) && touch $@
+
+# rekor-tiles' POSIX-storage server, installed as bin/rekor-server.
+$(STAMP)/rekor-server-$(REKOR_TILES_VERSION):
+	rm -rf $(BIN)/.rekor-tiles && GOBIN=$(BIN)/.rekor-tiles $(GO) install github.com/sigstore/rekor-tiles/v2/cmd/rekor-server/posix@$(REKOR_TILES_VERSION)
+	mv $(BIN)/.rekor-tiles/posix $(BIN)/rekor-server && rmdir $(BIN)/.rekor-tiles
+	@mkdir -p $(STAMP) && touch $@
+
+# cosign v3 beside v2, installed as bin/cosign3.
+$(STAMP)/cosign3-$(COSIGN3_VERSION):
+	rm -rf $(BIN)/.cosign3 && GOBIN=$(BIN)/.cosign3 $(GO) install github.com/sigstore/cosign/v3/cmd/cosign@$(COSIGN3_VERSION)
+	mv $(BIN)/.cosign3/cosign $(BIN)/cosign3 && rmdir $(BIN)/.cosign3
 	@mkdir -p $(STAMP) && touch $@
 
 $(STAMP)/crane-$(GGCR_VERSION):

@@ -223,7 +223,7 @@ func (e *evaluation) judge(c imageCheck, r checked) {
 	switch {
 	case r.err == nil:
 		e.f.add(c.req.Mode, auditImagePolicy, e.about(CodeNotEnoughSignatures, path, c.field.Image, c.req, fmt.Sprintf("%s %q: %s for %s (need %d of: %s; verified: %s); %s",
-			path, c.field.Image, "not enough valid signatures", c.req.Policy, threshold, authorityNames(c.req), strings.Join(r.result.Verified, ", "), e.signAdvice())))
+			path, c.field.Image, "not enough valid signatures", c.req.Policy, threshold, authorityNames(c.req), strings.Join(r.result.Verified, ", "), e.signAdvice(c.req))))
 	case errors.As(r.err, &notVerified) && notVerified.AccessDenied:
 		e.f.add(c.req.Mode, auditImagePolicy, e.about(CodeRegistryAccessDenied, path, c.field.Image, c.req, fmt.Sprintf("%s %q: cannot verify against %s: %s; give signgate credentials that can read %s (registry credentials of the gate, docs/helm.md)",
 			path, c.field.Image, c.req.Policy, notVerified.Reason, notVerified.Digest.Context())))
@@ -242,7 +242,7 @@ func (e *evaluation) judge(c imageCheck, r checked) {
 			path, c.field.Image, notVerified.Reason, c.req.Policy, threshold, authorityNames(c.req))))
 	case errors.As(r.err, &notVerified):
 		e.f.add(c.req.Mode, auditImagePolicy, e.about(CodeNotVerified, path, c.field.Image, c.req, fmt.Sprintf("%s %q: %s for %s (need %d of: %s); %s",
-			path, c.field.Image, notVerified.Reason, c.req.Policy, threshold, authorityNames(c.req), e.signAdvice())))
+			path, c.field.Image, notVerified.Reason, c.req.Policy, threshold, authorityNames(c.req), e.signAdvice(c.req))))
 	case isTransient(r.err):
 		d := e.about(CodeRegistryUndecided, path, c.field.Image, c.req,
 			fmt.Sprintf("%s %q: cannot verify against %s: %s", path, c.field.Image, c.req.Policy, registryProblem(c.ref.Context().RegistryStr(), r.err, e.gate.remedies)))
@@ -267,8 +267,25 @@ func (e *evaluation) about(code Code, path, image string, r *policy.Requirement,
 	return d
 }
 
-func (e *evaluation) signAdvice() string {
-	return "sign it with a key trusted in namespace " + e.req.Namespace
+// signAdvice says how to sign an image so that r's authorities accept
+// it: with a key, as a keyless identity, or either.
+func (e *evaluation) signAdvice(r *policy.Requirement) string {
+	keys, identities := false, false
+	for _, a := range r.Authorities.All() {
+		if a.Keyless != nil {
+			identities = true
+		} else {
+			keys = true
+		}
+	}
+	how := "with a key"
+	switch {
+	case identities && keys:
+		how = "with a key or as an identity"
+	case identities:
+		how = "as an identity"
+	}
+	return "sign it " + how + " trusted in namespace " + e.req.Namespace
 }
 
 func authorityNames(r *policy.Requirement) string {

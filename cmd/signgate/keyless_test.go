@@ -62,6 +62,7 @@ func TestServeKeyless(t *testing.T) {
 		{"the release workflow", "ns-release", released.String(), ""},
 		{"another workflow", "ns-release", fromNightly.String(),
 			`no valid signature from a trusted identity: certificate subject "` + nightly + `" from issuer "` + ghIssuer + `" matches none of: subject ~ "^https://github\\.com/acme/app/`},
+		{"the advice names identities, not keys", "ns-release", fromNightly.String(), "; sign it as an identity trusted in namespace ns-release"},
 		{"a repository that starts like the trusted one", "ns-release", fromEvil.String(), `certificate subject "` + evil + `"`},
 		{"another issuer", "ns-gitlab", released.String(), `matches none of: subject ~ "^https://github\\.com/acme/app/\\.github/workflows/release\\.yml@refs/tags/v.*$" from issuer "https://gitlab.com"`},
 		{"an untrusted CA", "ns-other-ca", released.String(), "certificate not issued by a Fulcio CA of TrustRoot other"},

@@ -89,6 +89,7 @@ func RestrictedDeployment(name, image string) *appsv1.Deployment {
 var (
 	ImagePolicyGVR        = schema.GroupVersionResource{Group: "signgate.dev", Version: "v1alpha1", Resource: "imagepolicies"}
 	ClusterImagePolicyGVR = schema.GroupVersionResource{Group: "signgate.dev", Version: "v1alpha1", Resource: "clusterimagepolicies"}
+	TrustRootGVR          = schema.GroupVersionResource{Group: "signgate.dev", Version: "v1alpha1", Resource: "trustroots"}
 )
 
 // PolicySpec is the spec of an ImagePolicy or ClusterImagePolicy

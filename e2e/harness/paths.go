@@ -44,6 +44,12 @@ type Binaries struct {
 	Cosign        string // bin/cosign
 	Signgate      string // bin/signgate
 	Registry      string // docker-registry from PATH (Debian package)
+
+	// What the keyless tests sign against (StartSigstore).
+	Cosign3 string // bin/cosign3: cosign v3
+	Fulcio  string // bin/fulcio
+	TSA     string // bin/timestamp-server
+	Rekor   string // bin/rekor-server: rekor-tiles (Rekor v2) on local storage
 }
 
 // FindBinaries locates the programs under root/bin (built by `make build
@@ -56,9 +62,13 @@ func FindBinaries(root string) (Binaries, error) {
 		KubeAPIServer: filepath.Join(bin, "kube-apiserver"),
 		Cosign:        filepath.Join(bin, "cosign"),
 		Signgate:      filepath.Join(bin, "signgate"),
+		Cosign3:       filepath.Join(bin, "cosign3"),
+		Fulcio:        filepath.Join(bin, "fulcio"),
+		TSA:           filepath.Join(bin, "timestamp-server"),
+		Rekor:         filepath.Join(bin, "rekor-server"),
 	}
 	var missing []error
-	for _, p := range []string{b.Etcd, b.KubeAPIServer, b.Cosign, b.Signgate} {
+	for _, p := range []string{b.Etcd, b.KubeAPIServer, b.Cosign, b.Signgate, b.Cosign3, b.Fulcio, b.TSA, b.Rekor} {
 		if _, err := os.Stat(p); err != nil {
 			missing = append(missing, fmt.Errorf("%s missing (run `make build e2e-tools`)", p))
 		}
