@@ -14,7 +14,9 @@
 //     (Rekor v2 entries carry no integrated time, so they need a TSA
 //     timestamp);
 //   - at least one transparency log entry, for this signature, certificate
-//     and artifact;
+//     and artifact, when the trusted root lists transparency logs (one
+//     without logs describes a deployment without any: the signing time
+//     then comes from an RFC 3161 timestamp);
 //   - SCTs verified when the trusted root has CT logs;
 //   - SAN and OIDC issuer matched exactly (no regular expressions), or,
 //     with Policy.Match, by the caller's function over the verified SAN,
@@ -260,13 +262,16 @@ func Verify(entity verify.SignedEntity, artifact Artifact, trustedRoot root.Trus
 }
 
 // keylessOptions are the verifier options for a certificate signature:
-// at least one log entry, at least one verified observer timestamp (log
-// integrated time or RFC 3161 timestamp) as the only source of the signing
-// time, SCTs when the trusted root knows CT logs.
+// at least one verified observer timestamp (log integrated time or
+// RFC 3161 timestamp) as the only source of the signing time; at least one
+// log entry when the trusted root knows transparency logs, and SCTs when
+// it knows CT logs. A trusted root without logs is a deployment that has
+// none (Fulcio and a TSA only): its signatures carry no entry to verify,
+// and their signing time must then come from a timestamp authority.
 func keylessOptions(tm root.TrustedMaterial) []verify.VerifierOption {
-	opts := []verify.VerifierOption{
-		verify.WithTransparencyLog(1),
-		verify.WithObserverTimestamps(1),
+	opts := []verify.VerifierOption{verify.WithObserverTimestamps(1)}
+	if len(tm.RekorLogs()) > 0 {
+		opts = append(opts, verify.WithTransparencyLog(1))
 	}
 	if len(tm.CTLogs()) > 0 {
 		opts = append(opts, verify.WithSignedCertificateTimestamps(1))

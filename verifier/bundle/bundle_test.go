@@ -156,6 +156,54 @@ func TestSCTsRequiredWhenRootHasCTLogs(t *testing.T) {
 	wantRejected(t, err, "signed certificate timestamp")
 }
 
+// noLog is a signed entity without its transparency log entries, as
+// cosign writes it with --tlog-upload=false.
+type noLog struct{ verify.SignedEntity }
+
+func (noLog) TlogEntries() ([]*tlog.Entry, error) { return nil, nil }
+
+// noTimes is noLog without RFC 3161 timestamps either.
+type noTimes struct{ noLog }
+
+func (noTimes) Timestamps() ([][]byte, error) { return nil, nil }
+
+// tsaOnly is the virtual Sigstore as a deployment without transparency
+// logs: Fulcio and the TSA only.
+type tsaOnly struct{ *ca.VirtualSigstore }
+
+func (tsaOnly) CTLogs() map[string]*root.TransparencyLog    { return nil }
+func (tsaOnly) RekorLogs() map[string]*root.TransparencyLog { return nil }
+
+// TestLogRequiredWhenRootHasLogs: a keyless signature without a log
+// entry is rejected under a trusted root that lists transparency logs,
+// and verified, at its TSA time, under one that lists none; without a
+// TSA timestamp either it has no signing time and is rejected.
+func TestLogRequiredWhenRootHasLogs(t *testing.T) {
+	t.Parallel()
+	vs := newVirtual(t)
+	e, err := vs.Sign(san, issuer, artifact)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = bundle.Verify(noLog{e}, bundle.Artifact{Data: artifact}, noCT{vs}, identity(san, issuer))
+	wantRejected(t, err, "")
+	if !errors.Is(err, bundle.ErrTransparencyLog) {
+		t.Errorf("no log entry under a root with logs: %v, want ErrTransparencyLog", err)
+	}
+	res, err := bundle.Verify(noLog{e}, bundle.Artifact{Data: artifact}, tsaOnly{vs}, identity(san, issuer))
+	if err != nil {
+		t.Fatalf("no log entry under a root without logs: %v", err)
+	}
+	if len(res.Timestamps) != 1 {
+		t.Errorf("verified timestamps = %v, want the TSA's only", res.Timestamps)
+	}
+	_, err = bundle.Verify(noTimes{noLog{e}}, bundle.Artifact{Data: artifact}, tsaOnly{vs}, identity(san, issuer))
+	wantRejected(t, err, "")
+	if !errors.Is(err, bundle.ErrTimestamp) {
+		t.Errorf("neither a log entry nor a timestamp: %v, want ErrTimestamp", err)
+	}
+}
+
 // TestUntrustedFulcio: a chain from another Fulcio is rejected.
 func TestUntrustedFulcio(t *testing.T) {
 	t.Parallel()
