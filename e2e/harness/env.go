@@ -41,7 +41,8 @@ type Env struct {
 	Etcd       *Etcd
 	APIServer  *APIServer
 	Registries []*Registry
-	Cosign     *Cosign
+	Cosign     *Cosign // cosign v2 (bin/cosign)
+	Cosign3    *Cosign // cosign v3 (bin/cosign3)
 	Signgate   *Signgate
 
 	Config  *rest.Config // admin; copy before changing (rest.CopyConfig)
@@ -100,7 +101,8 @@ func StartCluster(ctx context.Context, tb TB) (*Env, error) {
 		return nil, err
 	}
 	dir := tb.TempDir()
-	e := &Env{Root: root, Dir: dir, Bin: bins, CA: ca, Cosign: NewCosign(bins.Cosign, dir), tb: tb}
+	e := &Env{Root: root, Dir: dir, Bin: bins, CA: ca, Cosign: NewCosign(bins.Cosign, dir),
+		Cosign3: NewCosign(bins.Cosign3, filepath.Join(dir, "cosign3")), tb: tb}
 
 	t0 := time.Now()
 	if e.Etcd, err = StartEtcd(ctx, tb, bins.Etcd, dir); err != nil {

@@ -24,6 +24,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -45,6 +46,12 @@ type Sigstore struct {
 	TrustedRoot       []byte // trusted_root.json
 	TrustedRootPath   string
 	SigningConfigPath string
+
+	// The same deployment without its transparency log: Fulcio and the
+	// TSA only. Signatures made with it carry no log entry.
+	NoLogTrustedRoot       []byte
+	NoLogTrustedRootPath   string
+	NoLogSigningConfigPath string
 
 	key *rsa.PrivateKey // signs ID tokens
 }
@@ -72,7 +79,9 @@ const rekorOrigin = "127.0.0.1"
 // with tb for teardown.
 //
 // The timestamp server always serves its metrics on :2112 (not
-// configurable in timestamp-authority v2.1.3): one Sigstore per machine.
+// configurable in timestamp-authority v2.1.3): Sigstores of concurrent
+// suites on one machine take turns through a lock file
+// (lockTSAMetricsPort).
 func StartSigstore(ctx context.Context, tb TB, bins Binaries, dir string) (*Sigstore, error) {
 	dir = filepath.Join(dir, "sigstore")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -104,40 +113,56 @@ func StartSigstore(ctx context.Context, tb TB, bins Binaries, dir string) (*Sigs
 	// Valid from a day ago: the CA's and log's start times must precede
 	// every signature made in the run.
 	start := time.Now().Add(-24 * time.Hour).UTC().Format(time.RFC3339)
-	s.TrustedRootPath = filepath.Join(dir, "trusted_root.json")
 	c := NewCosign(bins.Cosign3, dir)
-	if _, err := c.run(ctx, dir, "trusted-root", "create",
-		"--fulcio=url="+s.FulcioURL+",certificate-chain="+fulcioChain+",start-time="+start,
-		"--tsa=url="+s.TSAURL+",certificate-chain="+tsaChain+",start-time="+start,
-		"--rekor=url="+s.RekorURL+",public-key="+rekorPub+",start-time="+start+",origin="+rekorOrigin,
-		"--out", s.TrustedRootPath); err != nil {
-		return nil, fmt.Errorf("start sigstore: trusted root: %w", err)
+	trustedRoot := func(path string, withLog bool) ([]byte, error) {
+		args := []string{"trusted-root", "create",
+			"--fulcio=url=" + s.FulcioURL + ",certificate-chain=" + fulcioChain + ",start-time=" + start,
+			"--tsa=url=" + s.TSAURL + ",certificate-chain=" + tsaChain + ",start-time=" + start,
+			"--out", path}
+		if withLog {
+			args = append(args, "--rekor=url="+s.RekorURL+",public-key="+rekorPub+",start-time="+start+",origin="+rekorOrigin)
+		}
+		if _, err := c.run(ctx, dir, args...); err != nil {
+			return nil, fmt.Errorf("start sigstore: trusted root: %w", err)
+		}
+		return os.ReadFile(path)
 	}
-	if s.TrustedRoot, err = os.ReadFile(s.TrustedRootPath); err != nil {
-		return nil, fmt.Errorf("start sigstore: %w", err)
+	s.TrustedRootPath = filepath.Join(dir, "trusted_root.json")
+	if s.TrustedRoot, err = trustedRoot(s.TrustedRootPath, true); err != nil {
+		return nil, err
+	}
+	s.NoLogTrustedRootPath = filepath.Join(dir, "trusted_root-no-log.json")
+	if s.NoLogTrustedRoot, err = trustedRoot(s.NoLogTrustedRootPath, false); err != nil {
+		return nil, err
 	}
 	s.SigningConfigPath = filepath.Join(dir, "signing_config.json")
-	if err := os.WriteFile(s.SigningConfigPath, s.signingConfig(start), 0o644); err != nil {
-		return nil, fmt.Errorf("start sigstore: %w", err)
+	s.NoLogSigningConfigPath = filepath.Join(dir, "signing_config-no-log.json")
+	for path, withLog := range map[string]bool{s.SigningConfigPath: true, s.NoLogSigningConfigPath: false} {
+		if err := os.WriteFile(path, s.signingConfig(start, withLog), 0o644); err != nil {
+			return nil, fmt.Errorf("start sigstore: %w", err)
+		}
 	}
 	return s, nil
 }
 
-// signingConfig is a v0.2 signing config: this Fulcio, issuer, Rekor v2
-// log and TSA.
-func (s *Sigstore) signingConfig(start string) []byte {
+// signingConfig is a v0.2 signing config: this Fulcio, issuer and TSA,
+// and the Rekor v2 log when withLog.
+func (s *Sigstore) signingConfig(start string, withLog bool) []byte {
 	svc := func(url string, api int) []any {
 		return []any{map[string]any{"url": url, "majorApiVersion": api, "validFor": map[string]any{"start": start}, "operator": "signgate-e2e"}}
 	}
-	b, _ := json.Marshal(map[string]any{
-		"mediaType":       "application/vnd.dev.sigstore.signingconfig.v0.2+json",
-		"caUrls":          svc(s.FulcioURL, 1),
-		"oidcUrls":        svc(s.IssuerURL, 1),
-		"rekorTlogUrls":   svc(s.RekorURL, 2),
-		"rekorTlogConfig": map[string]any{"selector": "ANY"},
-		"tsaUrls":         svc(s.TSAURL, 1),
-		"tsaConfig":       map[string]any{"selector": "ANY"},
-	})
+	sc := map[string]any{
+		"mediaType": "application/vnd.dev.sigstore.signingconfig.v0.2+json",
+		"caUrls":    svc(s.FulcioURL, 1),
+		"oidcUrls":  svc(s.IssuerURL, 1),
+		"tsaUrls":   svc(s.TSAURL, 1),
+		"tsaConfig": map[string]any{"selector": "ANY"},
+	}
+	if withLog {
+		sc["rekorTlogUrls"] = svc(s.RekorURL, 2)
+		sc["rekorTlogConfig"] = map[string]any{"selector": "ANY"}
+	}
+	b, _ := json.Marshal(sc)
 	return b
 }
 
@@ -291,6 +316,11 @@ func (s *Sigstore) startTSA(ctx context.Context, tb TB, bin, dir string) (string
 	}
 	base := "http://127.0.0.1:" + strconv.Itoa(port)
 	s.TSAURL = base + "/api/v1/timestamp"
+	// Registered before the server's own cleanup, so released after it
+	// has stopped (cleanups run last-in first-out).
+	if err := lockTSAMetricsPort(ctx, tb); err != nil {
+		return "", err
+	}
 	p, err := startProcess(tb, dir, procSpec{name: "timestamp-server", bin: bin, args: []string{
 		"serve", "--host", "127.0.0.1", "--port", strconv.Itoa(port),
 		"--timestamp-signer", "memory", "--disable-ntp-monitoring",
@@ -303,10 +333,53 @@ func (s *Sigstore) startTSA(ctx context.Context, tb TB, bin, dir string) (string
 		chain, err = httpGet(ctx, base+"/api/v1/timestamp/certchain")
 		return err
 	}); err != nil {
+		if strings.Contains(p.Tail(40), "address already in use") {
+			err = fmt.Errorf("%w\n(timestamp-server always serves its metrics on :2112; another program holds that port)", err)
+		}
 		return "", err
 	}
 	path := filepath.Join(dir, "tsa-chain.pem")
 	return path, writePEMChain(path, chain)
+}
+
+// tsaLockName is a lock file, in the system's temp dir, that one
+// timestamp server at a time holds on this machine: each serves its
+// metrics on :2112, which timestamp-authority v2.1.3 cannot move, so two
+// e2e suites started at once (a CI clone beside a working tree) would
+// otherwise fail one another.
+const tsaLockName = "signgate-e2e-timestamp-server-2112.lock"
+
+// lockTSAMetricsPort takes the tsaLockName lock, waiting while another
+// suite's timestamp server holds it (a keyless test holds it seconds);
+// the lock is released at tb's cleanup, and by the kernel if the
+// process dies.
+func lockTSAMetricsPort(ctx context.Context, tb TB) error {
+	path := filepath.Join(os.TempDir(), tsaLockName)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o666)
+	if err != nil {
+		return fmt.Errorf("start timestamp-server: lock: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, hangGuard)
+	defer cancel()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			tb.Cleanup(func() { f.Close() }) // closing releases the lock
+			return nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			f.Close()
+			return fmt.Errorf("start timestamp-server: lock %s: %w", path, err)
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return fmt.Errorf("start timestamp-server: another e2e suite's timestamp server still holds %s (for :2112) after %s", path, hangGuard)
+		case <-tick.C:
+		}
+	}
 }
 
 // startRekor starts a rekor-tiles log on local storage with a new P-256
@@ -356,21 +429,27 @@ func (s *Sigstore) startRekor(ctx context.Context, tb TB, bin, dir string) (stri
 	return pubPath, nil
 }
 
-// SignKeyless signs d as w with cosign v3 against s: the ID token goes to
-// Fulcio, the signature to Rekor and the TSA, and the sigstore bundle to
-// the registry as an OCI referrer (under the fallback tag sha256-<hex> on
-// a registry without the referrers API):
+// SignKeyless signs d as w with c against s: the ID token goes to
+// Fulcio, the signature to the TSA and, when withLog, to Rekor; the
+// sigstore bundle goes to the registry as an OCI referrer (under the
+// fallback tag sha256-<hex> on a registry without the referrers API):
 //
-//	cosign sign --yes --signing-config sc.json --trusted-root tr.json --identity-token T --allow-http-registry --allow-insecure-registry d
-func (s *Sigstore) SignKeyless(ctx context.Context, c *Cosign, w Workflow, d name.Digest) error {
+//	cosign sign --yes --new-bundle-format --signing-config sc.json --trusted-root tr.json --identity-token T --allow-http-registry --allow-insecure-registry d
+//
+// Without the log the signing config and trusted root are the NoLog ones.
+func (s *Sigstore) SignKeyless(ctx context.Context, c *Cosign, w Workflow, d name.Digest, withLog bool) error {
 	tok, err := s.Token(w)
 	if err != nil {
 		return err
 	}
-	if _, err := c.run(ctx, "", "sign", "--yes",
-		"--signing-config", s.SigningConfigPath, "--trusted-root", s.TrustedRootPath,
+	sc, tr := s.SigningConfigPath, s.TrustedRootPath
+	if !withLog {
+		sc, tr = s.NoLogSigningConfigPath, s.NoLogTrustedRootPath
+	}
+	if _, err := c.run(ctx, "", "sign", "--yes", "--new-bundle-format",
+		"--signing-config", sc, "--trusted-root", tr,
 		"--identity-token", tok, "--allow-http-registry", "--allow-insecure-registry", d.String()); err != nil {
-		return fmt.Errorf("sign %s keyless as %s: %w", d, w.Subject(), err)
+		return fmt.Errorf("sign %s keyless as %s (log: %t): %w", d, w.Subject(), withLog, err)
 	}
 	return nil
 }
