@@ -75,8 +75,10 @@ func (c *Cosign) GenerateKeyPair(ctx context.Context, dir, name string) (KeyPair
 // SupportsBundle reports whether this cosign has `sign --new-bundle-format`.
 func (c *Cosign) SupportsBundle(ctx context.Context) bool {
 	c.once.Do(func() {
-		out, err := c.run(ctx, "", "sign", "--help")
-		c.bundleFormat = err == nil && strings.Contains(out, "--new-bundle-format")
+		// v3 hides the flag from --help (deprecated: the bundle is its
+		// only future format) but accepts it; an unknown flag fails.
+		_, err := c.run(ctx, "", "sign", "--new-bundle-format=true", "--help")
+		c.bundleFormat = err == nil
 	})
 	return c.bundleFormat
 }
@@ -85,31 +87,47 @@ func (c *Cosign) SupportsBundle(ctx context.Context) bool {
 // `attest --new-bundle-format`.
 func (c *Cosign) SupportsBundleAttest(ctx context.Context) bool {
 	c.attestOnce.Do(func() {
-		out, err := c.run(ctx, "", "attest", "--help")
-		c.attestBundleFormat = err == nil && strings.Contains(out, "--new-bundle-format")
+		_, err := c.run(ctx, "", "attest", "--new-bundle-format=true", "--help")
+		c.attestBundleFormat = err == nil
 	})
 	return c.attestBundleFormat
 }
 
 // Sign signs d with key in the given layout:
 //
-//	cosign sign --yes --key cosign.key --tlog-upload=false --allow-insecure-registry [--new-bundle-format] d
+//	cosign sign --yes --key cosign.key --use-signing-config=false --tlog-upload=false --allow-http-registry --allow-insecure-registry --new-bundle-format[=false] d
 func (c *Cosign) Sign(ctx context.Context, key KeyPair, d name.Digest, layout Layout) error {
-	args := []string{"sign", "--yes", "--key", key.PrivateKey, "--tlog-upload=false", "--allow-insecure-registry"}
-	switch layout {
-	case Classic:
-	case Bundle:
-		if !c.SupportsBundle(ctx) {
-			return fmt.Errorf("sign %s: %s has no --new-bundle-format", d, c.Bin)
-		}
-		args = append(args, "--new-bundle-format")
-	default:
-		return fmt.Errorf("sign %s: unknown layout %q", d, layout)
+	args, err := c.keyArgs(ctx, "sign", key, layout)
+	if err != nil {
+		return fmt.Errorf("sign %s: %w", d, err)
 	}
 	if _, err := c.run(ctx, "", append(args, d.String())...); err != nil {
 		return fmt.Errorf("sign %s with %s (%s): %w", d, key.Name, layout, err)
 	}
 	return nil
+}
+
+// keyArgs are the arguments of `cosign sign|attest` with key, no
+// transparency log and the layout, for cosign v2 and v3 alike: v3 signs
+// through the public-good signing config unless told not to
+// (--use-signing-config=false), and defaults to the bundle format.
+func (c *Cosign) keyArgs(ctx context.Context, cmd string, key KeyPair, layout Layout) ([]string, error) {
+	args := []string{cmd, "--yes", "--key", key.PrivateKey, "--use-signing-config=false", "--tlog-upload=false",
+		"--allow-http-registry", "--allow-insecure-registry"}
+	switch layout {
+	case Classic:
+		return append(args, "--new-bundle-format=false"), nil
+	case Bundle:
+		supported := c.SupportsBundle(ctx)
+		if cmd == "attest" {
+			supported = c.SupportsBundleAttest(ctx)
+		}
+		if !supported {
+			return nil, fmt.Errorf("%s has no %s --new-bundle-format", c.Bin, cmd)
+		}
+		return append(args, "--new-bundle-format"), nil
+	}
+	return nil, fmt.Errorf("unknown layout %q", layout)
 }
 
 // Attest attaches an in-toto attestation, signed with key, of the
@@ -118,23 +136,16 @@ func (c *Cosign) Sign(ctx context.Context, key KeyPair, d name.Digest, layout La
 // with a DSSE envelope attached as an OCI referrer (or under the fallback
 // tag sha256-<hex>, next to a Bundle signature):
 //
-//	cosign attest --yes --key cosign.key --tlog-upload=false --allow-insecure-registry [--new-bundle-format] --type predicateType --predicate predicate d
+//	cosign attest --yes --key cosign.key --use-signing-config=false --tlog-upload=false --allow-http-registry --allow-insecure-registry --new-bundle-format[=false] --type predicateType --predicate predicate d
 //
 // predicateType is a URI or one of cosign's short names (slsaprovenance1,
 // spdxjson, vuln, …). Attestations of one image must not be made
 // concurrently: each attest rewrites that image's .att tag (or its
 // referrers fallback tag).
 func (c *Cosign) Attest(ctx context.Context, key KeyPair, d name.Digest, layout Layout, predicateType, predicate string) error {
-	args := []string{"attest", "--yes", "--key", key.PrivateKey, "--tlog-upload=false", "--allow-insecure-registry"}
-	switch layout {
-	case Classic:
-	case Bundle:
-		if !c.SupportsBundleAttest(ctx) {
-			return fmt.Errorf("attest %s: %s has no attest --new-bundle-format", d, c.Bin)
-		}
-		args = append(args, "--new-bundle-format")
-	default:
-		return fmt.Errorf("attest %s: unknown layout %q", d, layout)
+	args, err := c.keyArgs(ctx, "attest", key, layout)
+	if err != nil {
+		return fmt.Errorf("attest %s: %w", d, err)
 	}
 	args = append(args, "--type", predicateType, "--predicate", predicate, d.String())
 	if _, err := c.run(ctx, "", args...); err != nil {
