@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -49,6 +50,7 @@ var scenarios = []struct {
 	{name: "webhookURL", args: []string{"--set", "webhook.url=https://127.0.0.1:8443", "--set", "webhook.caBundle=" + base64.StdEncoding.EncodeToString([]byte("test-ca"))}},
 	{name: "noTenantSecretRefs", args: []string{"--set", "rbac.tenantSecretRefs=false"}},
 	{name: "pinWorkloadTemplates", args: []string{"--set", "config.pinning.workloadTemplates=true"}},
+	{name: "publicGoodTrustRoot", args: []string{"--set", "sigstore.publicGoodTrustRoot.enabled=true"}},
 	{name: "clientCA", args: []string{"--set", "webhook.clientCA.existingSecret=apiserver-client-ca"}},
 }
 
@@ -471,6 +473,15 @@ func TestSchemaRejectsBadValues(t *testing.T) {
 		{"shutdownDelay without a unit", "shutdownDelay=5"},
 		{"registry credentials Secret name with a slash", "registryCredentials.existingSecret=a/b"},
 		{"the removed rbac.pullSecrets", "rbac.pullSecrets=true"},
+		{"publicGoodTrustRoot.enabled not a boolean", "sigstore.publicGoodTrustRoot.enabled=yes"},
+		{"unknown publicGoodTrustRoot key", "sigstore.publicGoodTrustRoot.url=https://example.com"},
+		{"unknown sigstore key", "sigstore.trustRoots=x"},
+		{"plain-HTTP TUF mirror", "sigstore.publicGoodTrustRoot.mirror=http://tuf.example.com"},
+		{"TUF mirror with credentials", "sigstore.publicGoodTrustRoot.mirror=https://user@tuf.example.com"},
+		{"refreshInterval without a unit", "sigstore.publicGoodTrustRoot.refreshInterval=60"},
+		{"zero refreshInterval", "sigstore.publicGoodTrustRoot.refreshInterval=0s"},
+		{"TrustRoot name with a slash", "sigstore.publicGoodTrustRoot.name=a/b"},
+		{"empty TrustRoot name", "sigstore.publicGoodTrustRoot.name="},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -644,5 +655,107 @@ func TestRegistryCredentials(t *testing.T) {
 	}
 	if !found {
 		t.Error("no registry-credentials volume")
+	}
+}
+
+// trustRoot is the part of a rendered TrustRoot the chart sets.
+type trustRoot struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Metadata   struct {
+		Name      string            `json:"name"`
+		Namespace string            `json:"namespace"`
+		Labels    map[string]string `json:"labels"`
+	} `json:"metadata"`
+	Spec struct {
+		TUF struct {
+			Mirror string `json:"mirror"`
+			Root   struct {
+				Inline string `json:"inline"`
+			} `json:"root"`
+			RefreshInterval string `json:"refreshInterval"`
+		} `json:"tuf"`
+	} `json:"spec"`
+}
+
+// sigstore.publicGoodTrustRoot: off by default (no trust root is assumed);
+// on, one cluster-scoped TrustRoot whose TUF root is the chart's copy of
+// Sigstore's public-good root.json, byte for byte.
+func TestPublicGoodTrustRoot(t *testing.T) {
+	t.Parallel()
+	if n := len(kinds(render(t), "TrustRoot")); n != 0 {
+		t.Errorf("%d TrustRoots rendered with default values, want 0", n)
+	}
+	if n := len(kinds(render(t, "--set", "sigstore.publicGoodTrustRoot.enabled=false", "--set", "sigstore.publicGoodTrustRoot.name=other"), "TrustRoot")); n != 0 {
+		t.Errorf("%d TrustRoots rendered with enabled=false, want 0", n)
+	}
+
+	file, err := os.ReadFile(filepath.Join("files", "sigstore-public-good-root.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var root struct {
+		Signed struct {
+			Type    string `json:"_type"`
+			Version int    `json:"version"`
+			Roles   map[string]struct {
+				Threshold int `json:"threshold"`
+			} `json:"roles"`
+		} `json:"signed"`
+		Signatures []struct {
+			KeyID string `json:"keyid"`
+		} `json:"signatures"`
+	}
+	if err := json.Unmarshal(file, &root); err != nil {
+		t.Fatalf("files/sigstore-public-good-root.json: %v", err)
+	}
+	if root.Signed.Type != "root" || root.Signed.Version < 1 || root.Signed.Roles["root"].Threshold < 1 || len(root.Signatures) == 0 {
+		t.Fatalf("files/sigstore-public-good-root.json is not a signed TUF root: _type %q, version %d, roles %v, %d signatures",
+			root.Signed.Type, root.Signed.Version, root.Signed.Roles, len(root.Signatures))
+	}
+
+	tests := []struct {
+		name                          string
+		args                          []string
+		wantName, wantMirror, wantRef string
+	}{
+		{
+			name:     "defaults",
+			args:     []string{"--set", "sigstore.publicGoodTrustRoot.enabled=true"},
+			wantName: "public-good", wantMirror: "https://tuf-repo-cdn.sigstore.dev", wantRef: "1h",
+		},
+		{
+			name: "custom name, mirror and refreshInterval",
+			args: []string{"--set", "sigstore.publicGoodTrustRoot.enabled=true",
+				"--set", "sigstore.publicGoodTrustRoot.name=sigstore.mirror",
+				"--set", "sigstore.publicGoodTrustRoot.mirror=https://tuf.mirror.example:8443/sigstore",
+				"--set", "sigstore.publicGoodTrustRoot.refreshInterval=15m30s"},
+			wantName: "sigstore.mirror", wantMirror: "https://tuf.mirror.example:8443/sigstore", wantRef: "15m30s",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			found := kinds(render(t, tt.args...), "TrustRoot")
+			if len(found) != 1 {
+				t.Fatalf("rendered %d TrustRoots, want 1", len(found))
+			}
+			tr := decode[trustRoot](t, found[0])
+			if tr.APIVersion != "signgate.dev/v1alpha1" || tr.Metadata.Name != tt.wantName || tr.Metadata.Namespace != "" {
+				t.Errorf("TrustRoot %s %s/%s, want signgate.dev/v1alpha1 %s, cluster-scoped (no namespace)", tr.APIVersion, tr.Metadata.Namespace, tr.Metadata.Name, tt.wantName)
+			}
+			if tr.Metadata.Labels["app.kubernetes.io/part-of"] != "signgate" {
+				t.Errorf("TrustRoot labels %v lack the chart's labels", tr.Metadata.Labels)
+			}
+			if tr.Spec.TUF.Mirror != tt.wantMirror || tr.Spec.TUF.RefreshInterval != tt.wantRef {
+				t.Errorf("spec.tuf mirror %q refreshInterval %q, want %q and %q", tr.Spec.TUF.Mirror, tr.Spec.TUF.RefreshInterval, tt.wantMirror, tt.wantRef)
+			}
+			if tr.Spec.TUF.Root.Inline != string(file) {
+				t.Errorf("spec.tuf.root.inline (%d bytes) differs from files/sigstore-public-good-root.json (%d bytes)", len(tr.Spec.TUF.Root.Inline), len(file))
+			}
+			if !json.Valid([]byte(tr.Spec.TUF.Root.Inline)) {
+				t.Error("spec.tuf.root.inline is not valid JSON")
+			}
+		})
 	}
 }
