@@ -56,6 +56,12 @@ type ClusterOptions struct {
 	// cluster does not have it yet (signgate check: Namespace objects among
 	// the manifests, --namespace-labels). Default none.
 	NamespaceLabels map[string]map[string]string
+	// FetchTUF fetches the trusted roots of TUF TrustRoots (spec.tuf);
+	// each fetch is bounded by TUFTimeout. Nil: TUF TrustRoots are
+	// invalid, saying so.
+	FetchTUF FetchTUF
+	// TUFTimeout bounds one fetch of a TUF repository. Default 30s.
+	TUFTimeout time.Duration
 }
 
 // ClusterSource serves trust policies from the cluster: informers for
@@ -99,13 +105,16 @@ type ClusterSource struct {
 	ready   chan struct{} // closed after the first compilation
 	once    sync.Once
 
-	refreshing atomic.Bool    // a background re-read of expired Secrets runs
-	refreshes  sync.WaitGroup // Run waits for it before returning
+	refreshing    atomic.Bool    // a background re-read of expired Secrets runs
+	tufRefreshing atomic.Bool    // a background refresh of TUF TrustRoots runs
+	refreshes     sync.WaitGroup // Run waits for them before returning
 
 	// Owned by the Run goroutine.
 	comp       compiler
 	secrets    *secretCache
 	configMaps *secretCache // TrustRoot configMapRefs, read and cached like Secrets
+	tuf        *tufCache    // TUF TrustRoots' trusted roots; nil without FetchTUF
+	tufWants   []tufWant    // what the last compilation needed from tuf
 }
 
 type clusterView struct {
@@ -134,6 +143,9 @@ func NewClusterSource(dyn dynamic.Interface, kube kubernetes.Interface, gateName
 		ready:         make(chan struct{}),
 		secrets:       newSecretCache(kube, opts.SecretTTL, opts.SecretFailureTTL),
 		configMaps:    newConfigMapCache(kube, opts.SecretTTL, opts.SecretFailureTTL),
+	}
+	if opts.FetchTUF != nil {
+		s.tuf = newTUFCache(opts.FetchTUF, opts.Logger)
 	}
 	s.comp.gateNamespace = gateNamespace
 	s.cip = s.dynFactory.ForResource(v1alpha1.ClusterImagePolicyResource).Informer()
@@ -166,6 +178,9 @@ func (o ClusterOptions) withDefaults() ClusterOptions {
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = 5 * time.Second
+	}
+	if o.TUFTimeout <= 0 {
+		o.TUFTimeout = 30 * time.Second
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -228,14 +243,33 @@ func (s *ClusterSource) Run(ctx context.Context) error {
 	tick := time.NewTicker(s.opts.Resync)
 	defer tick.Stop()
 	for {
+		// A TUF TrustRoot's refresh may be due before the next Resync.
+		var tufDue <-chan time.Time
+		if s.tuf != nil {
+			if next := s.tuf.nextDue(s.tufWants); !next.IsZero() {
+				t := time.NewTimer(max(time.Until(next), 0))
+				tufDue = t.C
+				defer t.Stop()
+			}
+		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-s.trigger:
 		case <-tick.C:
+		case <-tufDue:
 		}
 		s.rebuild(ctx)
 	}
+}
+
+// TrustRootStatus lists the TUF TrustRoots in use and how old their
+// trusted roots are, sorted by name.
+func (s *ClusterSource) TrustRootStatus() []TrustRootStatus {
+	if s.tuf == nil {
+		return nil
+	}
+	return s.tuf.status()
 }
 
 // rebuild compiles the informers' policies, swaps the view in and writes
@@ -294,8 +328,9 @@ func (s *ClusterSource) rebuild(ctx context.Context) {
 	s.comp.configMaps = func(ns, name string) (map[string][]byte, error) {
 		return s.configMaps.current(ctx, ns, name, s.opts.Timeout)
 	}
+	s.refreshTUF(ctx, objs)
 	trust, results := s.comp.compile(objs)
-	s.comp.secrets, s.comp.configMaps, s.comp.trustRootObjs = nil, nil, nil
+	s.comp.secrets, s.comp.configMaps, s.comp.trustRootObjs, s.comp.tufData = nil, nil, nil, nil
 
 	view := &clusterView{snap: &snapshot{trust: trust, namespace: s.namespace}}
 	for i, r := range results {
@@ -309,6 +344,30 @@ func (s *ClusterSource) rebuild(ctx context.Context) {
 	slices.SortFunc(view.invalid, func(a, b *InvalidPolicyError) int { return strings.Compare(a.Policy, b.Policy) })
 	s.cur.Store(view)
 	s.once.Do(func() { close(s.ready) })
+}
+
+// refreshTUF fetches the TUF TrustRoots objs need: those never fetched
+// now (the compilation needs them), those due in the background (a
+// change recompiles), and sets the compiler's view of them.
+func (s *ClusterSource) refreshTUF(ctx context.Context, objs []*policyObject) {
+	if s.tuf == nil {
+		return
+	}
+	s.tufWants = s.comp.tufWants(objs)
+	s.tuf.retain(s.tufWants)
+	absent, due := s.tuf.split(s.tufWants)
+	s.tuf.fetchAll(ctx, absent, s.opts.TUFTimeout)
+	if len(due) > 0 && s.tufRefreshing.CompareAndSwap(false, true) {
+		s.refreshes.Add(1)
+		go func() {
+			defer s.refreshes.Done()
+			defer s.tufRefreshing.Store(false)
+			if s.tuf.fetchAll(ctx, due, s.opts.TUFTimeout) {
+				s.poke()
+			}
+		}()
+	}
+	s.comp.tufData = s.tuf.current
 }
 
 // namespace looks a namespace up in the informer cache, with
@@ -354,7 +413,7 @@ func trustRootFromUnstructured(u *unstructured.Unstructured) *trustRootObject {
 		t.DecodeErr = fmt.Errorf("decode: %w", err)
 		return t
 	}
-	t.Spec = tr.Spec.TrustedRoot
+	t.Spec = tr.Spec
 	return t
 }
 

@@ -215,7 +215,7 @@ func (o *objects) addTrustRoot(js []byte, h header) error {
 	if err := strict(js, &tr); err != nil {
 		t.DecodeErr = fmt.Errorf("decode: %w", err)
 	} else {
-		t.Spec = tr.Spec.TrustedRoot
+		t.Spec = tr.Spec
 	}
 	o.trustRoots[t.Name] = t
 	return nil

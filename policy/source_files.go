@@ -164,7 +164,7 @@ func (s *FileSource) reload() (bool, error) {
 		if _, dup := objs.trustRoots[name]; dup {
 			return false, fmt.Errorf("TrustRoot %q is defined in %s and given again", name, s.dir)
 		}
-		objs.trustRoots[name] = &trustRootObject{Name: name, Spec: v1alpha1.TrustedRootSource{Inline: string(s.opts.TrustRoots[name])}}
+		objs.trustRoots[name] = &trustRootObject{Name: name, Spec: v1alpha1.TrustRootSpec{TrustedRoot: &v1alpha1.TrustedRootSource{Inline: string(s.opts.TrustRoots[name])}}}
 	}
 	s.comp.secrets = func(ns, name string) (map[string][]byte, error) {
 		if d, ok := objs.secrets[ns][name]; ok {

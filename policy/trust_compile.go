@@ -56,8 +56,11 @@ type compiler struct {
 	secrets       secretLookup
 	configMaps    secretLookup                // ConfigMap data (and binaryData) by namespace and name
 	trustRootObjs map[string]*trustRootObject // by name; set by the source before compile
-	keys          map[string]crypto.PublicKey
-	roots         map[string]root.TrustedMaterial // by hex SHA-256 of the JSON
+	// tufData returns the trusted_root.json last fetched for a TUF
+	// TrustRoot (ClusterSource); nil where nothing fetches them.
+	tufData func(tufKey) ([]byte, error)
+	keys    map[string]crypto.PublicKey
+	roots   map[string]root.TrustedMaterial // by hex SHA-256 of the JSON
 }
 
 // compileState is what one compilation has parsed and resolved so far:

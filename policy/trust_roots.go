@@ -18,7 +18,7 @@ const KindTrustRoot = "TrustRoot"
 // trustRootObject is one TrustRoot as a source loaded it.
 type trustRootObject struct {
 	Name      string
-	Spec      v1alpha1.TrustedRootSource
+	Spec      v1alpha1.TrustRootSpec
 	DecodeErr error // the object could not be decoded; Spec is unusable
 }
 
@@ -53,7 +53,16 @@ func (c *compiler) resolveTrustRoot(name string, st *compileState) (authority.Tr
 	if o.DecodeErr != nil {
 		return authority.TrustRoot{}, o.DecodeErr
 	}
-	data, err := c.trustedRootJSON(o.Spec)
+	var data []byte
+	var err error
+	switch {
+	case o.Spec.TrustedRoot != nil && o.Spec.TUF == nil:
+		data, err = c.trustedRootJSON(*o.Spec.TrustedRoot)
+	case o.Spec.TUF != nil && o.Spec.TrustedRoot == nil:
+		data, err = c.tufTrustedRoot(name, o.Spec.TUF)
+	default:
+		err = errors.New("exactly one of trustedRoot or tuf is required")
+	}
 	if err != nil {
 		return authority.TrustRoot{}, err
 	}
@@ -74,8 +83,9 @@ func (c *compiler) resolveTrustRoot(name string, st *compileState) (authority.Tr
 	return authority.TrustRoot{Name: name, Material: m, Digest: digest}, nil
 }
 
-// trustedRootJSON reads the trusted_root.json of a TrustRoot: inline, or
-// from a ConfigMap or Secret of the gate's namespace.
+// trustedRootJSON reads a TrustRoot's document (its trusted_root.json, or
+// a TUF root.json): inline, or from a ConfigMap or Secret of the gate's
+// namespace.
 func (c *compiler) trustedRootJSON(src v1alpha1.TrustedRootSource) ([]byte, error) {
 	n := 0
 	for _, set := range []bool{src.Inline != "", src.ConfigMapRef != nil, src.SecretRef != nil} {
@@ -150,16 +160,23 @@ func (c *compiler) trustRootRefs(objs []*policyObject) (secrets, configMaps []se
 			}
 			seen[a.Keyless.TrustRoot] = true
 			tr, ok := c.trustRootObjs[a.Keyless.TrustRoot]
-			if !ok || tr.DecodeErr != nil || tr.Spec.Inline != "" {
+			if !ok || tr.DecodeErr != nil {
 				continue
 			}
-			if ref := tr.Spec.SecretRef; ref != nil {
+			src := tr.Spec.TrustedRoot
+			if tr.Spec.TUF != nil {
+				src = &tr.Spec.TUF.Root
+			}
+			if src == nil || src.Inline != "" {
+				continue
+			}
+			if ref := src.SecretRef; ref != nil {
 				if k := (secretName{c.gateNamespace, ref.Name}); !seenS[k] {
 					seenS[k] = true
 					secrets = append(secrets, k)
 				}
 			}
-			if ref := tr.Spec.ConfigMapRef; ref != nil {
+			if ref := src.ConfigMapRef; ref != nil {
 				if k := (secretName{c.gateNamespace, ref.Name}); !seenC[k] {
 					seenC[k] = true
 					configMaps = append(configMaps, k)

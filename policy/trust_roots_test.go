@@ -350,7 +350,7 @@ func TestClusterSourceTrustRootLater(t *testing.T) {
 	}
 
 	tr := toUnstructured(t, &v1alpha1.TrustRoot{ObjectMeta: metav1.ObjectMeta{Name: "corp"}, Spec: v1alpha1.TrustRootSpec{
-		TrustedRoot: v1alpha1.TrustedRootSource{ConfigMapRef: &v1alpha1.ConfigMapKeyRef{Name: "sigstore", Key: "trusted_root.json"}},
+		TrustedRoot: &v1alpha1.TrustedRootSource{ConfigMapRef: &v1alpha1.ConfigMapKeyRef{Name: "sigstore", Key: "trusted_root.json"}},
 	}}, KindTrustRoot)
 	if _, err := dyn.Resource(trGVR).Create(ctx, tr, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)

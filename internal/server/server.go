@@ -99,6 +99,9 @@ func New(ctx context.Context, o Options, log *slog.Logger) (*Server, error) {
 		s.Close()
 		return nil, err
 	}
+	if ts, ok := s.policies.(trustRootStatuser); ok {
+		reg.MustRegister(newTrustRootCollector(ts.TrustRootStatus))
+	}
 	gate, err := admission.NewGate(admission.Options{Verifier: v, Policies: s.policies, Config: cfg, Namespace: o.Namespace})
 	if err != nil {
 		s.Close()

@@ -8,6 +8,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/signgate/signgate/admission"
+	"github.com/signgate/signgate/internal/tufroot"
 	"github.com/signgate/signgate/policy"
 )
 
@@ -61,7 +62,8 @@ func (s *Server) clusterSource(ctx context.Context, o Options) (policy.Source, e
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
-	src, err := policy.NewClusterSource(dyn, kube, o.Namespace, policy.ClusterOptions{Logger: s.log})
+	tuf := &tufroot.Fetcher{}
+	src, err := policy.NewClusterSource(dyn, kube, o.Namespace, policy.ClusterOptions{Logger: s.log, FetchTUF: tuf.Fetch})
 	if err != nil {
 		return nil, err
 	}

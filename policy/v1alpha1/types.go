@@ -328,29 +328,63 @@ type ImagePolicyList struct {
 	Items           []ImagePolicy `json:"items"`
 }
 
-// TrustRootSpec is sigstore trust material.
+// TrustRootSpec is sigstore trust material: a trusted_root.json given
+// as it is, or fetched from a TUF repository and refreshed.
+//
+// +kubebuilder:validation:XValidation:rule="(has(self.trustedRoot) ? 1 : 0) + (has(self.tuf) ? 1 : 0) == 1",message="exactly one of trustedRoot or tuf is required"
 type TrustRootSpec struct {
-	// TrustedRoot is a sigstore trusted_root.json.
-	TrustedRoot TrustedRootSource `json:"trustedRoot"`
+	// TrustedRoot is a sigstore trusted_root.json, as it is: for an
+	// air-gapped cluster or a private deployment, refreshed by whoever
+	// updates it.
+	// +optional
+	TrustedRoot *TrustedRootSource `json:"trustedRoot,omitempty"`
+
+	// TUF fetches the trusted_root.json target of a TUF repository (as
+	// Sigstore distributes its public-good trust root), verified from an
+	// initial root.json, and refreshes it.
+	// +optional
+	TUF *TUFSource `json:"tuf,omitempty"`
 }
 
-// TrustedRootSource holds a trusted_root.json inline or in a ConfigMap or
-// Secret of the gate's namespace.
+// TUFSource is a TUF repository serving a sigstore trusted_root.json as
+// its target "trusted_root.json".
+type TUFSource struct {
+	// Mirror is the repository's base URL (metadata at MIRROR/N.root.json,
+	// MIRROR/timestamp.json, …; targets under MIRROR/targets/), e.g.
+	// https://tuf-repo-cdn.sigstore.dev.
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:Pattern=`^https?://[^\s]+$`
+	Mirror string `json:"mirror"`
+
+	// Root is the initial root.json, the trust anchor: newer roots are
+	// fetched and verified from it (key rotation), never taken on trust.
+	Root TrustedRootSource `json:"root"`
+
+	// RefreshInterval is how often the repository is read again; default
+	// 1h, at least 1s. When a refresh fails the last trusted root fetched
+	// is kept (signgate_trustroot_age_seconds grows) and the refresh is
+	// retried sooner.
+	// +optional
+	RefreshInterval *metav1.Duration `json:"refreshInterval,omitempty"`
+}
+
+// TrustedRootSource holds a JSON document (a trusted_root.json, or a TUF
+// root.json) inline or in a ConfigMap or Secret of the gate's namespace.
 //
 // +kubebuilder:validation:XValidation:rule="(has(self.inline) ? 1 : 0) + (has(self.configMapRef) ? 1 : 0) + (has(self.secretRef) ? 1 : 0) == 1",message="exactly one of inline, configMapRef or secretRef is required"
 type TrustedRootSource struct {
-	// Inline is the trusted_root.json itself.
+	// Inline is the document itself.
 	// +optional
 	// +kubebuilder:validation:MaxLength=1048576
 	Inline string `json:"inline,omitempty"`
 
 	// ConfigMapRef names a ConfigMap key, in the gate's namespace, holding
-	// the trusted_root.json.
+	// the document.
 	// +optional
 	ConfigMapRef *ConfigMapKeyRef `json:"configMapRef,omitempty"`
 
 	// SecretRef names a Secret key, in the gate's namespace, holding the
-	// trusted_root.json.
+	// document.
 	// +optional
 	SecretRef *SecretKeyRef `json:"secretRef,omitempty"`
 }

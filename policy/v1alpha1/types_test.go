@@ -2,6 +2,7 @@ package v1alpha1
 
 import (
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -110,12 +111,13 @@ items:
 - {metadata: {name: a}, spec: {trustedRoot: {inline: "{}"}}}
 - {metadata: {name: b}, spec: {trustedRoot: {configMapRef: {name: sigstore, key: trusted_root.json}}}}
 - {metadata: {name: c}, spec: {trustedRoot: {secretRef: {name: sigstore, key: trusted_root.json}}}}
+- {metadata: {name: d}, spec: {tuf: {mirror: "https://tuf.example", root: {inline: "{}"}, refreshInterval: 10m}}}
 `
 	var l TrustRootList
 	if err := yaml.UnmarshalStrict([]byte(roots), &l); err != nil {
 		t.Fatal(err)
 	}
-	wantRoots := []TrustedRootSource{
+	wantRoots := []*TrustedRootSource{
 		{Inline: "{}"},
 		{ConfigMapRef: &ConfigMapKeyRef{Name: "sigstore", Key: "trusted_root.json"}},
 		{SecretRef: &SecretKeyRef{Name: "sigstore", Key: "trusted_root.json"}},
@@ -124,6 +126,10 @@ items:
 		if diff := cmp.Diff(w, l.Items[i].Spec.TrustedRoot); diff != "" {
 			t.Errorf("items[%d] mismatch (-want +got):\n%s", i, diff)
 		}
+	}
+	wantTUF := &TUFSource{Mirror: "https://tuf.example", Root: TrustedRootSource{Inline: "{}"}, RefreshInterval: &metav1.Duration{Duration: 10 * time.Minute}}
+	if diff := cmp.Diff(wantTUF, l.Items[3].Spec.TUF); diff != "" || l.Items[3].Spec.TrustedRoot != nil {
+		t.Errorf("items[3] (tuf) mismatch (-want +got):\n%s", diff)
 	}
 	cp := cip.DeepCopy()
 	cp.Spec.Authorities[0].Keyless.Extensions["githubWorkflowRepository"] = "changed"
