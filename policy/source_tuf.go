@@ -255,28 +255,16 @@ func (c *compiler) tufTrustedRoot(name string, t *v1alpha1.TUFSource) ([]byte, e
 	return c.tufData(w.key)
 }
 
-// tufWants lists, without duplicates, the TUF TrustRoots objs' keyless
-// authorities name; TrustRoots whose spec is unusable are left to the
-// compilation to report.
+// tufWants lists the TUF TrustRoots objs' keyless authorities name;
+// TrustRoots whose spec is unusable are left to the compilation to report.
 func (c *compiler) tufWants(objs []*policyObject) []tufWant {
 	var wants []tufWant
-	seen := map[string]bool{}
-	for _, o := range objs {
-		if o.DecodeErr != nil || o.Spec.Static != nil {
+	for _, tr := range c.namedTrustRoots(objs) {
+		if tr.Spec.TUF == nil {
 			continue
 		}
-		for _, a := range o.Spec.Authorities {
-			if a.Keyless == nil || seen[a.Keyless.TrustRoot] {
-				continue
-			}
-			seen[a.Keyless.TrustRoot] = true
-			tr, ok := c.trustRootObjs[a.Keyless.TrustRoot]
-			if !ok || tr.DecodeErr != nil || tr.Spec.TUF == nil {
-				continue
-			}
-			if w, err := c.tufSpec(tr.Name, tr.Spec.TUF); err == nil {
-				wants = append(wants, w)
-			}
+		if w, err := c.tufSpec(tr.Name, tr.Spec.TUF); err == nil {
+			wants = append(wants, w)
 		}
 	}
 	return wants

@@ -144,12 +144,12 @@ func (c *compiler) compileKeyless(k *v1alpha1.KeylessAuthority, st *compileState
 	return authority.NewKeyless(tr, ids, k.Extensions)
 }
 
-// trustRootRefs lists, without duplicates, the Secrets and ConfigMaps (all
-// in the gate's namespace) of the TrustRoots that objs' keyless
-// authorities name, for reading ahead as secretRefs does.
-func (c *compiler) trustRootRefs(objs []*policyObject) (secrets, configMaps []secretName) {
+// namedTrustRoots lists, once each, the decodable TrustRoots that objs'
+// keyless authorities name (those that do not exist or do not decode are
+// left to the compilation to report).
+func (c *compiler) namedTrustRoots(objs []*policyObject) []*trustRootObject {
+	var out []*trustRootObject
 	seen := map[string]bool{}
-	seenS, seenC := map[secretName]bool{}, map[secretName]bool{}
 	for _, o := range objs {
 		if o.DecodeErr != nil || o.Spec.Static != nil {
 			continue
@@ -159,28 +159,38 @@ func (c *compiler) trustRootRefs(objs []*policyObject) (secrets, configMaps []se
 				continue
 			}
 			seen[a.Keyless.TrustRoot] = true
-			tr, ok := c.trustRootObjs[a.Keyless.TrustRoot]
-			if !ok || tr.DecodeErr != nil {
-				continue
+			if tr, ok := c.trustRootObjs[a.Keyless.TrustRoot]; ok && tr.DecodeErr == nil {
+				out = append(out, tr)
 			}
-			src := tr.Spec.TrustedRoot
-			if tr.Spec.TUF != nil {
-				src = &tr.Spec.TUF.Root
+		}
+	}
+	return out
+}
+
+// trustRootRefs lists, without duplicates, the Secrets and ConfigMaps (all
+// in the gate's namespace) of the TrustRoots that objs' keyless
+// authorities name (a trusted_root.json, or a TUF TrustRoot's initial
+// root), for reading ahead as secretRefs does.
+func (c *compiler) trustRootRefs(objs []*policyObject) (secrets, configMaps []secretName) {
+	seenS, seenC := map[secretName]bool{}, map[secretName]bool{}
+	for _, tr := range c.namedTrustRoots(objs) {
+		src := tr.Spec.TrustedRoot
+		if tr.Spec.TUF != nil {
+			src = &tr.Spec.TUF.Root
+		}
+		if src == nil || src.Inline != "" {
+			continue
+		}
+		if ref := src.SecretRef; ref != nil {
+			if k := (secretName{c.gateNamespace, ref.Name}); !seenS[k] {
+				seenS[k] = true
+				secrets = append(secrets, k)
 			}
-			if src == nil || src.Inline != "" {
-				continue
-			}
-			if ref := src.SecretRef; ref != nil {
-				if k := (secretName{c.gateNamespace, ref.Name}); !seenS[k] {
-					seenS[k] = true
-					secrets = append(secrets, k)
-				}
-			}
-			if ref := src.ConfigMapRef; ref != nil {
-				if k := (secretName{c.gateNamespace, ref.Name}); !seenC[k] {
-					seenC[k] = true
-					configMaps = append(configMaps, k)
-				}
+		}
+		if ref := src.ConfigMapRef; ref != nil {
+			if k := (secretName{c.gateNamespace, ref.Name}); !seenC[k] {
+				seenC[k] = true
+				configMaps = append(configMaps, k)
 			}
 		}
 	}
