@@ -71,26 +71,12 @@ func TestKeyless(t *testing.T) {
 	}
 	t.Logf("measure: %d images signed keyless with cosign in %s", len(images), time.Since(t0).Round(time.Millisecond))
 
-	policy := func(name, trustRoot, images string, trustedRoot []byte) []*unstructured.Unstructured {
-		tr := &unstructured.Unstructured{Object: map[string]any{
-			"apiVersion": "signgate.dev/v1alpha1",
-			"kind":       "TrustRoot",
-			"metadata":   map[string]any{"name": trustRoot},
-			"spec":       map[string]any{"trustedRoot": map[string]any{"inline": string(trustedRoot)}},
-		}}
-		cip := harness.ClusterImagePolicy(name, harness.PolicySpec{Images: []string{reg.Repo(repo(t, images))}})
-		cip.Object["spec"].(map[string]any)["authorities"] = []any{map[string]any{
-			"name": "release",
-			"keyless": map[string]any{
-				"trustRoot":  trustRoot,
-				"identities": []any{map[string]any{"issuer": sig.IssuerURL, "subject": releaseWorkflow.Subject()}},
-				"extensions": map[string]any{"githubWorkflowRepository": releaseWorkflow.Repository},
-			},
-		}}
-		return []*unstructured.Unstructured{tr, cip}
+	policy := func(name, images string, trustedRoot []byte) []*unstructured.Unstructured {
+		return releasePolicy(name, reg.Repo(repo(t, images)), sig.IssuerURL,
+			map[string]any{"trustedRoot": map[string]any{"inline": string(trustedRoot)}})
 	}
-	objs := append(policy("e2e-keyless", "e2e-keyless", "logged/**", sig.TrustedRoot),
-		policy("e2e-keyless-no-log", "e2e-keyless-no-log", "no-log/**", sig.NoLogTrustedRoot)...)
+	objs := append(policy("e2e-keyless", "logged/**", sig.TrustedRoot),
+		policy("e2e-keyless-no-log", "no-log/**", sig.NoLogTrustedRoot)...)
 	if err := env.Apply(ctx, objs...); err != nil {
 		t.Fatal(err)
 	}
@@ -129,4 +115,27 @@ func TestKeyless(t *testing.T) {
 	_, err = createPod(t, ns, harness.RestrictedPod("no-log", tag(loggedNoLog)))
 	mustDeny(t, "image signed keyless without a log entry, under a TrustRoot with a log", err, loggedNoLog.d.DigestStr(),
 		"no transparency log entry verified against TrustRoot e2e-keyless for ClusterImagePolicy e2e-keyless")
+}
+
+// releasePolicy is a TrustRoot named name with trustRootSpec, and a
+// ClusterImagePolicy named name covering images (a glob) whose keyless
+// authority "release" trusts releaseWorkflow's certificates from issuer
+// under that TrustRoot, its repository pinned by the extension.
+func releasePolicy(name, images, issuer string, trustRootSpec map[string]any) []*unstructured.Unstructured {
+	tr := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "signgate.dev/v1alpha1",
+		"kind":       "TrustRoot",
+		"metadata":   map[string]any{"name": name},
+		"spec":       trustRootSpec,
+	}}
+	cip := harness.ClusterImagePolicy(name, harness.PolicySpec{Images: []string{images}})
+	cip.Object["spec"].(map[string]any)["authorities"] = []any{map[string]any{
+		"name": "release",
+		"keyless": map[string]any{
+			"trustRoot":  name,
+			"identities": []any{map[string]any{"issuer": issuer, "subject": releaseWorkflow.Subject()}},
+			"extensions": map[string]any{"githubWorkflowRepository": releaseWorkflow.Repository},
+		},
+	}}
+	return []*unstructured.Unstructured{tr, cip}
 }

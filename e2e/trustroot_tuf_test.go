@@ -10,7 +10,6 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/signgate/signgate/e2e/harness"
 	"github.com/signgate/signgate/internal/tuftest"
@@ -64,29 +63,16 @@ func TestTrustRootFromTUF(t *testing.T) {
 	_, loggedTag := sign("logged", true)
 
 	const trustRoot = "e2e-tuf"
-	tr := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "signgate.dev/v1alpha1",
-		"kind":       "TrustRoot",
-		"metadata":   map[string]any{"name": trustRoot},
-		"spec": map[string]any{"tuf": map[string]any{
-			"mirror":          mirror.URL,
-			"root":            map[string]any{"inline": string(mirror.Root())},
-			"refreshInterval": "1s",
-		}},
-	}}
-	cip := harness.ClusterImagePolicy("e2e-tuf", harness.PolicySpec{Images: []string{reg.Repo(repo(t, "**"))}})
-	cip.Object["spec"].(map[string]any)["authorities"] = []any{map[string]any{
-		"name": "release",
-		"keyless": map[string]any{
-			"trustRoot":  trustRoot,
-			"identities": []any{map[string]any{"issuer": sig.IssuerURL, "subject": releaseWorkflow.Subject()}},
-		},
-	}}
-	if err := env.Apply(ctx, tr, cip); err != nil {
+	objs := releasePolicy(trustRoot, reg.Repo(repo(t, "**")), sig.IssuerURL, map[string]any{"tuf": map[string]any{
+		"mirror":          mirror.URL,
+		"root":            map[string]any{"inline": string(mirror.Root())},
+		"refreshInterval": "1s",
+	}})
+	if err := env.Apply(ctx, objs...); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		env.Dynamic.Resource(harness.ClusterImagePolicyGVR).Delete(ctx, cip.GetName(), metav1.DeleteOptions{})
+		env.Dynamic.Resource(harness.ClusterImagePolicyGVR).Delete(ctx, trustRoot, metav1.DeleteOptions{})
 		env.Dynamic.Resource(harness.TrustRootGVR).Delete(ctx, trustRoot, metav1.DeleteOptions{})
 	})
 	ns := namespace(t, nil)
