@@ -23,9 +23,12 @@ type NotVerifiedError struct {
 	Reason  string   // short, e.g. "no signatures found"
 	Details []string // one line per rejected signature, sorted
 	// AccessDenied: the registry answered 401 or 403, so the signatures
-	// could not be read with the gate's credentials. The fix is read
-	// access for the gate, not a signature.
+	// could not be read with the gate's credentials (or Credential's).
+	// The fix is read access, not a signature.
 	AccessDenied bool
+	// Credential names the caller's credentials the registry denied
+	// (Credential.Name, VerifyWith); "" for the gate's own.
+	Credential string
 	// Refused: one of the verifier's own rules stopped the reads of the
 	// signatures (Reason "signatures could not be read"), e.g. the network
 	// guard (Refused.Guard). The fix is the gate's configuration, not a
@@ -130,10 +133,18 @@ type AccessDeniedError struct {
 	Ref        string
 	StatusCode int // 401 or 403
 	Err        error
+	// Credential names the caller's credentials the registry denied
+	// (Credential.Name, ResolveWith); "" for the gate's own.
+	Credential string
 }
 
+// Error names the credentials tried but not the registry's answer body
+// (Err keeps it, for logs that ask for it).
 func (e *AccessDeniedError) Error() string {
-	return fmt.Sprintf("%s %s: the registry denied signgate read access; give the gate credentials that can read %s: %v", e.Op, e.Ref, repositoryOf(e.Ref), e.Err)
+	if e.Credential != "" {
+		return fmt.Sprintf("%s %s: the registry denied read access (HTTP %d) with %s; add an imagePullSecret that can read %s", e.Op, e.Ref, e.StatusCode, e.Credential, repositoryOf(e.Ref))
+	}
+	return fmt.Sprintf("%s %s: the registry denied signgate read access (HTTP %d); give the gate credentials that can read %s", e.Op, e.Ref, e.StatusCode, repositoryOf(e.Ref))
 }
 
 func (e *AccessDeniedError) Unwrap() error { return e.Err }
@@ -141,6 +152,9 @@ func (e *AccessDeniedError) Unwrap() error { return e.Err }
 // Problem says, in the verifier's own words and after the registry's
 // name, what went wrong and what to do.
 func (e *AccessDeniedError) Problem() string {
+	if e.Credential != "" {
+		return fmt.Sprintf("denied access (HTTP %d) with %s; add an imagePullSecret that can read it", e.StatusCode, e.Credential)
+	}
 	return fmt.Sprintf("denied access (HTTP %d); give signgate credentials that can read it", e.StatusCode)
 }
 

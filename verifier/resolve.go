@@ -2,6 +2,7 @@ package verifier
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"sync/atomic"
 
@@ -21,6 +22,14 @@ import (
 // HTTP, too large, digest mismatch, ...), *AnswerError (any other answer),
 // or an error for a reference that is not valid.
 func (v *Verifier) Resolve(ctx context.Context, ref name.Reference) (name.Digest, error) {
+	return v.ResolveWith(ctx, ref, nil)
+}
+
+// ResolveWith is Resolve reading the registry with cred ahead of the
+// gate's own credentials (nil: the gate's own only); a tag resolved with
+// cred's credentials is cached for them alone, as VerifyWith's verdicts
+// are. An access denied with them says so (AccessDeniedError.Credential).
+func (v *Verifier) ResolveWith(ctx context.Context, ref name.Reference, cred *Credential) (name.Digest, error) {
 	c, err := canonical(ref)
 	if err != nil {
 		return name.Digest{}, err
@@ -29,24 +38,32 @@ func (v *Verifier) Resolve(ctx context.Context, ref name.Reference) (name.Digest
 		return d, nil
 	}
 	tag := c.(name.Tag)
-	key := tag.String()
+	acc, err := v.access(ctx, cred, tag.Context().Registry)
+	if err != nil {
+		return name.Digest{}, undecided("resolve", tag.String(), err)
+	}
+	key := scoped(tag.String(), acc)
 	if d, ok := v.tags.get(key); ok {
 		v.opts.Observer.CacheRequest("tag", "hit")
 		return d, nil
 	}
 	v.opts.Observer.CacheRequest("tag", "miss")
 	val, err := v.resolves.do(ctx, key, v.opts.Timeout, func(ctx context.Context) (any, error) {
-		d, err := v.resolve(ctx, tag)
+		d, err := v.resolve(withAccess(ctx, acc), tag)
 		if err == nil {
 			v.tags.put(key, d)
 		}
 		if accessDenied(err) {
-			v.pullers.renew() // ask the keychain again: credentials may have been fixed
+			acc.pullers.renew() // ask the keychain again: credentials may have been fixed
 		}
 		return d, err
 	})
 	if err != nil {
-		return name.Digest{}, resolveError(tag, err)
+		err = resolveError(tag, err)
+		if ad := (*AccessDeniedError)(nil); errors.As(err, &ad) {
+			ad.Credential = acc.name
+		}
+		return name.Digest{}, err
 	}
 	return val.(name.Digest), nil
 }
@@ -58,6 +75,11 @@ func (v *Verifier) Resolve(ctx context.Context, ref name.Reference) (name.Digest
 // It lets a caller with many references resolve the cached ones on its
 // own goroutine and start goroutines only for the rest.
 func (v *Verifier) ResolveCached(ref name.Reference) (d name.Digest, ok bool) {
+	return v.ResolveCachedWith(ref, nil)
+}
+
+// ResolveCachedWith is ResolveCached for ResolveWith(ref, cred).
+func (v *Verifier) ResolveCachedWith(ref name.Reference, cred *Credential) (d name.Digest, ok bool) {
 	if d, ok := ref.(name.Digest); ok {
 		d, err := canonicalDigest(d) // no parsing when d is canonical already
 		return d, err == nil
@@ -69,7 +91,12 @@ func (v *Verifier) ResolveCached(ref name.Reference) (d name.Digest, ok bool) {
 	if d, ok := c.(name.Digest); ok {
 		return d, true
 	}
-	if d, ok = v.tags.get(c.(name.Tag).String()); ok { // Resolve's key
+	tag := c.(name.Tag)
+	acc, err := v.access(context.Background(), cred, tag.Context().Registry)
+	if err != nil {
+		return name.Digest{}, false
+	}
+	if d, ok = v.tags.get(scoped(tag.String(), acc)); ok { // Resolve's key
 		v.opts.Observer.CacheRequest("tag", "hit")
 	}
 	return d, ok
@@ -81,7 +108,7 @@ func (v *Verifier) resolve(ctx context.Context, tag name.Tag) (name.Digest, erro
 	if err != nil {
 		return name.Digest{}, err
 	}
-	puller := v.pullers.forRepo(rt.Context())
+	puller := v.pullersFor(ctx).forRepo(rt.Context())
 	probe := &headProbe{}
 	desc, err := puller.Head(context.WithValue(ctx, headProbeKey{}, probe), rt)
 	if err != nil && headUnsupported(int(probe.status.Load())) {

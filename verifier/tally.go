@@ -304,7 +304,11 @@ func (t *tally) fail(what string, err error) {
 		}
 		return
 	case *AccessDeniedError:
-		t.denied = true
+		// The registry's words are not repeated: a denial's body is the
+		// registry's to say, not the tenant's to read.
+		t.denied, t.unread = true, true
+		t.reject(what, fmt.Errorf("denied (HTTP %d)", c.StatusCode))
+		return
 	case *RefusedError:
 		if t.refused == nil { // Ref is set by result
 			t.refused = c

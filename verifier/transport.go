@@ -51,33 +51,31 @@ func notTLS(err error) bool {
 	return errors.As(err, &rh) || strings.Contains(err.Error(), "HTTP response to HTTPS client")
 }
 
-// pullerBuilder returns what builds the remote.Puller a Verifier uses for
-// every registry (see pullers): all on one transport. Reusing a Puller
+// pullerBuilder returns what builds the remote.Pullers a Verifier uses
+// with the credentials of kc (see pullers): all on one base transport
+// (v.base), whatever the credentials. Reusing a Puller
 // keeps each repository's ping and token, so a cold verification costs
 // only the requests for the data itself. Retries are off: a verification
 // must finish inside an admission deadline, and an undecided answer is
 // retried by the caller instead.
-func pullerBuilder(o Options, budget *byteBudget) func() (*remote.Puller, error) {
-	base := o.Transport
-	if base == nil {
-		base = guardedTransport(o.BlockedNetworks, o.AllowedHosts, o.Proxy)
-	}
+func (v *Verifier) pullerBuilder(kc authn.Keychain) func() (*remote.Puller, error) {
+	o := v.opts
 	rt := &registryTransport{
-		base:        base,
+		base:        v.base,
 		insecure:    hostSet(o.InsecureRegistries),
 		maxManifest: o.MaxManifestBytes,
 		maxPayload:  o.MaxPayloadBytes,
 		maxAttest:   o.MaxAttestationBytes,
 		maxSig:      o.MaxSignatureManifestBytes,
-		budget:      budget,
+		budget:      v.budget,
 		obs:         o.Observer,
-		creds:       &credentialGuard{keychain: o.Keychain},
+		creds:       &credentialGuard{keychain: kc},
 		realms:      newRealmRules(append(DefaultTokenRealms(), o.TokenRealms...)),
 	}
 	return func() (*remote.Puller, error) {
 		return remote.NewPuller(
 			remote.WithTransport(rt),
-			remote.WithAuthFromKeychain(o.Keychain),
+			remote.WithAuthFromKeychain(kc),
 			remote.WithRetryPredicate(func(error) bool { return false }),
 			remote.WithRetryStatusCodes(),
 			remote.WithUserAgent("signgate"),

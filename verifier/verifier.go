@@ -2,6 +2,7 @@ package verifier
 
 import (
 	"context"
+	"net/http"
 	"strings"
 	"sync/atomic"
 
@@ -19,7 +20,9 @@ import (
 // expirable LRU) for the lifetime of the process.
 type Verifier struct {
 	opts     Options
-	pullers  *pullers
+	base     http.RoundTripper // under every registry transport: connections are shared
+	pullers  *pullers          // with the gate's own credentials (Options.Keychain)
+	scopes   *scopedPullers    // with callers' credentials (Credential)
 	insecure map[string]bool
 	verdicts *verdictCache
 	tags     *tagCache
@@ -41,30 +44,36 @@ func New(opts Options) (*Verifier, error) {
 	if err != nil {
 		return nil, err
 	}
-	budget := newByteBudget(o.MaxBytesInFlight)
-	p, err := newPullers(pullerBuilder(o, budget))
-	if err != nil {
-		return nil, err
+	base := o.Transport
+	if base == nil {
+		base = guardedTransport(o.BlockedNetworks, o.AllowedHosts, o.Proxy)
 	}
-	return &Verifier{
+	v := &Verifier{
 		opts:     o,
-		pullers:  p,
+		base:     base,
+		scopes:   newScopedPullers(),
 		insecure: hostSet(o.InsecureRegistries),
 		verdicts: newVerdictCache(o),
 		tags:     newTagCache(o),
 		layouts:  newLayoutHints(),
 		attested: newLayoutHints(),
-		flights:  flightGroup{op: "verify", obs: o.Observer, reset: p.renew},
-		resolves: flightGroup{op: "resolve", obs: o.Observer, reset: p.renew},
 		running:  semaphore.NewWeighted(int64(o.MaxConcurrentVerifications)),
-		budget:   budget,
-	}, nil
+		budget:   newByteBudget(o.MaxBytesInFlight),
+	}
+	p, err := newPullers(v.pullerBuilder(o.Keychain))
+	if err != nil {
+		return nil, err
+	}
+	v.pullers = p
+	v.flights = flightGroup{op: "verify", obs: o.Observer, reset: p.renew}
+	v.resolves = flightGroup{op: "resolve", obs: o.Observer, reset: p.renew}
+	return v, nil
 }
 
-// remoteOptions point go-containerregistry calls about repo at the shared
-// puller.
+// remoteOptions point go-containerregistry calls about repo at the
+// puller ctx's credentials use (the shared one by default).
 func (v *Verifier) remoteOptions(ctx context.Context, repo name.Repository) []remote.Option {
-	return []remote.Option{remote.Reuse(v.pullers.forRepo(repo)), remote.WithContext(ctx)}
+	return []remote.Option{remote.Reuse(v.pullersFor(ctx).forRepo(repo)), remote.WithContext(ctx)}
 }
 
 // nameOptions mark registries listed as insecure, so the registry client

@@ -42,7 +42,16 @@ type Result struct {
 //
 // Errors: *NotVerifiedError (definite) or *UndecidedError (transient).
 func (v *Verifier) Verify(ctx context.Context, d name.Digest, set AuthoritySet) (Result, error) {
-	q, res, known, err := v.lookup(d, set)
+	return v.VerifyWith(ctx, d, set, nil)
+}
+
+// VerifyWith is Verify reading the registry with cred ahead of the gate's
+// own credentials (nil: the gate's own only). What cred's credentials
+// for the digest's registry learn is cached for them alone; a registry
+// they have nothing for is read, and cached, as Verify does. An access
+// denied with cred's credentials says so (NotVerifiedError.Credential).
+func (v *Verifier) VerifyWith(ctx context.Context, d name.Digest, set AuthoritySet, cred *Credential) (Result, error) {
+	q, res, known, err := v.lookup(d, set, cred)
 	if known {
 		return res, err
 	}
@@ -53,9 +62,10 @@ func (v *Verifier) Verify(ctx context.Context, d name.Digest, set AuthoritySet) 
 			return nil, undecided("verify", d.String(), err) // not run: neither cached nor counted
 		}
 		defer v.running.Release(1)
-		verified, err := v.verify(ctx, d, set)
+		verified, err := v.verify(withAccess(ctx, q.acc), d, set)
 		if nv := (*NotVerifiedError)(nil); errors.As(err, &nv) && nv.AccessDenied {
-			v.pullers.renew() // ask the keychain again: credentials may have been fixed
+			nv.Credential = q.acc.name
+			q.acc.pullers.renew() // ask the keychain again: credentials may have been fixed
 		}
 		v.verdicts.put(q.key, verified, err)
 		v.opts.Observer.Verification(outcome(err))
@@ -97,14 +107,20 @@ func (v *Verifier) acquireSlot(ctx context.Context) error {
 // result and error. It lets a caller with many digests verify the cached
 // ones on its own goroutine and start goroutines only for the rest.
 func (v *Verifier) Cached(d name.Digest, set AuthoritySet) (res Result, ok bool, err error) {
-	_, res, ok, err = v.lookup(d, set)
+	return v.CachedWith(d, set, nil)
+}
+
+// CachedWith is Cached for VerifyWith(d, set, cred).
+func (v *Verifier) CachedWith(d name.Digest, set AuthoritySet, cred *Credential) (res Result, ok bool, err error) {
+	_, res, ok, err = v.lookup(d, set, cred)
 	return res, ok, err
 }
 
 // query is a verification after the checks and look-ups that need no I/O.
 type query struct {
 	digest name.Digest // canonical
-	key    string      // verdict cache key
+	key    string      // verdict cache key, within acc's scope
+	acc    access      // how the registry is read
 }
 
 // names returns the caller's names for the verified keys: verdicts are
@@ -124,7 +140,7 @@ func (q query) names(set AuthoritySet, keyIDs []string) []string {
 // canonicalizes d, checks that set was built by NewAuthoritySet (which
 // validated it once) and looks the verdict up. known reports whether res
 // and err are the answer.
-func (v *Verifier) lookup(d name.Digest, set AuthoritySet) (q query, res Result, known bool, err error) {
+func (v *Verifier) lookup(d name.Digest, set AuthoritySet, cred *Credential) (q query, res Result, known bool, err error) {
 	d, err = canonicalDigest(d)
 	if err != nil {
 		return q, Result{}, true, fmt.Errorf("verify %s: %w", d, err)
@@ -132,7 +148,11 @@ func (v *Verifier) lookup(d name.Digest, set AuthoritySet) (q query, res Result,
 	if set.Len() == 0 {
 		return q, Result{}, true, &NotVerifiedError{Digest: d, Reason: "invalid authority set: no authorities (build sets with NewAuthoritySet)"}
 	}
-	q = query{digest: d, key: verdictKey(d, set.Fingerprint())}
+	acc, err := v.access(context.Background(), cred, d.Context().Registry)
+	if err != nil {
+		return q, Result{}, true, undecided("verify", d.String(), err)
+	}
+	q = query{digest: d, key: scoped(verdictKey(d, set.Fingerprint()), acc), acc: acc}
 	vd, ok := v.verdicts.get(q.key)
 	if !ok {
 		return q, Result{}, false, nil
