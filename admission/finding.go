@@ -85,6 +85,10 @@ const (
 	// CodeNamespaceLookup: the namespace's labels cannot be read now
 	// (validate, retry).
 	CodeNamespaceLookup Code = "namespace-lookup"
+	// CodeCredentialsLookup: the namespace's registry credentials (pull
+	// secrets, service account) cannot be read now (validate: retry;
+	// mutate: warn, not pinned).
+	CodeCredentialsLookup Code = "credentials-lookup"
 	// CodeImageEmpty: an image field is empty (validate).
 	CodeImageEmpty Code = "image-empty"
 	// CodeImageInvalid: an image is not a valid reference (validate: deny;
@@ -148,7 +152,7 @@ const (
 
 // Codes lists every reason code, in the order above.
 var Codes = []Code{
-	CodeOperationNotReviewed, CodeObjectInvalid, CodeNamespaceMissing, CodeNamespaceLookup,
+	CodeOperationNotReviewed, CodeObjectInvalid, CodeNamespaceMissing, CodeNamespaceLookup, CodeCredentialsLookup,
 	CodeImageEmpty, CodeImageInvalid, CodeImageUnpinned, CodeImageUnmatched, CodePinFailed,
 	CodePolicyInvalid, CodeStaticFail, CodeNotEnoughSignatures, CodeNotVerified, CodeAttestation,
 	CodeRegistryAccessDenied, CodeRegistryUndecided, CodeRegistryError, CodeRegistryRefused,

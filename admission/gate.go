@@ -113,6 +113,11 @@ type Options struct {
 	// one of the verifier's rules refused (the network guard, plain HTTP).
 	// Default ConfigRemedies: the gate configuration's keys, as for serve.
 	Remedies Remedies
+	// Credentials gives each review its namespace's registry credentials
+	// (pull secrets), read ahead of the gate's own; the Verifier must then
+	// read with a caller's credentials (*verifier.Verifier does). Default
+	// none: every review reads with the gate's own credentials.
+	Credentials CredentialSource
 }
 
 // Remedies chooses the remedy messages name for a refused registry.
@@ -134,16 +139,18 @@ const (
 // Handler, the CLI and tests call Mutate and Validate with an
 // AdmissionRequest. Safe for concurrent use.
 type Gate struct {
-	verifier    Verifier       // nil when offline
-	offline     bool           // Options.Offline
-	cached      cachedVerifier // nil: the verifier has no cache to ask
-	policies    PolicySource
-	config      ConfigSource
-	podSecurity *policy.PodSecurity
-	namespace   string
-	concurrency int
-	remedies    Remedies
-	refs        *refCache
+	verifier     Verifier       // nil when offline
+	offline      bool           // Options.Offline
+	cached       cachedVerifier // nil: the verifier has no cache to ask
+	policies     PolicySource
+	config       ConfigSource
+	podSecurity  *policy.PodSecurity
+	namespace    string
+	concurrency  int
+	remedies     Remedies
+	refs         *refCache
+	credentials  CredentialSource   // nil: the gate's own credentials only
+	credVerifier credentialVerifier // the verifier, when credentials is set
 }
 
 // NewGate checks opts once and returns a Gate.
@@ -169,6 +176,13 @@ func NewGate(opts Options) (*Gate, error) {
 		refs:        newRefCache(),
 	}
 	g.cached, _ = opts.Verifier.(cachedVerifier)
+	if opts.Credentials != nil {
+		cv, ok := opts.Verifier.(credentialVerifier)
+		if !ok {
+			return nil, errors.New("new gate: Options.Credentials needs a Verifier that reads with a caller's credentials (*verifier.Verifier)")
+		}
+		g.credentials, g.credVerifier = opts.Credentials, cv
+	}
 	if g.config == nil {
 		g.config = StaticConfig{}
 	}

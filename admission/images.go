@@ -81,17 +81,17 @@ func (e *evaluation) cached(c *imageCheck, set verifier.AuthoritySet) (r checked
 	if e.gate.offline { // known without registry I/O: not checked
 		return checked{offline: true}, true
 	}
-	if c.req == nil || e.gate.cached == nil {
+	if c.req == nil || e.reads.cached == nil {
 		return checked{}, false
 	}
 	d, ok := c.ref.(name.Digest)
 	if !ok {
-		if d, ok = e.gate.cached.ResolveCached(c.ref); !ok {
+		if d, ok = e.reads.cached.ResolveCached(c.ref); !ok {
 			return checked{}, false
 		}
 		c.ref = d
 	}
-	r.result, ok, r.err = e.gate.cached.Cached(d, set)
+	r.result, ok, r.err = e.reads.cached.Cached(d, set)
 	return r, ok
 }
 
@@ -185,7 +185,7 @@ func (e *evaluation) unmatched(f policy.ImageField, repo imageref.Repo, namespac
 func (e *evaluation) verifyTask(c imageCheck, set verifier.AuthoritySet) func(context.Context) checked {
 	if c.req == nil {
 		return func(ctx context.Context) checked {
-			d, err := e.gate.verifier.Resolve(ctx, c.ref)
+			d, err := e.reads.verifier.Resolve(ctx, c.ref)
 			return checked{result: verifier.Result{Digest: d}, err: err}
 		}
 	}
@@ -193,11 +193,11 @@ func (e *evaluation) verifyTask(c imageCheck, set verifier.AuthoritySet) func(co
 		d, ok := c.ref.(name.Digest)
 		if !ok {
 			var err error
-			if d, err = e.gate.verifier.Resolve(ctx, c.ref); err != nil {
+			if d, err = e.reads.verifier.Resolve(ctx, c.ref); err != nil {
 				return checked{err: err}
 			}
 		}
-		res, err := e.gate.verifier.Verify(ctx, d, set)
+		res, err := e.reads.verifier.Verify(ctx, d, set)
 		return checked{result: res, err: err}
 	}
 }
@@ -225,8 +225,8 @@ func (e *evaluation) judge(c imageCheck, r checked) {
 		e.f.add(c.req.Mode, auditImagePolicy, e.about(CodeNotEnoughSignatures, path, c.field.Image, c.req, fmt.Sprintf("%s %q: %s for %s (need %d of: %s; verified: %s); %s",
 			path, c.field.Image, "not enough valid signatures", c.req.Policy, threshold, authorityNames(c.req), strings.Join(r.result.Verified, ", "), e.signAdvice(c.req))))
 	case errors.As(r.err, &notVerified) && notVerified.AccessDenied:
-		e.f.add(c.req.Mode, auditImagePolicy, e.about(CodeRegistryAccessDenied, path, c.field.Image, c.req, fmt.Sprintf("%s %q: cannot verify against %s: %s; give signgate credentials that can read %s (registry credentials of the gate, docs/helm.md)",
-			path, c.field.Image, c.req.Policy, notVerified.Reason, notVerified.Digest.Context())))
+		e.f.add(c.req.Mode, auditImagePolicy, e.about(CodeRegistryAccessDenied, path, c.field.Image, c.req, fmt.Sprintf("%s %q: cannot verify against %s: %s",
+			path, c.field.Image, c.req.Policy, e.gate.accessDenied(notVerified.Digest.Context().String(), notVerified.Credential))))
 	case errors.As(r.err, &notVerified) && notVerified.Refused != nil && notVerified.Refused.Kind == "":
 		// A rule no setting lifts (an oversized signature manifest or
 		// referrers index): the reason names the response and the limit.

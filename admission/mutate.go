@@ -54,7 +54,15 @@ func (g *Gate) mutateWith(ctx context.Context, req *admissionv1.AdmissionRequest
 	fields := policy.Images(pod.Spec)
 	w := findings{structured: structured}
 	pins := g.pinsFor(req, gk, pod, fields, &w)
-	ops := g.resolvePins(ctx, pod.Prefix, pins, &w)
+	var ops []patchOp
+	if len(pins) > 0 {
+		if rd, err := g.readsFor(ctx, req.Namespace, pod.Spec); err != nil {
+			w.record(SeverityWarn, "", Finding{Code: CodeCredentialsLookup,
+				Message: fmt.Sprintf("images not pinned: cannot read the registry credentials of namespace %s: %s; the validating webhook will deny them unpinned", req.Namespace, oneLine(err.Error()))})
+		} else {
+			ops = g.resolvePins(ctx, rd, pod.Prefix, pins, &w)
+		}
+	}
 	warnings := w.warn
 	v := verdict{images: imageStrings(fields), findings: w.list}
 	if len(ops) == 0 {
@@ -132,7 +140,7 @@ type resolved struct {
 // the image as written: the validating webhook then denies it with the
 // reason, so nothing fails open. Offline, nothing is resolved: each pin is
 // a warning.
-func (g *Gate) resolvePins(ctx context.Context, prefix string, pins []pin, w *findings) []patchOp {
+func (g *Gate) resolvePins(ctx context.Context, rd reads, prefix string, pins []pin, w *findings) []patchOp {
 	if g.offline {
 		for _, p := range pins {
 			path := p.field.Path(prefix)
@@ -151,7 +159,7 @@ func (g *Gate) resolvePins(ctx context.Context, prefix string, pins []pin, w *fi
 			continue
 		}
 		index[key] = len(results)
-		if d, ok := g.resolveCached(p.ref); ok {
+		if d, ok := rd.resolveCached(p.ref); ok {
 			results = append(results, resolved{digest: d})
 			continue
 		}
@@ -159,7 +167,7 @@ func (g *Gate) resolvePins(ctx context.Context, prefix string, pins []pin, w *fi
 		results = append(results, resolved{})
 		ref := p.ref
 		tasks = append(tasks, func(ctx context.Context) resolved {
-			d, err := g.verifier.Resolve(ctx, ref)
+			d, err := rd.verifier.Resolve(ctx, ref)
 			return resolved{d, err}
 		})
 	}
@@ -182,11 +190,11 @@ func (g *Gate) resolvePins(ctx context.Context, prefix string, pins []pin, w *fi
 
 // resolveCached returns the digest of ref when the verifier knows it
 // without registry I/O.
-func (g *Gate) resolveCached(ref name.Reference) (name.Digest, bool) {
-	if g.cached == nil {
+func (r reads) resolveCached(ref name.Reference) (name.Digest, bool) {
+	if r.cached == nil {
 		return name.Digest{}, false
 	}
-	return g.cached.ResolveCached(ref)
+	return r.cached.ResolveCached(ref)
 }
 
 func imageStrings(fields []policy.ImageField) []string {

@@ -96,7 +96,12 @@ func (g *Gate) validateWith(ctx context.Context, req *admissionv1.AdmissionReque
 		return oneVerdict(v.images, one(structured, SeverityRetry, Finding{Code: CodeNamespaceLookup,
 			Message: withRetry(fmt.Sprintf("cannot read namespace %s: %s", req.Namespace, oneLine(err.Error())))}))
 	}
-	e := &evaluation{gate: g, cfg: cfg, req: req, pod: pod, labels: labels, snap: snap}
+	rd, err := g.readsFor(ctx, req.Namespace, pod.Spec)
+	if err != nil {
+		return oneVerdict(v.images, one(structured, SeverityRetry, Finding{Code: CodeCredentialsLookup,
+			Message: withRetry(fmt.Sprintf("cannot read the registry credentials of namespace %s: %s", req.Namespace, oneLine(err.Error())))}))
+	}
+	e := &evaluation{gate: g, cfg: cfg, req: req, pod: pod, labels: labels, snap: snap, reads: rd}
 	e.f.structured = structured
 	e.images(ctx, fields)
 	e.podSecurity()
@@ -119,6 +124,7 @@ type evaluation struct {
 	pod    podTemplate
 	labels map[string]string
 	snap   policy.Snapshot
+	reads  reads // the registries as this review reads them
 	f      findings
 }
 

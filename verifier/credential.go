@@ -60,15 +60,17 @@ func (v *Verifier) pullersFor(ctx context.Context) *pullers {
 	return v.pullers
 }
 
-// access resolves cred for reg: the shared access when cred is nil or
-// gives reg no credentials (anonymous), else the scoped one, built once
-// per distinct credentials.
-func (v *Verifier) access(ctx context.Context, cred *Credential, reg name.Registry) (access, error) {
+// access resolves cred for repo (a keychain may hold credentials for a
+// host or for a path under it, as docker configs do): the shared access
+// when cred is nil or gives repo no credentials (anonymous), else the
+// scoped one, built once per distinct credentials and host.
+func (v *Verifier) access(ctx context.Context, cred *Credential, repo name.Repository) (access, error) {
+	reg := repo.Registry
 	shared := access{pullers: v.pullers}
 	if cred == nil || cred.Keychain == nil {
 		return shared, nil
 	}
-	auth, err := authn.Resolve(ctx, cred.Keychain, reg)
+	auth, err := authn.Resolve(ctx, cred.Keychain, repo)
 	if err != nil {
 		return access{}, fmt.Errorf("credentials %s for %s: %w", cred.Name, reg.RegistryStr(), err)
 	}

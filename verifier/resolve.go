@@ -38,7 +38,7 @@ func (v *Verifier) ResolveWith(ctx context.Context, ref name.Reference, cred *Cr
 		return d, nil
 	}
 	tag := c.(name.Tag)
-	acc, err := v.access(ctx, cred, tag.Context().Registry)
+	acc, err := v.access(ctx, cred, tag.Context())
 	if err != nil {
 		return name.Digest{}, undecided("resolve", tag.String(), err)
 	}
@@ -92,7 +92,7 @@ func (v *Verifier) ResolveCachedWith(ref name.Reference, cred *Credential) (d na
 		return d, true
 	}
 	tag := c.(name.Tag)
-	acc, err := v.access(context.Background(), cred, tag.Context().Registry)
+	acc, err := v.access(context.Background(), cred, tag.Context())
 	if err != nil {
 		return name.Digest{}, false
 	}

@@ -148,7 +148,7 @@ func (v *Verifier) lookup(d name.Digest, set AuthoritySet, cred *Credential) (q 
 	if set.Len() == 0 {
 		return q, Result{}, true, &NotVerifiedError{Digest: d, Reason: "invalid authority set: no authorities (build sets with NewAuthoritySet)"}
 	}
-	acc, err := v.access(context.Background(), cred, d.Context().Registry)
+	acc, err := v.access(context.Background(), cred, d.Context())
 	if err != nil {
 		return q, Result{}, true, undecided("verify", d.String(), err)
 	}

@@ -30,6 +30,7 @@ func (o *serveOptions) addFlags(fs *pflag.FlagSet) {
 	policyDirFlag(fs, &o.PolicyDir, " (watched)")
 	fs.StringVar(&o.MetricsListen, "metrics-listen", ":9090", "`ADDR` of the plain-HTTP /healthz, /readyz and /metrics endpoints")
 	fs.BoolVar(&o.Profiling, "profiling", false, "also serve net/http/pprof's /debug/pprof/ on the metrics port (never on the webhook port)")
+	fs.BoolVar(&o.PodPullSecrets, "pod-pull-secrets", false, "read registries for each review with the pod's imagePullSecrets and its service account's (from the pod's namespace; needs get on Secrets and ServiceAccounts cluster-wide), ahead of the gate's own credentials")
 	fs.StringVar(&o.LogFormat, "log-format", "json", "log `FORMAT`: json or text")
 	fs.StringVarP(&o.Namespace, "namespace", "n", defaultNamespace(), "the gate's own `NAMESPACE`, never evaluated; $POD_NAMESPACE when set")
 	fs.DurationVar(&o.ShutdownDelay, "shutdown-delay", 0, "after SIGTERM, keep answering for `DURATION` with /readyz failing and keep-alives off before the port closes, while Service endpoints update (in a cluster: 5s)")

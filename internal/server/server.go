@@ -43,6 +43,12 @@ type Options struct {
 	// Profiling adds net/http/pprof's /debug/pprof/ to the metrics port
 	// (never to the webhook port).
 	Profiling bool
+	// PodPullSecrets reads registries for each review with the pod's
+	// imagePullSecrets and its service account's, from the pod's
+	// namespace, ahead of the gate's own credentials
+	// (internal/pullsecrets). Needs a cluster (not PolicyDir) and get on
+	// Secrets and ServiceAccounts in every namespace.
+	PodPullSecrets bool
 }
 
 // Server is one running `signgate serve`.
@@ -102,7 +108,14 @@ func New(ctx context.Context, o Options, log *slog.Logger) (*Server, error) {
 	if ts, ok := s.policies.(trustRootStatuser); ok {
 		reg.MustRegister(newTrustRootCollector(ts.TrustRootStatus))
 	}
-	gate, err := admission.NewGate(admission.Options{Verifier: v, Policies: s.policies, Config: cfg, Namespace: o.Namespace})
+	gopts := admission.Options{Verifier: v, Policies: s.policies, Config: cfg, Namespace: o.Namespace}
+	if o.PodPullSecrets {
+		if gopts.Credentials, err = podPullSecrets(o); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
+	gate, err := admission.NewGate(gopts)
 	if err != nil {
 		s.Close()
 		return nil, err

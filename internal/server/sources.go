@@ -2,12 +2,14 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/signgate/signgate/admission"
+	"github.com/signgate/signgate/internal/pullsecrets"
 	"github.com/signgate/signgate/internal/tufroot"
 	"github.com/signgate/signgate/policy"
 )
@@ -73,4 +75,21 @@ func (s *Server) clusterSource(ctx context.Context, o Options) (policy.Source, e
 		}
 	})
 	return src, nil
+}
+
+// podPullSecrets is the pods' own registry credentials, read from the
+// cluster (Options.PodPullSecrets).
+func podPullSecrets(o Options) (admission.CredentialSource, error) {
+	if o.PolicyDir != "" {
+		return nil, errors.New("pod pull secrets are read from the cluster: they cannot be used with a policy directory")
+	}
+	rc, err := RESTConfig(o.Kubeconfig, "")
+	if err != nil {
+		return nil, err
+	}
+	kube, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
+	return pullsecrets.New(kube, pullsecrets.Options{}), nil
 }
