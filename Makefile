@@ -119,6 +119,7 @@ chart-check: $(STAMP)/helm-$(HELM_VERSION)
 	  $(BIN)/helm lint --strict charts/signgate -n signgate-system && \
 	  $(BIN)/helm lint --strict charts/signgate -n signgate-system --set certManager.enabled=true && \
 	  $(BIN)/helm lint --strict charts/signgate -n signgate-system --set sigstore.publicGoodTrustRoot.enabled=true && \
+	  $(BIN)/helm lint --strict charts/signgate -n signgate-system --set registryCredentials.podPullSecrets=true && \
 	  $(BIN)/helm template signgate charts/signgate -n signgate-system >/dev/null && \
 	  $(BIN)/helm template signgate charts/signgate -n signgate-system --set webhook.url=https://127.0.0.1:8443 >/dev/null && \
 	  echo "chart ok"; \

@@ -52,6 +52,8 @@ var scenarios = []struct {
 	{name: "pinWorkloadTemplates", args: []string{"--set", "config.pinning.workloadTemplates=true"}},
 	{name: "publicGoodTrustRoot", args: []string{"--set", "sigstore.publicGoodTrustRoot.enabled=true"}},
 	{name: "clientCA", args: []string{"--set", "webhook.clientCA.existingSecret=apiserver-client-ca"}},
+	{name: "podPullSecrets", args: []string{"--set", "registryCredentials.podPullSecrets=true"}},
+	{name: "podPullSecretsNoTenantSecretRefs", args: []string{"--set", "registryCredentials.podPullSecrets=true", "--set", "rbac.tenantSecretRefs=false"}},
 }
 
 func TestGateRunsRestricted(t *testing.T) {
@@ -384,16 +386,19 @@ func TestRBACLeastPrivilege(t *testing.T) {
 			t.Parallel()
 			objs := render(t, sc.args...)
 			tenantSecrets := !slices.Contains(sc.args, "rbac.tenantSecretRefs=false")
+			podPullSecrets := slices.Contains(sc.args, "registryCredentials.podPullSecrets=true")
 			var gate rbacv1.ClusterRole
 			for _, o := range kinds(objs, "ClusterRole") {
 				cr := decode[rbacv1.ClusterRole](t, o)
 				checkNoWildcards(t, "ClusterRole "+cr.Name, cr.Rules)
+				checkGetOnly(t, "ClusterRole "+cr.Name, cr.Rules, "secrets", "serviceaccounts")
 				if cr.Name == "signgate" {
 					gate = cr
 				}
 			}
 			role := one[rbacv1.Role](t, objs, "Role")
 			checkNoWildcards(t, "Role", role.Rules)
+			checkGetOnly(t, "Role", role.Rules, "secrets", "serviceaccounts")
 			if diff := cmp.Diff([]rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"secrets", "configmaps"}, Verbs: []string{"get"}}}, role.Rules); diff != "" {
 				t.Errorf("Role in the release namespace (-want +got):\n%s", diff)
 			}
@@ -405,13 +410,32 @@ func TestRBACLeastPrivilege(t *testing.T) {
 				{APIGroups: []string{"signgate.dev"}, Resources: []string{"clusterimagepolicies/status", "imagepolicies/status"}, Verbs: []string{"update", "patch"}},
 				{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "watch"}},
 			}
-			if tenantSecrets {
+			// One Secret rule for both tenantSecretRefs and podPullSecrets.
+			if tenantSecrets || podPullSecrets {
 				want = append(want, rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get"}})
+			}
+			if podPullSecrets {
+				want = append(want, rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"serviceaccounts"}, Verbs: []string{"get"}})
 			}
 			if diff := cmp.Diff(want, gate.Rules); diff != "" {
 				t.Errorf("gate ClusterRole (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// checkGetOnly: rules grant resources (core group) no verb but get: the
+// gate reads Secrets and ServiceAccounts by name, never lists or watches
+// them.
+func checkGetOnly(t *testing.T, what string, rules []rbacv1.PolicyRule, resources ...string) {
+	t.Helper()
+	for _, r := range rules {
+		if !slices.Contains(r.APIGroups, "") || !slices.ContainsFunc(r.Resources, func(res string) bool { return slices.Contains(resources, res) }) {
+			continue
+		}
+		if !slices.Equal(r.Verbs, []string{"get"}) {
+			t.Errorf("%s: rule %+v grants %v on %v, want get only", what, r, r.Verbs, r.Resources)
+		}
 	}
 }
 
@@ -472,6 +496,8 @@ func TestSchemaRejectsBadValues(t *testing.T) {
 		{"unknown namespaceSelector operator", "webhook.namespaceSelector.matchExpressions[0].operator=Gt"},
 		{"shutdownDelay without a unit", "shutdownDelay=5"},
 		{"registry credentials Secret name with a slash", "registryCredentials.existingSecret=a/b"},
+		{"podPullSecrets not a boolean", "registryCredentials.podPullSecrets=yes"},
+		{"unknown registryCredentials key", "registryCredentials.pullSecrets=true"},
 		{"the removed rbac.pullSecrets", "rbac.pullSecrets=true"},
 		{"publicGoodTrustRoot.enabled not a boolean", "sigstore.publicGoodTrustRoot.enabled=yes"},
 		{"unknown publicGoodTrustRoot key", "sigstore.publicGoodTrustRoot.url=https://example.com"},
@@ -755,6 +781,79 @@ func TestPublicGoodTrustRoot(t *testing.T) {
 			}
 			if !json.Valid([]byte(tr.Spec.TUF.Root.Inline)) {
 				t.Error("spec.tuf.root.inline is not valid JSON")
+			}
+		})
+	}
+}
+
+// registryCredentials.podPullSecrets: off by default (no --pod-pull-secrets,
+// no get on ServiceAccounts, Secrets only for tenantSecretRefs); on, serve
+// gets --pod-pull-secrets ahead of extraArgs and the ClusterRole get on
+// ServiceAccounts and one get rule on Secrets, also with tenantSecretRefs
+// on. TestRBACLeastPrivilege checks the whole ClusterRole per scenario.
+func TestPodPullSecrets(t *testing.T) {
+	t.Parallel()
+	gateRole := func(t *testing.T, objs []object) rbacv1.ClusterRole {
+		t.Helper()
+		for _, o := range kinds(objs, "ClusterRole") {
+			if cr := decode[rbacv1.ClusterRole](t, o); cr.Name == "signgate" {
+				return cr
+			}
+		}
+		t.Fatal("no ClusterRole signgate")
+		return rbacv1.ClusterRole{}
+	}
+	// grants counts the core-group rules on resource and says whether
+	// one of them has verb.
+	grants := func(rules []rbacv1.PolicyRule, resource, verb string) (n int, has bool) {
+		for _, r := range rules {
+			if slices.Contains(r.APIGroups, "") && slices.Contains(r.Resources, resource) {
+				n++
+				has = has || slices.Contains(r.Verbs, verb)
+			}
+		}
+		return n, has
+	}
+	tests := []struct {
+		name         string
+		args         []string
+		wantFlag     bool
+		wantSecrets  bool
+		wantAccounts bool
+	}{
+		{name: "default", wantSecrets: true},
+		{name: "off without tenantSecretRefs", args: []string{"--set", "rbac.tenantSecretRefs=false"}},
+		{name: "on", args: []string{"--set", "registryCredentials.podPullSecrets=true"}, wantFlag: true, wantSecrets: true, wantAccounts: true},
+		{name: "on without tenantSecretRefs", args: []string{"--set", "registryCredentials.podPullSecrets=true", "--set", "rbac.tenantSecretRefs=false"}, wantFlag: true, wantSecrets: true, wantAccounts: true},
+		{name: "on with extraArgs", args: []string{"--set", "registryCredentials.podPullSecrets=true", "--set", "extraArgs[0]=--log-format=text"}, wantFlag: true, wantSecrets: true, wantAccounts: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			objs := render(t, tt.args...)
+			args := one[appsv1.Deployment](t, objs, "Deployment").Spec.Template.Spec.Containers[0].Args
+			if i := slices.Index(args, "--pod-pull-secrets"); (i >= 0) != tt.wantFlag {
+				t.Errorf("serve args %v: --pod-pull-secrets present %v, want %v", args, i >= 0, tt.wantFlag)
+			} else if j := slices.Index(args, "--log-format=text"); i >= 0 && j >= 0 && j < i {
+				t.Errorf("serve args %v: --pod-pull-secrets after extraArgs, want before", args)
+			}
+			rules := gateRole(t, objs).Rules
+			for _, c := range []struct {
+				resource string
+				want     bool
+			}{{"secrets", tt.wantSecrets}, {"serviceaccounts", tt.wantAccounts}} {
+				n, get := grants(rules, c.resource, "get")
+				switch {
+				case c.want && (n != 1 || !get):
+					t.Errorf("ClusterRole: %d rules on %s (get %v), want exactly one with get:\n%+v", n, c.resource, get, rules)
+				case !c.want && n != 0:
+					t.Errorf("ClusterRole: %d rules on %s, want none:\n%+v", n, c.resource, rules)
+				}
+				for _, verb := range []string{"list", "watch"} {
+					if _, has := grants(rules, c.resource, verb); has {
+						t.Errorf("ClusterRole grants %s on %s, want get only", verb, c.resource)
+					}
+				}
 			}
 		})
 	}
