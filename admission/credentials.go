@@ -2,6 +2,7 @@ package admission
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -92,4 +93,15 @@ func (g *Gate) accessDenied(repo, cred string) string {
 		return fmt.Sprintf("the registry denied signgate read access to %s (no imagePullSecret of the pod or its service account has credentials for it; the gate's own were tried); add an imagePullSecret that can read it", repo)
 	}
 	return fmt.Sprintf("the registry denied signgate read access to %s; give signgate credentials that can read %s (registry credentials of the gate, docs/helm.md)", repo, repo)
+}
+
+// registryProblem is registryProblem with the gate's remedies; when
+// reviews read with their namespace's pull secrets, a registry that
+// denied the gate's own credentials asks for an imagePullSecret.
+func (g *Gate) registryProblem(host string, err error) string {
+	var denied *verifier.AccessDeniedError
+	if g.credentials != nil && errors.As(err, &denied) && denied.Credential == "" {
+		return fmt.Sprintf("registry %s denied access (HTTP %d) with the gate's own credentials (no imagePullSecret of the pod or its service account has credentials for it); add an imagePullSecret that can read it", host, denied.StatusCode)
+	}
+	return registryProblem(host, err, g.remedies)
 }

@@ -146,12 +146,12 @@ func (e *evaluation) imageChecks(f policy.ImageField) []imageCheck {
 func (e *evaluation) unpinned(path, image, registry string, resolveErr error) {
 	if resolveErr != nil && isTransient(resolveErr) {
 		e.f.record(SeverityRetry, "", Finding{Code: CodeImageUnpinned, Field: path, Image: image,
-			Message: fmt.Sprintf("%s %q: must be pinned by digest and the tag cannot be resolved now: %s", path, image, registryProblem(registry, resolveErr, e.gate.remedies))})
+			Message: fmt.Sprintf("%s %q: must be pinned by digest and the tag cannot be resolved now: %s", path, image, e.gate.registryProblem(registry, resolveErr))})
 		return
 	}
 	if refused := (*verifier.RefusedError)(nil); errors.As(resolveErr, &refused) && refused.Kind != "" {
 		e.f.record(SeverityDeny, "", Finding{Code: CodeRegistryRefused, Field: path, Image: image,
-			Message: fmt.Sprintf("%s %q: must be pinned by digest and the tag cannot be resolved: %s", path, image, registryProblem(registry, resolveErr, e.gate.remedies))})
+			Message: fmt.Sprintf("%s %q: must be pinned by digest and the tag cannot be resolved: %s", path, image, e.gate.registryProblem(registry, resolveErr))})
 		return
 	}
 	e.f.record(SeverityDeny, "", Finding{Code: CodeImageUnpinned, Field: path, Image: image,
@@ -234,7 +234,7 @@ func (e *evaluation) judge(c imageCheck, r checked) {
 			path, c.field.Image, c.req.Policy, notVerified.Reason)))
 	case errors.As(r.err, &notVerified) && notVerified.Refused != nil:
 		e.f.add(c.req.Mode, auditImagePolicy, e.about(CodeRegistryRefused, path, c.field.Image, c.req, fmt.Sprintf("%s %q: cannot verify against %s: %s",
-			path, c.field.Image, c.req.Policy, registryProblem(c.ref.Context().RegistryStr(), r.err, e.gate.remedies))))
+			path, c.field.Image, c.req.Policy, e.gate.registryProblem(c.ref.Context().RegistryStr(), r.err))))
 	case errors.As(r.err, &notVerified) && notVerified.Attestation:
 		// Signed, but an attestation the authority requires is missing or
 		// its condition does not hold: the reason names which and why.
@@ -245,7 +245,7 @@ func (e *evaluation) judge(c imageCheck, r checked) {
 			path, c.field.Image, notVerified.Reason, c.req.Policy, threshold, authorityNames(c.req), e.signAdvice(c.req))))
 	case isTransient(r.err):
 		d := e.about(CodeRegistryUndecided, path, c.field.Image, c.req,
-			fmt.Sprintf("%s %q: cannot verify against %s: %s", path, c.field.Image, c.req.Policy, registryProblem(c.ref.Context().RegistryStr(), r.err, e.gate.remedies)))
+			fmt.Sprintf("%s %q: cannot verify against %s: %s", path, c.field.Image, c.req.Policy, e.gate.registryProblem(c.ref.Context().RegistryStr(), r.err)))
 		if c.req.Mode == policy.ModeEnforce || c.req.Mode == "" {
 			e.f.record(SeverityRetry, "", d)
 		} else {
@@ -253,7 +253,7 @@ func (e *evaluation) judge(c imageCheck, r checked) {
 		}
 	default: // neither verified nor a known failure: fail closed
 		e.f.add(c.req.Mode, auditImagePolicy, e.about(CodeRegistryError, path, c.field.Image, c.req,
-			fmt.Sprintf("%s %q: cannot verify against %s: %s", path, c.field.Image, c.req.Policy, registryProblem(c.ref.Context().RegistryStr(), r.err, e.gate.remedies))))
+			fmt.Sprintf("%s %q: cannot verify against %s: %s", path, c.field.Image, c.req.Policy, e.gate.registryProblem(c.ref.Context().RegistryStr(), r.err))))
 	}
 }
 

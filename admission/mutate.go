@@ -180,7 +180,7 @@ func (g *Gate) resolvePins(ctx context.Context, rd reads, prefix string, pins []
 		if r.err != nil {
 			path := p.field.Path(prefix)
 			w.record(SeverityWarn, "", Finding{Code: CodePinFailed, Field: path, Image: p.field.Image,
-				Message: fmt.Sprintf("%s %q: cannot pin to a digest: %s; the validating webhook will deny it unpinned", path, p.field.Image, registryProblem(p.ref.Context().RegistryStr(), r.err, g.remedies))})
+				Message: fmt.Sprintf("%s %q: cannot pin to a digest: %s; the validating webhook will deny it unpinned", path, p.field.Image, g.registryProblem(p.ref.Context().RegistryStr(), r.err))})
 			continue
 		}
 		ops = append(ops, patchOp{Op: "replace", Path: p.field.JSONPointer(prefix), Value: p.field.Image + "@" + r.digest.DigestStr()})

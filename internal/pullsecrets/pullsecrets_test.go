@@ -179,5 +179,11 @@ func TestGateWithPullSecrets(t *testing.T) {
 		if r.Allowed || r.Result == nil || !strings.Contains(r.Result.Message, want) || !strings.Contains(r.Result.Message, "add an imagePullSecret that can read it") {
 			t.Errorf("%s: validate in b = allowed %v, %v; want denied: %q … add an imagePullSecret", tc.name, r.Allowed, r.Result, want)
 		}
+		// The mutating webhook's warning: the tag's resolution was denied
+		// with the gate's own credentials, and it says what to do.
+		want = "registry " + reg.Host + " denied access (HTTP 401) with the gate's own credentials"
+		if w := strings.Join(m.Warnings, "\n"); !strings.Contains(w, want) || !strings.Contains(w, "add an imagePullSecret that can read it") {
+			t.Errorf("%s: mutate warnings in b = %q; want %q … add an imagePullSecret", tc.name, w, want)
+		}
 	}
 }
