@@ -38,8 +38,9 @@ func run(m *testing.M) int {
 	ctx := context.Background()
 	t0 := time.Now()
 	// Registry 0 is shared; registry 1 belongs to TestRegistryOutage,
-	// which stops it.
-	env, err = harness.Start(ctx, s, harness.Options{Registries: 2})
+	// which stops it; env.Private needs a password (TestPullSecrets). The
+	// gate reads registries with the pods' pull secrets.
+	env, err = harness.Start(ctx, s, harness.Options{Registries: 2, PrivateRegistry: true, PodPullSecrets: true})
 	if err == nil {
 		keyA, err = env.Cosign.GenerateKeyPair(ctx, env.Dir, "key-a")
 	}

@@ -154,6 +154,17 @@ func (c *Cosign) Attest(ctx context.Context, key KeyPair, d name.Digest, layout 
 	return nil
 }
 
+// Login stores user and password for host in this cosign's docker
+// config (its private HOME), as `cosign login` does for a CI job:
+//
+//	cosign login host -u user -p password
+func (c *Cosign) Login(ctx context.Context, host, user, password string) error {
+	if _, err := c.run(ctx, "", "login", host, "-u", user, "-p", password); err != nil {
+		return fmt.Errorf("cosign login %s: %w", host, err)
+	}
+	return nil
+}
+
 func (c *Cosign) run(ctx context.Context, dir string, args ...string) (string, error) {
 	if err := os.MkdirAll(c.home, 0o700); err != nil {
 		return "", err

@@ -4,6 +4,8 @@ package harness
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"path/filepath"
 	"strconv"
@@ -25,6 +27,12 @@ type Options struct {
 	// GateConfig builds signgate's GateConfiguration from the registry
 	// hosts; default GateConfig.
 	GateConfig func(registries []string) []byte
+	// PrivateRegistry adds Env.Private, a registry that requires a user
+	// and password on every request (StartPrivateRegistry); its host is
+	// in the gate's configuration like the others'.
+	PrivateRegistry bool
+	// PodPullSecrets runs signgate with --pod-pull-secrets.
+	PodPullSecrets bool
 }
 
 // Env is one running environment: etcd, kube-apiserver with the signgate
@@ -41,8 +49,9 @@ type Env struct {
 	Etcd       *Etcd
 	APIServer  *APIServer
 	Registries []*Registry
-	Cosign     *Cosign // cosign v2 (bin/cosign)
-	Cosign3    *Cosign // cosign v3 (bin/cosign3)
+	Private    *Registry // Options.PrivateRegistry; nil otherwise
+	Cosign     *Cosign   // cosign v2 (bin/cosign)
+	Cosign3    *Cosign   // cosign v3 (bin/cosign3)
 	Signgate   *Signgate
 
 	Config  *rest.Config // admin; copy before changing (rest.CopyConfig)
@@ -69,6 +78,16 @@ func Start(ctx context.Context, tb TB, opts Options) (*Env, error) {
 		}
 		hosts = append(hosts, r.Host)
 	}
+	if opts.PrivateRegistry {
+		pass, err := randomPassword()
+		if err != nil {
+			return nil, err
+		}
+		if e.Private, err = StartPrivateRegistry(ctx, tb, e.Bin.Registry, e.Dir, "registry-private", "e2e", pass); err != nil {
+			return nil, err
+		}
+		hosts = append(hosts, e.Private.Host)
+	}
 	if err := e.InstallCRDs(ctx, filepath.Join(e.Root, "charts", "signgate", "crds")); err != nil {
 		return nil, err
 	}
@@ -76,7 +95,11 @@ func Start(ctx context.Context, tb TB, opts Options) (*Env, error) {
 	if opts.GateConfig != nil {
 		gc = func(h ...string) []byte { return opts.GateConfig(h) }
 	}
-	if err := e.StartSigngate(ctx, SigngateOptions{Config: gc(hosts...)}); err != nil {
+	sopts := SigngateOptions{Config: gc(hosts...)}
+	if opts.PodPullSecrets {
+		sopts.ExtraArgs = append(sopts.ExtraArgs, "--pod-pull-secrets")
+	}
+	if err := e.StartSigngate(ctx, sopts); err != nil {
 		return nil, err
 	}
 	if err := e.RegisterWebhooks(ctx); err != nil {
@@ -189,4 +212,13 @@ func (e *Env) RegisterWebhooks(ctx context.Context) error {
 // so CRDs installed meanwhile are found).
 func (e *Env) RESTMapper() *restmapper.DeferredDiscoveryRESTMapper {
 	return restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(e.Client.Discovery()))
+}
+
+// randomPassword is 16 random bytes, hex.
+func randomPassword() (string, error) {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(b), nil
 }

@@ -11,9 +11,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // Registry is the CNCF distribution registry (Debian's docker-registry) on
@@ -21,6 +23,10 @@ import (
 // started again on the same address with the same content.
 type Registry struct {
 	Host string // 127.0.0.1:PORT, the registry part of image references
+	// User and Password are what a private registry (StartPrivateRegistry)
+	// requires on every request (htpasswd, HTTP basic); empty for a
+	// registry anyone can read and write.
+	User, Password string
 
 	tb      TB
 	bin     string
@@ -35,6 +41,20 @@ type Registry struct {
 // StartRegistry writes a config.yml for a filesystem-backed registry under
 // dir and starts it. name distinguishes log files when there are several.
 func StartRegistry(ctx context.Context, tb TB, bin, dir, name string) (*Registry, error) {
+	return startRegistry(ctx, tb, bin, dir, name, "", "")
+}
+
+// StartPrivateRegistry is StartRegistry for a registry that requires user
+// and password (htpasswd, bcrypt) on every request, reads included, as a
+// private registry does.
+func StartPrivateRegistry(ctx context.Context, tb TB, bin, dir, name, user, password string) (*Registry, error) {
+	if user == "" || password == "" {
+		return nil, fmt.Errorf("start registry %s: a private registry needs a user and a password", name)
+	}
+	return startRegistry(ctx, tb, bin, dir, name, user, password)
+}
+
+func startRegistry(ctx context.Context, tb TB, bin, dir, name, user, password string) (*Registry, error) {
 	host, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -58,10 +78,21 @@ storage:
 http:
   addr: %s
 `, storage, host)
+	if user != "" {
+		hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
+		if err != nil {
+			return nil, fmt.Errorf("start registry: htpasswd: %w", err)
+		}
+		htpasswd := filepath.Join(dir, name+"-htpasswd")
+		if err := os.WriteFile(htpasswd, []byte(user+":"+string(hash)+"\n"), 0o600); err != nil {
+			return nil, fmt.Errorf("start registry: %w", err)
+		}
+		yml += fmt.Sprintf("auth:\n  htpasswd:\n    realm: signgate-e2e\n    path: %s\n", htpasswd)
+	}
 	if err := os.WriteFile(config, []byte(yml), 0o644); err != nil {
 		return nil, fmt.Errorf("start registry: %w", err)
 	}
-	r := &Registry{Host: host, tb: tb, bin: bin, dir: dir, config: config, name: name}
+	r := &Registry{Host: host, User: user, Password: password, tb: tb, bin: bin, dir: dir, config: config, name: name}
 	if err := r.Start(ctx); err != nil {
 		return nil, err
 	}
@@ -88,7 +119,22 @@ func (r *Registry) Start(ctx context.Context) error {
 	r.proc = p
 	r.started++
 	return p.waitReady(ctx, func(ctx context.Context) error {
-		return httpOK(ctx, http.DefaultClient, "http://"+r.Host+"/v2/", "")
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+r.Host+"/v2/", nil)
+		if err != nil {
+			return err
+		}
+		if r.User != "" {
+			req.SetBasicAuth(r.User, r.Password)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("GET /v2/: %s", resp.Status)
+		}
+		return nil
 	})
 }
 
@@ -115,7 +161,11 @@ func (r *Registry) PushRandom(ctx context.Context, repo, tag string) (name.Diges
 	if err != nil {
 		return name.Digest{}, fmt.Errorf("push %s/%s:%s: %w", r.Host, repo, tag, err)
 	}
-	if err := remote.Write(ref, img, remote.WithContext(ctx)); err != nil {
+	opts := []remote.Option{remote.WithContext(ctx)}
+	if r.User != "" {
+		opts = append(opts, remote.WithAuth(&authn.Basic{Username: r.User, Password: r.Password}))
+	}
+	if err := remote.Write(ref, img, opts...); err != nil {
 		return name.Digest{}, fmt.Errorf("push %s: %w", ref, err)
 	}
 	h, err := img.Digest()
