@@ -2,6 +2,7 @@ package policy
 
 import (
 	"crypto"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -59,6 +60,11 @@ type compiler struct {
 	// tufData returns the trusted_root.json last fetched for a TUF
 	// TrustRoot (ClusterSource); nil where nothing fetches them.
 	tufData func(tufKey) ([]byte, error)
+	// structural checks a policy on its own (lint, apply-time
+	// validation): what lives outside it — the Secret of a secretRef, the
+	// TrustRoot a keyless authority names — is not read, and stands in
+	// for itself.
+	structural bool
 	keys    map[string]crypto.PublicKey
 	roots   map[string]root.TrustedMaterial // by hex SHA-256 of the JSON
 }
@@ -305,6 +311,11 @@ func (c *compiler) key(o *policyObject, ks v1alpha1.KeySource, used map[string]c
 		return nil, fmt.Errorf("exactly one of key.data or key.secretRef is required, both are set")
 	case ks.Data != "":
 		data = ks.Data
+	case ks.SecretRef != nil && c.structural:
+		if ks.SecretRef.Name == "" || ks.SecretRef.Key == "" {
+			return nil, errors.New("key.secretRef needs a name and a key")
+		}
+		return standIn()
 	case ks.SecretRef != nil:
 		d, err := c.secretKey(o, ks.SecretRef)
 		if err != nil {
