@@ -7,6 +7,7 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 
 	"github.com/signgate/signgate/policy"
+	"github.com/signgate/signgate/policy/v1alpha1"
 )
 
 // Audit annotation keys (the API server prefixes the webhook name).
@@ -71,11 +72,14 @@ func (g *Gate) validateWith(ctx context.Context, req *admissionv1.AdmissionReque
 	if !evaluated(req.Operation) {
 		return oneVerdict(nil, one(structured, SeverityDeny, Finding{Code: CodeOperationNotReviewed, Message: outsideProtocol(req.Operation)}))
 	}
+	gk := requestKind(req)
+	if gk.group == v1alpha1.GroupVersion.Group {
+		return g.validatePolicy(req, structured)
+	}
 	cfg := g.config.Current()
 	if g.exempt(cfg, req.Namespace) {
 		return verdict{resp: allowed(nil)}
 	}
-	gk := requestKind(req)
 	pod, err := extractPod(gk, req.Object.Raw)
 	if err != nil {
 		return oneVerdict(nil, one(structured, SeverityDeny, Finding{Code: CodeObjectInvalid, Message: "cannot evaluate the object: " + err.Error()}))
@@ -135,4 +139,26 @@ func (e *evaluation) enforceMode(m policy.Mode) policy.Mode {
 		return policy.ModeWarn
 	}
 	return m
+}
+
+// validatePolicy checks a ClusterImagePolicy, ImagePolicy or TrustRoot
+// being applied, with the compiler the gate uses (policy.ValidateObject):
+// a bad key, glob, regular expression or CEL condition is rejected at
+// apply time with the compiler's message. Only the object's own content
+// is checked: the Secrets and TrustRoots it names may come later.
+func (g *Gate) validatePolicy(req *admissionv1.AdmissionRequest, structured bool) verdict {
+	if err := policy.ValidateObject(req.Object.Raw); err != nil {
+		return oneVerdict(nil, one(structured, SeverityDeny, Finding{Code: CodePolicyInvalid,
+			Message: fmt.Sprintf("%s %s is invalid: %s", req.Kind.Kind, objectName(req), err)}))
+	}
+	return verdict{resp: allowed(nil)}
+}
+
+// objectName is the request's object as kubectl names it: NAMESPACE/NAME
+// or NAME.
+func objectName(req *admissionv1.AdmissionRequest) string {
+	if req.Namespace != "" {
+		return req.Namespace + "/" + req.Name
+	}
+	return req.Name
 }
