@@ -203,6 +203,7 @@ type KeylessIdentity struct {
 // Ed25519) inline or in a Secret.
 //
 // +kubebuilder:validation:XValidation:rule="has(self.data) != has(self.secretRef)",message="exactly one of data or secretRef is required"
+// +kubebuilder:validation:XValidation:rule="!has(self.data) || self.data.contains('-----BEGIN PUBLIC KEY-----')",message="key.data must be a PEM PUBLIC KEY block (cosign.pub)"
 type KeySource struct {
 	// Data is the PEM-encoded public key.
 	// +optional
