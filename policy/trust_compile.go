@@ -65,8 +65,8 @@ type compiler struct {
 	// TrustRoot a keyless authority names — is not read, and stands in
 	// for itself.
 	structural bool
-	keys    map[string]crypto.PublicKey
-	roots   map[string]root.TrustedMaterial // by hex SHA-256 of the JSON
+	keys       map[string]crypto.PublicKey
+	roots      map[string]root.TrustedMaterial // by hex SHA-256 of the JSON
 }
 
 // compileState is what one compilation has parsed and resolved so far:
