@@ -58,6 +58,7 @@ func LintFile(file string, data []byte) []LintProblem {
 		if err != nil {
 			return append(out, LintProblem{File: file, Line: line, Msg: fmt.Sprintf("document %d: %v", n, err)})
 		}
+		first := line // the document's first line, blank or comment
 		start := line + leadingLines(doc)
 		line += bytes.Count(doc, []byte("\n")) + 1 // the reader drops the "---" line after a document
 		if len(doc) > maxDocumentBytes {
@@ -72,7 +73,9 @@ func LintFile(file string, data []byte) []LintProblem {
 		for _, p := range lintDocument(js) {
 			p.File = file
 			if p.field != "" {
-				p.Line = start - 1 + fieldLine(doc, p.field)
+				// fieldLine counts from the document's first line, the
+				// blank and comment lines before its content included.
+				p.Line = max(first-1+fieldLine(doc, p.field), start)
 			} else {
 				p.Line = start
 			}

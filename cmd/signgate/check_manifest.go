@@ -92,18 +92,26 @@ func readPath(p string, stdin io.Reader) ([]manifest, error) {
 		return readFile(p)
 	}
 	var out []manifest
-	err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
+	err = walkManifestFiles(p, func(path string) error {
+		ms, err := readFile(path)
+		out = append(out, ms...)
+		return err
+	})
+	return out, err
+}
+
+// walkManifestFiles calls fn with each *.yaml, *.yml and *.json file under
+// dir, recursively, in lexical order; the first error stops the walk.
+func walkManifestFiles(dir string, fn func(path string) error) error {
+	return filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return &inputError{At: source{File: path}, Err: pathCause(err)}
 		}
 		if d.IsDir() || !isManifestFile(path) {
 			return nil
 		}
-		ms, err := readFile(path)
-		out = append(out, ms...)
-		return err
+		return fn(path)
 	})
-	return out, err
 }
 
 // pathCause drops the path from an *fs.PathError: inputError names the file.

@@ -12,9 +12,10 @@ import (
 )
 
 // The command tree. Each command's flags are defined next to the command
-// (serve.go, check.go, verify.go, version.go); this file holds the root,
-// the mapping of errors to exit codes and the flag helpers the commands
-// share, so that one flag has one spelling and one meaning everywhere.
+// (serve.go, check.go, lint.go, verify.go, version.go); this file holds the
+// root, the mapping of errors to exit codes and the flag helpers the
+// commands share, so that one flag has one spelling and one meaning
+// everywhere.
 
 // exitError ends a command with an exit code other than exitUsage for a
 // usage error. err, when set, is printed as "signgate CMD: err"; nil means
@@ -81,8 +82,9 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		Short: "Admission gate for container images signed with cosign",
 		Long: `signgate is the admission gate for signed images: serve runs the mutating and
 validating webhooks, check evaluates manifests the way the webhooks would,
-verify resolves and verifies one image, verify-bundle verifies a sigstore
-bundle (the sigstore-conformance CLI protocol).
+lint checks policy files, verify resolves and verifies one image,
+verify-bundle verifies a sigstore bundle (the sigstore-conformance CLI
+protocol).
 
 Exit codes (every command): 0 ok; 1 denied or not verified; 2 usage,
 configuration or input error; 3 undecided (registry trouble, retry).`,
@@ -94,7 +96,7 @@ configuration or input error; 3 undecided (registry trouble, retry).`,
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetVersionTemplate("signgate {{.Version}}\n")
-	root.AddCommand(newServeCmd(), newCheckCmd(), newVerifyCmd(), newVerifyBundleCmd(), newVersionCmd())
+	root.AddCommand(newServeCmd(), newCheckCmd(), newLintCmd(), newVerifyCmd(), newVerifyBundleCmd(), newVersionCmd())
 	return root
 }
 

@@ -22,6 +22,7 @@ func TestHelpGolden(t *testing.T) {
 		{"root.txt", []string{"--help"}},
 		{"help-check.txt", []string{"help", "check"}},
 		{"check.txt", []string{"check", "--help"}},
+		{"lint.txt", []string{"lint", "--help"}},
 		{"verify.txt", []string{"verify", "--help"}},
 		{"verify-bundle.txt", []string{"verify-bundle", "--help"}},
 		{"serve.txt", []string{"serve", "--help"}},
@@ -61,7 +62,7 @@ func TestHelpGolden(t *testing.T) {
 
 // TestExitCodes: help and version exit 0 on stdout; usage errors exit 2
 // with one line of error and a pointer to --help on stderr. Exit 1 and 3
-// are covered by TestCheckGolden and TestVerifyCmd.
+// are covered by TestCheckGolden, TestLintGolden and TestVerifyCmd.
 func TestExitCodes(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -74,6 +75,7 @@ func TestExitCodes(t *testing.T) {
 		{name: "root --help", args: []string{"--help"}, wantStdout: "Available Commands:"},
 		{name: "root -h", args: []string{"-h"}, wantStdout: "Available Commands:"},
 		{name: "check -h", args: []string{"check", "-h"}, wantStdout: "signgate check -f FILE|DIR|- [flags]"},
+		{name: "lint -h", args: []string{"lint", "-h"}, wantStdout: "signgate lint -f FILE|DIR|- [flags]"},
 		{name: "verify --help", args: []string{"verify", "--help"}, wantStdout: "signgate verify IMAGE (--key FILE... | --certificate-identity"},
 		{name: "serve --help", args: []string{"serve", "--help"}, wantStdout: "--tls-cert-file FILE"},
 		{name: "version --help", args: []string{"version", "--help"}, wantStdout: "signgate version"},

@@ -1,6 +1,7 @@
 // Command signgate is the admission gate for signed images: `serve` runs the
 // mutating and validating webhooks, `check` evaluates manifests offline the
-// way the webhook would, `verify` resolves and verifies one image.
+// way the webhook would, `lint` checks policy files, `verify` resolves and
+// verifies one image.
 //
 // This package is wiring only: commands and flags (cli.go), files, signals
 // and exit codes. The decisions live in admission, policy and verifier.
