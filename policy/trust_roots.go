@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/sigstore/sigstore-go/pkg/root"
 
@@ -78,7 +79,10 @@ func (c *compiler) resolveTrustRoot(name string, st *compileState) (authority.Tr
 	if !ok {
 		tr, err := root.NewTrustedRootFromJSON(data)
 		if err != nil {
-			return authority.TrustRoot{}, fmt.Errorf("parse trusted root: %w", err)
+			// protobuf's messages randomly use a no-break space for
+			// some spaces (to discourage matching them); ours are
+			// compared, logged and written to status: plain spaces.
+			return authority.TrustRoot{}, fmt.Errorf("parse trusted root: %s", strings.ReplaceAll(err.Error(), "\u00a0", " "))
 		}
 		m = tr
 	}

@@ -130,7 +130,8 @@ func Parse(data []byte) (*bundle.Bundle, error) {
 func ParseTrustedRoot(data []byte) (*root.TrustedRoot, error) {
 	tr, err := root.NewTrustedRootFromJSON(data)
 	if err != nil {
-		return nil, fmt.Errorf("parse trusted root: %w", err)
+		// protobuf randomly uses a no-break space for some spaces.
+		return nil, fmt.Errorf("parse trusted root: %s", strings.ReplaceAll(err.Error(), "\u00a0", " "))
 	}
 	return tr, nil
 }
