@@ -2,7 +2,8 @@
 // properties the gate's security depends on: the gate runs restricted, the
 // webhooks fail closed and cover every way a pod's images reach the API
 // server, tenants cannot opt out, RBAC has no wildcards, and the values
-// schema rejects bad values.
+// schema rejects bad values. The one webhook that fails open is the one
+// checking the gate's own policies and TrustRoots, and it sees nothing else.
 //
 // It needs bin/helm (`make test` builds it first through chart-check); it
 // skips only when bin/helm is absent. HELM overrides the binary's path.
@@ -35,6 +36,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	psapi "k8s.io/pod-security-admission/api"
 	psapolicy "k8s.io/pod-security-admission/policy"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 )
 
@@ -54,7 +56,13 @@ var scenarios = []struct {
 	{name: "clientCA", args: []string{"--set", "webhook.clientCA.existingSecret=apiserver-client-ca"}},
 	{name: "podPullSecrets", args: []string{"--set", "registryCredentials.podPullSecrets=true"}},
 	{name: "podPullSecretsNoTenantSecretRefs", args: []string{"--set", "registryCredentials.podPullSecrets=true", "--set", "rbac.tenantSecretRefs=false"}},
+	{name: "noPolicyWebhook", args: []string{"--set", "webhook.validatePolicies=false"}},
 }
+
+// policyWebhookName is the validating webhook for the gate's own kinds
+// (ClusterImagePolicy, ImagePolicy, TrustRoot): the only one that fails
+// open.
+const policyWebhookName = "policies.validate.signgate.dev"
 
 func TestGateRunsRestricted(t *testing.T) {
 	t.Parallel()
@@ -194,8 +202,12 @@ func TestWebhooksFailClosed(t *testing.T) {
 			t.Parallel()
 			mutating, validating, all := webhooks(t, render(t, sc.args...))
 			for _, w := range all {
-				if w.failurePolicy == nil || *w.failurePolicy != admissionregistrationv1.Fail {
+				if w.kind == "validating" && w.name == policyWebhookName {
+					checkPolicyWebhook(t, w)
+				} else if w.failurePolicy == nil || *w.failurePolicy != admissionregistrationv1.Fail {
 					t.Errorf("%s %s: failurePolicy %v, want Fail", w.kind, w.name, w.failurePolicy)
+				} else {
+					checkNamespaceSelector(t, w)
 				}
 				if w.sideEffects == nil || *w.sideEffects != admissionregistrationv1.SideEffectClassNone {
 					t.Errorf("%s %s: sideEffects %v, want None", w.kind, w.name, w.sideEffects)
@@ -206,7 +218,6 @@ func TestWebhooksFailClosed(t *testing.T) {
 				if !slices.Equal(w.versions, []string{"v1"}) {
 					t.Errorf("%s %s: admissionReviewVersions %v, want [v1]", w.kind, w.name, w.versions)
 				}
-				checkNamespaceSelector(t, w)
 			}
 			for _, w := range mutating.Webhooks {
 				if w.ReinvocationPolicy == nil || *w.ReinvocationPolicy != admissionregistrationv1.IfNeededReinvocationPolicy {
@@ -219,6 +230,74 @@ func TestWebhooksFailClosed(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// checkPolicyWebhook: the webhook for the gate's own kinds fails open (a
+// gate that is down must not block fixing its policies; it is not the
+// security boundary) and therefore sees exactly the three signgate.dev
+// resources, CREATE and UPDATE, and nothing a pod's images reach the API
+// server through. No namespaceSelector: ImagePolicies in every namespace.
+func checkPolicyWebhook(t *testing.T, w webhook) {
+	t.Helper()
+	if w.failurePolicy == nil || *w.failurePolicy != admissionregistrationv1.Ignore {
+		t.Errorf("%s %s: failurePolicy %v, want Ignore", w.kind, w.name, w.failurePolicy)
+	}
+	want := []admissionregistrationv1.RuleWithOperations{{
+		Operations: []admissionregistrationv1.OperationType{"CREATE", "UPDATE"},
+		Rule: admissionregistrationv1.Rule{
+			APIGroups:   []string{"signgate.dev"},
+			APIVersions: []string{"v1alpha1"},
+			Resources:   []string{"clusterimagepolicies", "imagepolicies", "trustroots"},
+			Scope:       ptr.To(admissionregistrationv1.AllScopes),
+		},
+	}}
+	if diff := cmp.Diff(want, w.rules); diff != "" {
+		t.Errorf("%s %s: rules (-want +got):\n%s", w.kind, w.name, diff)
+	}
+	if sel := toMap(t, w.namespaceSelector); len(sel) != 0 {
+		t.Errorf("%s %s: namespaceSelector %v, want none (ImagePolicies are checked in every namespace)", w.kind, w.name, sel)
+	}
+	if len(w.matchConditions) != 0 {
+		t.Errorf("%s %s: matchConditions %v, want none", w.kind, w.name, w.matchConditions)
+	}
+}
+
+// TestOnlyThePolicyWebhookFailsOpen: by default exactly one webhook has
+// failurePolicy Ignore, the validating one for the gate's own kinds, with
+// /validate; webhook.validatePolicies=false removes it and nothing else.
+func TestOnlyThePolicyWebhookFailsOpen(t *testing.T) {
+	t.Parallel()
+	names := func(all []webhook) (fail, ignore []string) {
+		for _, w := range all {
+			if w.failurePolicy != nil && *w.failurePolicy == admissionregistrationv1.Ignore {
+				ignore = append(ignore, w.kind+" "+w.name)
+			} else {
+				fail = append(fail, w.kind+" "+w.name)
+			}
+		}
+		return fail, ignore
+	}
+	_, validating, all := webhooks(t, render(t))
+	fail, ignore := names(all)
+	if want := []string{"validating " + policyWebhookName}; !slices.Equal(ignore, want) {
+		t.Errorf("webhooks failing open: %v, want %v", ignore, want)
+	}
+	for _, w := range validating.Webhooks {
+		if w.Name != policyWebhookName {
+			continue
+		}
+		if w.ObjectSelector != nil && (len(w.ObjectSelector.MatchLabels) > 0 || len(w.ObjectSelector.MatchExpressions) > 0) {
+			t.Errorf("%s: objectSelector %v, want none", w.Name, w.ObjectSelector)
+		}
+		if s := w.ClientConfig.Service; s == nil || s.Path == nil || *s.Path != "/validate" {
+			t.Errorf("%s: clientConfig %+v, want the Service's /validate", w.Name, w.ClientConfig)
+		}
+	}
+	_, _, off := webhooks(t, render(t, "--set", "webhook.validatePolicies=false"))
+	offFail, offIgnore := names(off)
+	if len(offIgnore) != 0 || !slices.Equal(offFail, fail) {
+		t.Errorf("webhook.validatePolicies=false: fail closed %v, open %v; want %v and none", offFail, offIgnore, fail)
 	}
 }
 
@@ -251,10 +330,14 @@ func TestWebhookNamespaceSelector(t *testing.T) {
 			map[string]any{"key": "tier", "operator": "NotIn", "values": []any{"sandbox"}},
 		},
 	}
-	if len(all) != 4 {
-		t.Fatalf("%d webhooks, want 4 (pods and workloads, mutating and validating)", len(all))
+	if len(all) != 5 {
+		t.Fatalf("%d webhooks, want 5 (pods and workloads, mutating and validating; policies)", len(all))
 	}
 	for _, w := range all {
+		if w.name == policyWebhookName {
+			checkPolicyWebhook(t, w) // not narrowed: policies are not pods
+			continue
+		}
 		if diff := cmp.Diff(want, toMap(t, w.namespaceSelector)); diff != "" {
 			t.Errorf("%s %s: namespaceSelector (-want +got):\n%s", w.kind, w.name, diff)
 		}
@@ -281,19 +364,24 @@ func TestWebhookRulesCoverEveryImageSource(t *testing.T) {
 			_, _, all := webhooks(t, render(t, tt.args...))
 			got := map[string][]rule{}
 			for _, w := range all {
+				kind := w.kind
+				if w.name == policyWebhookName {
+					kind = "policies"
+				}
 				for _, r := range w.rules {
 					if !slices.Equal(r.Operations, []admissionregistrationv1.OperationType{"CREATE", "UPDATE"}) {
 						t.Errorf("%s %s: operations %v, want [CREATE UPDATE]", w.kind, w.name, r.Operations)
 					}
 					for _, g := range r.APIGroups {
 						for _, res := range r.Resources {
-							got[w.kind] = append(got[w.kind], rule{g, res})
+							got[kind] = append(got[kind], rule{g, res})
 						}
 					}
 				}
 			}
 			sortRules := func(a, b rule) int { return strings.Compare(a.group+"/"+a.resource, b.group+"/"+b.resource) }
-			want := map[string][]rule{"mutating": tt.wantMutating, "validating": append(slices.Clone(pods), workloads...)}
+			want := map[string][]rule{"mutating": tt.wantMutating, "validating": append(slices.Clone(pods), workloads...),
+				"policies": {{"signgate.dev", "clusterimagepolicies"}, {"signgate.dev", "imagepolicies"}, {"signgate.dev", "trustroots"}}}
 			for kind := range want {
 				slices.SortFunc(want[kind], sortRules)
 				slices.SortFunc(got[kind], sortRules)

@@ -46,8 +46,38 @@ func (e *Env) createDefaultServiceAccount(ctx context.Context, ns string) error 
 
 // waitWebhooks dry-run creates a pod signgate must deny (its image matches
 // no policy) until the denial comes from signgate: the API server picks up
-// new webhook configurations asynchronously.
+// new webhook configurations asynchronously. Then it waits the same way
+// for the policy webhook, which fails open: until the API server calls it,
+// a policy the gate's compiler rejects is admitted.
 func (e *Env) waitWebhooks(ctx context.Context) error {
+	if err := e.waitPodWebhooks(ctx); err != nil {
+		return err
+	}
+	return e.waitPolicyWebhook(ctx)
+}
+
+// waitPolicyWebhook dry-run creates a ClusterImagePolicy whose glob does
+// not compile (the CRD's rules accept it) until PolicyWebhookName denies it.
+func (e *Env) waitPolicyWebhook(ctx context.Context) error {
+	probe := ClusterImagePolicy("signgate-probe", PolicySpec{Images: []string{"probe.signgate.invalid/[**"}, Static: "fail"})
+	want := fmt.Sprintf("admission webhook %q denied the request", PolicyWebhookName)
+	ctx, cancel := context.WithTimeout(ctx, hangGuard)
+	defer cancel()
+	for {
+		_, err := e.Dynamic.Resource(ClusterImagePolicyGVR).Create(ctx, probe, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		if err != nil && strings.Contains(err.Error(), want) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for the policy webhook: after %s (hang guard), a ClusterImagePolicy with a glob that does not compile still got %v, want a denial from %s", hangGuard, err, PolicyWebhookName)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// waitPodWebhooks waits for the pod webhooks (see waitWebhooks).
+func (e *Env) waitPodWebhooks(ctx context.Context) error {
 	ns, err := e.CreateNamespace(ctx, "signgate-probe", nil)
 	if err != nil {
 		return err

@@ -17,7 +17,10 @@ import (
 const (
 	MutatingWebhookName   = "pin.signgate.dev"
 	ValidatingWebhookName = "verify.signgate.dev"
-	webhookConfigName     = "signgate"
+	// PolicyWebhookName checks ClusterImagePolicies, ImagePolicies and
+	// TrustRoots at apply with the gate's compiler; it fails open.
+	PolicyWebhookName = "policies.signgate.dev"
+	webhookConfigName = "signgate"
 )
 
 // webhookRules are the operations signgate gates: pods (with the
@@ -43,6 +46,21 @@ func webhookRules() []admissionregistrationv1.RuleWithOperations {
 	}
 }
 
+// policyWebhookRules are the gate's own kinds, checked at apply with its
+// compiler (the chart's policies.validate.signgate.dev): all scopes, so
+// ImagePolicies in every namespace.
+func policyWebhookRules() []admissionregistrationv1.RuleWithOperations {
+	return []admissionregistrationv1.RuleWithOperations{{
+		Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
+		Rule: admissionregistrationv1.Rule{
+			APIGroups:   []string{"signgate.dev"},
+			APIVersions: []string{"v1alpha1"},
+			Resources:   []string{"clusterimagepolicies", "imagepolicies", "trustroots"},
+			Scope:       ptr.To(admissionregistrationv1.AllScopes),
+		},
+	}}
+}
+
 // namespaceSelector leaves kube-system out by its immutable name label, not
 // by a label a tenant could set on their own namespace.
 func namespaceSelector() *metav1.LabelSelector {
@@ -60,9 +78,12 @@ func namespaceSelector() *metav1.LabelSelector {
 const webhookTimeoutSeconds = 30
 
 // RegisterWebhooks creates the mutating and validating webhook
-// configurations pointing at baseURL (/mutate, /validate), trusting caPEM.
+// configurations pointing at baseURL (/mutate, /validate), trusting caPEM:
+// pods and workloads failing closed, and the gate's own kinds failing open
+// (PolicyWebhookName, as the chart registers it).
 func RegisterWebhooks(ctx context.Context, cs kubernetes.Interface, baseURL string, caPEM []byte) error {
 	fail := admissionregistrationv1.Fail
+	ignore := admissionregistrationv1.Ignore
 	none := admissionregistrationv1.SideEffectClassNone
 	mutating := &admissionregistrationv1.MutatingWebhookConfiguration{
 		ObjectMeta: metav1.ObjectMeta{Name: webhookConfigName},
@@ -89,6 +110,14 @@ func RegisterWebhooks(ctx context.Context, cs kubernetes.Interface, baseURL stri
 			AdmissionReviewVersions: []string{"v1"},
 			TimeoutSeconds:          ptr.To[int32](webhookTimeoutSeconds),
 			NamespaceSelector:       namespaceSelector(),
+		}, {
+			Name:                    PolicyWebhookName,
+			ClientConfig:            admissionregistrationv1.WebhookClientConfig{URL: ptr.To(baseURL + "/validate"), CABundle: caPEM},
+			Rules:                   policyWebhookRules(),
+			FailurePolicy:           &ignore,
+			SideEffects:             &none,
+			AdmissionReviewVersions: []string{"v1"},
+			TimeoutSeconds:          ptr.To[int32](webhookTimeoutSeconds),
 		}},
 	}
 	if _, err := cs.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(ctx, mutating, metav1.CreateOptions{}); err != nil {
