@@ -24,6 +24,10 @@ import (
 // webhook through the API server.
 var deniedByPolicyWebhook = fmt.Sprintf("admission webhook %q denied the request", harness.PolicyWebhookName)
 
+// badPEM is a PEM PUBLIC KEY block (so the CRD's rule lets it through)
+// whose content is no key: the gate's compiler refuses it.
+const badPEM = "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"
+
 // A ClusterImagePolicy, ImagePolicy or TrustRoot the gate's compiler
 // rejects is refused at apply by the policy webhook, with the compiler's
 // message naming the object; what the CRD's own rules reject is refused
@@ -81,8 +85,8 @@ func TestPolicyRejectedAtApply(t *testing.T) {
 	}{
 		{name: "glob", obj: cip("glob", harness.PolicySpec{Images: []string{"registry.example/[**"}, Keys: []harness.KeyPair{keyA}}),
 			want: `images[0]: compile glob "registry.example/[**"`},
-		{name: "key not PEM", obj: withAuthorities(cip("key", harness.PolicySpec{Images: images}),
-			map[string]any{"name": "k", "key": map[string]any{"data": "not a key"}}),
+		{name: "key not a valid key", obj: withAuthorities(cip("key", harness.PolicySpec{Images: images}),
+			map[string]any{"name": "k", "key": map[string]any{"data": badPEM}}),
 			want: `authority "k": parse public key`},
 		{name: "subjectRegExp", obj: withAuthorities(cip("subject-regexp", harness.PolicySpec{Images: images}),
 			keyless(map[string]any{"issuer": "https://issuer.signgate.invalid", "subjectRegExp": "(release"})),
@@ -106,6 +110,10 @@ func TestPolicyRejectedAtApply(t *testing.T) {
 		{name: "ImagePolicy static pass", obj: harness.ImagePolicy(ns, "static-pass", harness.PolicySpec{Images: images, Static: "pass"}),
 			want: "static.action pass: an ImagePolicy cannot admit images without a signature",
 			crd:  "static pass is not allowed in an ImagePolicy"},
+		{name: "key not PEM", obj: withAuthorities(cip("key-not-pem", harness.PolicySpec{Images: images}),
+			map[string]any{"name": "k", "key": map[string]any{"data": "not a key"}}),
+			want: `authority "k": parse public key`,
+			crd:  "key.data must be a PEM PUBLIC KEY block"},
 		{name: "TrustRoot two sources", obj: trustRoot("two-sources", map[string]any{
 			"trustedRoot": map[string]any{"inline": "{}"}, "tuf": tufSpec("1h")}),
 			want: "exactly one of trustedRoot or tuf is required",
@@ -168,7 +176,7 @@ func TestPolicyRejectedAtApply(t *testing.T) {
 				return err
 			}
 			auths, _, _ := unstructured.NestedSlice(cur.Object, "spec", "authorities")
-			auths[0] = map[string]any{"name": "k", "key": map[string]any{"data": "not a key"}}
+			auths[0] = map[string]any{"name": "k", "key": map[string]any{"data": badPEM}}
 			if err := unstructured.SetNestedSlice(cur.Object, auths, "spec", "authorities"); err != nil {
 				return err
 			}
