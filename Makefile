@@ -120,6 +120,13 @@ chart-check: $(STAMP)/helm-$(HELM_VERSION)
 	  $(BIN)/helm lint --strict charts/signgate -n signgate-system --set certManager.enabled=true && \
 	  $(BIN)/helm lint --strict charts/signgate -n signgate-system --set sigstore.publicGoodTrustRoot.enabled=true && \
 	  $(BIN)/helm lint --strict charts/signgate -n signgate-system --set registryCredentials.podPullSecrets=true && \
+	  $(BIN)/helm lint --strict charts/signgate -n signgate-system --set certManager.enabled=true --set certManager.namespace=certs \
+	    --set webhook.excludeNamespaces={team-infra} --set webhook.annotations.team=platform && \
+	  $(BIN)/helm lint --strict charts/signgate -n signgate-system --set webhook.failurePolicy.mutate=Ignore --set webhook.failurePolicy.validate=Ignore && \
+	  $(BIN)/helm lint --strict charts/signgate -n signgate-system --set hostNetwork=true --set image.registry=mirror.example/proxy \
+	    --set service.annotations.team=platform --set metrics.serviceMonitor.enabled=true --set metrics.serviceMonitor.scrapeTimeout=10s && \
+	  $(BIN)/helm lint --strict charts/signgate -n signgate-system --set-json 'extraVolumes=[{"name":"ca","configMap":{"name":"ca"}}]' \
+	    --set-json 'extraVolumeMounts=[{"name":"ca","mountPath":"/etc/ssl/corp","readOnly":true}]' && \
 	  $(BIN)/helm template signgate charts/signgate -n signgate-system >/dev/null && \
 	  $(BIN)/helm template signgate charts/signgate -n signgate-system --set webhook.url=https://127.0.0.1:8443 >/dev/null && \
 	  echo "chart ok"; \

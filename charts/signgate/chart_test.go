@@ -59,6 +59,22 @@ var scenarios = []struct {
 	{name: "noPolicyWebhook", args: []string{"--set", "webhook.validatePolicies=false"}},
 }
 
+// systemNamespaces are the default config.exemptNamespaces: typical system
+// namespaces a default install must not stand in front of.
+var systemNamespaces = []string{"kube-system", "kube-public", "kube-node-lease", "cert-manager", "ingress-nginx",
+	"monitoring", "gatekeeper-system", "kyverno", "istio-system", "linkerd", "calico-system", "tigera-operator",
+	"local-path-storage", "flux-system", "argocd"}
+
+// defaultExcluded is the webhooks' NotIn list with default values:
+// kube-system, the release namespace, then config.exemptNamespaces.
+func defaultExcluded() []any {
+	out := []any{"kube-system", releaseNamespace}
+	for _, ns := range systemNamespaces[1:] {
+		out = append(out, ns)
+	}
+	return out
+}
+
 // policyWebhookName is the validating webhook for the gate's own kinds
 // (ClusterImagePolicy, ImagePolicy, TrustRoot): the only one that fails
 // open.
@@ -69,11 +85,15 @@ func TestGateRunsRestricted(t *testing.T) {
 	for _, sc := range scenarios {
 		t.Run(sc.name, func(t *testing.T) {
 			t.Parallel()
-			d := one[appsv1.Deployment](t, render(t, sc.args...), "Deployment")
+			objs := render(t, sc.args...)
+			d := one[appsv1.Deployment](t, objs, "Deployment")
 			checkRestricted(t, d.Spec.Template)
 			if d.Spec.Replicas == nil || *d.Spec.Replicas != 2 {
 				t.Errorf("replicas = %v, want 2", d.Spec.Replicas)
 			}
+			// The `helm test` Pod runs restricted too.
+			p := helmTestPod(t, objs)
+			checkRestricted(t, corev1.PodTemplateSpec{ObjectMeta: p.ObjectMeta, Spec: p.Spec})
 		})
 	}
 }
@@ -301,14 +321,14 @@ func TestOnlyThePolicyWebhookFailsOpen(t *testing.T) {
 	}
 }
 
-// checkNamespaceSelector: kube-system and the gate's namespace are excluded
-// by kubernetes.io/metadata.name, which tenants cannot set, and by nothing a
-// tenant controls.
+// checkNamespaceSelector: kube-system, the gate's namespace and the default
+// system namespaces are excluded by kubernetes.io/metadata.name, which
+// tenants cannot set, and by nothing a tenant controls.
 func checkNamespaceSelector(t *testing.T, w webhook) {
 	t.Helper()
 	want := map[string]any{"matchExpressions": []any{map[string]any{
 		"key": "kubernetes.io/metadata.name", "operator": "NotIn",
-		"values": []any{"kube-system", releaseNamespace},
+		"values": defaultExcluded(),
 	}}}
 	if diff := cmp.Diff(want, toMap(t, w.namespaceSelector)); diff != "" {
 		t.Errorf("%s %s: namespaceSelector (-want +got):\n%s", w.kind, w.name, diff)
@@ -326,7 +346,7 @@ func TestWebhookNamespaceSelector(t *testing.T) {
 	want := map[string]any{
 		"matchLabels": map[string]any{"signgate.dev/enforce": "true"},
 		"matchExpressions": []any{
-			map[string]any{"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": []any{"kube-system", releaseNamespace}},
+			map[string]any{"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": defaultExcluded()},
 			map[string]any{"key": "tier", "operator": "NotIn", "values": []any{"sandbox"}},
 		},
 	}
@@ -596,6 +616,27 @@ func TestSchemaRejectsBadValues(t *testing.T) {
 		{"zero refreshInterval", "sigstore.publicGoodTrustRoot.refreshInterval=0s"},
 		{"TrustRoot name with a slash", "sigstore.publicGoodTrustRoot.name=a/b"},
 		{"empty TrustRoot name", "sigstore.publicGoodTrustRoot.name="},
+		{"unknown mutate failurePolicy", "webhook.failurePolicy.mutate=Open"},
+		{"lower-case validate failurePolicy", "webhook.failurePolicy.validate=ignore"},
+		{"unknown failurePolicy key", "webhook.failurePolicy.policies=Fail"},
+		{"failurePolicy as a string", "webhook.failurePolicy=Ignore"},
+		{"webhook annotation not a string", "webhook.annotations.a=1"},
+		{"service annotation not a string", "service.annotations.a=true"},
+		{"certManager.namespace not a name", "certManager.namespace=Cert_Manager"},
+		{"image.registry with a scheme", "image.registry=https://mirror.example"},
+		{"image.registry with a trailing slash", "image.registry=mirror.example/"},
+		{"hostNetwork not a boolean", "hostNetwork=yes"},
+		{"hostPath extra volume", "extraVolumes[0].name=host,extraVolumes[0].hostPath.path=/"},
+		{"extra volume without a source", "extraVolumes[0].name=empty"},
+		{"extra volume named like the chart's", "extraVolumes[0].name=tls,extraVolumes[0].emptyDir.medium=Memory"},
+		{"extra volume with two sources", "extraVolumes[0].name=two,extraVolumes[0].emptyDir.medium=Memory,extraVolumes[0].secret.secretName=s"},
+		{"extra mount without mountPath", "extraVolumeMounts[0].name=x"},
+		{"extra mount over the chart's", "extraVolumeMounts[0].name=x,extraVolumeMounts[0].mountPath=/tls"},
+		{"extra mount with a relative path", "extraVolumeMounts[0].name=x,extraVolumeMounts[0].mountPath=etc"},
+		{"extra mount with Bidirectional propagation", "extraVolumeMounts[0].name=x,extraVolumeMounts[0].mountPath=/x,extraVolumeMounts[0].mountPropagation=Bidirectional"},
+		{"scrapeTimeout without a unit", "metrics.serviceMonitor.scrapeTimeout=10"},
+		{"relabelings not a list", "metrics.serviceMonitor.relabelings=x"},
+		{"unknown serviceMonitor key", "metrics.serviceMonitor.honorLabels=true"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
