@@ -93,7 +93,7 @@ func TestExemptNamespaces(t *testing.T) {
 		{
 			name:       "cert-manager in another namespace",
 			args:       []string{"--set", "certManager.enabled=true", "--set", "certManager.namespace=certs"},
-			wantConfig: systemNamespaces, wantHooks: withRelease("certs"),
+			wantConfig: append(slices.Clone(systemNamespaces), "certs"), wantHooks: withRelease("certs"),
 		},
 		{
 			name:       "certManager.namespace without cert-manager",
@@ -108,7 +108,7 @@ func TestExemptNamespaces(t *testing.T) {
 		{
 			name:       "cert-manager elsewhere and webhook.excludeNamespaces",
 			args:       []string{"--set", "certManager.enabled=true", "--set", "certManager.namespace=certs", "--set", "webhook.excludeNamespaces={team-infra}"},
-			wantConfig: systemNamespaces, wantHooks: withRelease("certs", "team-infra"),
+			wantConfig: append(slices.Clone(systemNamespaces), "certs"), wantHooks: withRelease("certs", "team-infra"),
 		},
 		{
 			name:       "config.exemptNamespaces replaced",
@@ -557,4 +557,29 @@ func runHelm(bin, dir string, args ...string) ([]byte, error) {
 		return append(out, stderr.Bytes()...), err
 	}
 	return out, nil
+}
+
+// TestConfigChecksumRollsTheGate: the pod template carries the
+// configuration's checksum, so a changed configuration (cache and
+// registry settings are read at start) rolls the Deployment; an unrelated
+// value does not.
+func TestConfigChecksumRollsTheGate(t *testing.T) {
+	t.Parallel()
+	sum := func(args ...string) string {
+		d := one[appsv1.Deployment](t, render(t, args...), "Deployment")
+		return d.Spec.Template.Annotations["checksum/config"]
+	}
+	base := sum()
+	if len(base) != 64 {
+		t.Fatalf("checksum/config = %q, want a SHA-256", base)
+	}
+	if got := sum("--set", "config.cache.maxEntries=123"); got == base {
+		t.Error("a cache setting changed the configuration but not the checksum")
+	}
+	if got := sum("--set", "replicaCount=3"); got != base {
+		t.Error("replicaCount changed the configuration checksum")
+	}
+	if got := sum("--set", "podAnnotations.team=a"); got != base {
+		t.Error("podAnnotations changed the configuration checksum")
+	}
 }
