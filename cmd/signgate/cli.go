@@ -84,7 +84,8 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 validating webhooks, check evaluates manifests the way the webhooks would,
 lint checks policy files, verify resolves and verifies one image,
 verify-bundle verifies a sigstore bundle (the sigstore-conformance CLI
-protocol).
+protocol), uninstall-webhooks removes the webhook configurations before
+the gate is uninstalled.
 
 Exit codes (every command): 0 ok; 1 denied or not verified; 2 usage,
 configuration or input error; 3 undecided (registry trouble, retry).`,
@@ -96,7 +97,7 @@ configuration or input error; 3 undecided (registry trouble, retry).`,
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetVersionTemplate("signgate {{.Version}}\n")
-	root.AddCommand(newServeCmd(), newCheckCmd(), newLintCmd(), newVerifyCmd(), newVerifyBundleCmd(), newVersionCmd())
+	root.AddCommand(newServeCmd(), newCheckCmd(), newLintCmd(), newVerifyCmd(), newVerifyBundleCmd(), newUninstallCmd(), newVersionCmd())
 	return root
 }
 

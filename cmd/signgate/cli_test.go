@@ -26,6 +26,7 @@ func TestHelpGolden(t *testing.T) {
 		{"verify.txt", []string{"verify", "--help"}},
 		{"verify-bundle.txt", []string{"verify-bundle", "--help"}},
 		{"serve.txt", []string{"serve", "--help"}},
+		{"uninstall-webhooks.txt", []string{"uninstall-webhooks", "--help"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
