@@ -94,17 +94,30 @@ fuzz:
 	  done; done
 
 ## crds: regenerate CRD manifests and deepcopy code from policy/v1alpha1.
+## The CRDs are chart templates (charts/signgate/templates/crds), so `helm
+## upgrade` upgrades them: crd-template wraps each in `if .Values.crds.install`
+## and annotates it `helm.sh/resource-policy: keep` (kept on uninstall).
+CRD_DIR := charts/signgate/templates/crds
+crd-template = for f in $(1)/*.yaml; do \
+	  awk 'NR == 1 { print "{{- if .Values.crds.install }}" } \
+	       { print } \
+	       /^  annotations:$$/ && !done { print "    helm.sh/resource-policy: keep"; done = 1 } \
+	       END { print "{{- end }}" }' "$$f" > "$$f.tmp" && mv "$$f.tmp" "$$f" || exit 1; \
+	done
 crds: $(STAMP)/controller-gen-$(CONTROLLER_GEN_VERSION)
 	$(BIN)/controller-gen object paths=./policy/v1alpha1/...
-	$(BIN)/controller-gen crd paths=./policy/v1alpha1/... output:crd:artifacts:config=charts/signgate/crds
+	rm -f $(CRD_DIR)/*.yaml
+	$(BIN)/controller-gen crd paths=./policy/v1alpha1/... output:crd:artifacts:config=$(CRD_DIR)
+	@$(call crd-template,$(CRD_DIR))
 
 ## verify-crds: fail when the deepcopy code or the CRDs are stale (regenerates into a temp dir and diffs).
 verify-crds: $(STAMP)/controller-gen-$(CONTROLLER_GEN_VERSION)
 	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
 	  $(BIN)/controller-gen object paths=./policy/v1alpha1/... output:object:dir=$$tmp \
 	    crd paths=./policy/v1alpha1/... output:crd:dir=$$tmp/crds && \
+	  { $(call crd-template,$$tmp/crds) } && \
 	  diff -u policy/v1alpha1/zz_generated.deepcopy.go $$tmp/zz_generated.deepcopy.go && \
-	  diff -ru charts/signgate/crds $$tmp/crds && echo "crds up to date" || \
+	  diff -ru $(CRD_DIR) $$tmp/crds && echo "crds up to date" || \
 	  { echo "generated files are stale: run make crds"; exit 1; }
 
 ## chart-check: helm lint + helm template of charts/signgate.

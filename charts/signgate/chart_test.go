@@ -606,6 +606,8 @@ func TestSchemaRejectsBadValues(t *testing.T) {
 		{"registry credentials Secret name with a slash", "registryCredentials.existingSecret=a/b"},
 		{"podPullSecrets not a boolean", "registryCredentials.podPullSecrets=yes"},
 		{"unknown registryCredentials key", "registryCredentials.pullSecrets=true"},
+		{"crds.install not a boolean", "crds.install=yes"},
+		{"unknown crds key", "crds.keep=true"},
 		{"the removed rbac.pullSecrets", "rbac.pullSecrets=true"},
 		{"publicGoodTrustRoot.enabled not a boolean", "sigstore.publicGoodTrustRoot.enabled=yes"},
 		{"unknown publicGoodTrustRoot key", "sigstore.publicGoodTrustRoot.url=https://example.com"},

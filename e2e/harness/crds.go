@@ -24,7 +24,9 @@ import (
 var crdGVR = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
 
 // ReadManifests decodes every object of every *.yaml / *.yml file in dir
-// (multi-document files allowed), in file-name order.
+// (multi-document files allowed), in file-name order. Lines starting with
+// "{{" are dropped first: the chart's templates/crds files are generated
+// YAML whose only template actions are the crds.install guard lines.
 func ReadManifests(dir string) ([]*unstructured.Unstructured, error) {
 	var files []string
 	for _, pat := range []string{"*.yaml", "*.yml"} {
@@ -41,13 +43,24 @@ func ReadManifests(dir string) ([]*unstructured.Unstructured, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read manifests: %w", err)
 		}
-		more, err := DecodeManifests(b)
+		more, err := DecodeManifests(stripTemplateLines(b))
 		if err != nil {
 			return nil, fmt.Errorf("read %s: %w", f, err)
 		}
 		objs = append(objs, more...)
 	}
 	return objs, nil
+}
+
+// stripTemplateLines is b without its lines starting with "{{".
+func stripTemplateLines(b []byte) []byte {
+	var out []byte
+	for _, line := range bytes.SplitAfter(b, []byte("\n")) {
+		if !bytes.HasPrefix(line, []byte("{{")) {
+			out = append(out, line...)
+		}
+	}
+	return out
 }
 
 // DecodeManifests decodes a multi-document YAML (or JSON) stream, skipping
@@ -71,8 +84,8 @@ func DecodeManifests(b []byte) ([]*unstructured.Unstructured, error) {
 }
 
 // InstallCRDs creates the CustomResourceDefinitions in dir (the chart's
-// crds/, generated from policy/v1alpha1) and waits until each is
-// Established.
+// templates/crds/, generated from policy/v1alpha1 by make crds) and waits
+// until each is Established.
 func InstallCRDs(ctx context.Context, dyn dynamic.Interface, dir string) error {
 	objs, err := ReadManifests(dir)
 	if err != nil {

@@ -88,7 +88,7 @@ func Start(ctx context.Context, tb TB, opts Options) (*Env, error) {
 		}
 		hosts = append(hosts, e.Private.Host)
 	}
-	if err := e.InstallCRDs(ctx, filepath.Join(e.Root, "charts", "signgate", "crds")); err != nil {
+	if err := e.InstallCRDs(ctx, filepath.Join(e.Root, "charts", "signgate", "templates", "crds")); err != nil {
 		return nil, err
 	}
 	gc := GateConfig

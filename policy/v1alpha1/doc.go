@@ -3,7 +3,7 @@
 // described in docs/policies.md.
 //
 // These are plain API types with deepcopy and controller-gen markers; the
-// CRD manifests in charts/signgate/crds/ are generated from them (make crds)
+// CRD manifests in charts/signgate/templates/crds/ are generated from them (make crds)
 // and checked for staleness by make verify-crds. Compiling and matching
 // policies is package policy's job, not this one's.
 //
