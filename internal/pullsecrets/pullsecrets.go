@@ -29,6 +29,13 @@ import (
 	"github.com/signgate/signgate/verifier"
 )
 
+// MaxPullSecrets is how many pull secret names (the pod's, then its
+// service account's) one review reads: a pod naming thousands would
+// otherwise cost the gate thousands of API reads. Names past it are not
+// read; their credentials are not used, so an image only they could read
+// is denied, never admitted.
+const MaxPullSecrets = 32
+
 // Options tune a Source; zero values take the defaults.
 type Options struct {
 	// TTL is how long a Secret or ServiceAccount read is reused: a
@@ -111,6 +118,9 @@ func (s *Source) Credential(ctx context.Context, namespace, serviceAccount strin
 				names, fromAccount = append(names, r.Name), true
 			}
 		}
+	}
+	if len(names) > MaxPullSecrets {
+		names = names[:MaxPullSecrets]
 	}
 	var (
 		found []corev1.Secret

@@ -3,6 +3,7 @@ package pullsecrets_test
 import (
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -75,7 +76,20 @@ func TestCredential(t *testing.T) {
 		t.Errorf("b naming a's secret: %+v, %v; want none", c, err)
 	}
 
+	// A pod naming thousands of Secrets costs at most MaxPullSecrets reads.
+	many := make([]string, 5000)
+	for i := range many {
+		many[i] = fmt.Sprintf("s%d", i)
+	}
 	n := len(kube.Actions())
+	if _, err := s.Credential(ctx, "b", "", many); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(kube.Actions()) - n; got > pullsecrets.MaxPullSecrets+1 { // + the service account
+		t.Errorf("5000 pull secret names made %d API reads, want at most %d", got, pullsecrets.MaxPullSecrets+1)
+	}
+
+	n = len(kube.Actions())
 	for range 3 {
 		if _, err := s.Credential(ctx, "a", "", []string{"regcred"}); err != nil {
 			t.Fatal(err)
