@@ -89,6 +89,17 @@ spec:
 			t.Errorf("problem in a valid object or another kind: %s", p)
 		}
 	}
+	for _, tc := range []struct{ spec, want string }{
+		{`{"tuf":{"mirror":"https://tuf.example","root":{"configMapRef":{"name":"r","key":"root.json"}}}}`, ""},
+		{`{"trustedRoot":{"secretRef":{"name":"r","key":"trusted_root.json"}}}`, ""},
+		{`{"trustedRoot":{"inline":"{}","secretRef":{"name":"r","key":"k"}}}`, "exactly one of inline, configMapRef or secretRef is required, 2 are set"},
+		{`{"tuf":{"mirror":"https://tuf.example","root":{"configMapRef":{"name":"r","key":"k"}},"refreshInterval":"10ms"}}`, "want at least 1s"},
+	} {
+		err := ValidateObject([]byte(`{"apiVersion":"signgate.dev/v1alpha1","kind":"TrustRoot","metadata":{"name":"t"},"spec":` + tc.spec + `}`))
+		if (tc.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("ValidateObject(TrustRoot %s) = %v, want %q", tc.spec, err, tc.want)
+		}
+	}
 	if err := ValidateObject([]byte(`{"apiVersion":"signgate.dev/v1alpha1","kind":"ClusterImagePolicy","metadata":{"name":"x"},"spec":{"images":[{"glob":"a/**"}],"static":{"action":"pass"}}}`)); err != nil {
 		t.Errorf("ValidateObject(valid) = %v", err)
 	}

@@ -70,6 +70,9 @@ func (c *compiler) resolveTrustRoot(name string, st *compileState) (authority.Tr
 	if err != nil {
 		return authority.TrustRoot{}, err
 	}
+	if data == nil && c.structural {
+		return authority.TrustRoot{}, nil // from a ref, not read
+	}
 	sum := sha256.Sum256(data)
 	digest := hex.EncodeToString(sum[:])
 	m, ok := st.roots[digest]
@@ -102,6 +105,9 @@ func (c *compiler) trustedRootJSON(src v1alpha1.TrustedRootSource) ([]byte, erro
 	}
 	if n != 1 {
 		return nil, fmt.Errorf("trustedRoot: exactly one of inline, configMapRef or secretRef is required, %d are set", n)
+	}
+	if c.structural && src.Inline == "" {
+		return nil, nil // a ConfigMap or Secret is not read in structural checks
 	}
 	switch {
 	case src.Inline != "":
