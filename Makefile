@@ -24,7 +24,13 @@ TSA_VERSION            := v2.1.3
 REKOR_TILES_VERSION    := v2.3.0
 COSIGN3_VERSION        := v3.1.3
 
-FUZZTIME ?= 30s
+# Fuzzing budgets are counts of inputs, not durations: with a duration, Go
+# 1.26's fuzz coordinator can report a bare "context deadline exceeded" failure
+# when the deadline fires while a worker is busy (golang/go#75804, fixed in Go
+# 1.27), which a loaded CI machine hits. A count has no deadline to race.
+# Minimizing a new input is bounded too, so one slow target cannot stall a run.
+FUZZTIME ?= 5000x
+FUZZMINIMIZETIME ?= 200x
 
 .PHONY: all build test lint fmt vet staticcheck bench fuzz crds verify-crds \
         e2e-tools sigstore-tools e2e demo registry load load-oversized image chart-check dogfood clean \
@@ -86,11 +92,11 @@ OVERSIZED_FLAGS ?=
 load-oversized: build
 	$(GO) run -tags load ./e2e/load -oversized -o $(BIN)/oversized-report.md $(OVERSIZED_FLAGS)
 
-## fuzz: every native fuzz target for $(FUZZTIME) each, on the checked-in corpus.
+## fuzz: every native fuzz target for $(FUZZTIME) inputs each, on the checked-in corpus.
 fuzz:
 	@set -e; for pkg in $$($(GO) list ./...); do \
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
-	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) $$pkg; \
 	  done; done
 
 ## crds: regenerate CRD manifests and deepcopy code from policy/v1alpha1.
