@@ -2,6 +2,7 @@ package chart_test
 
 import (
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -79,6 +80,9 @@ func TestUninstallHook(t *testing.T) {
 	}{
 		{name: "fullnameOverride", args: []string{"--set", "fullnameOverride=gate"}},
 		{name: "digest", args: []string{"--set", "image.digest=sha256:" + string(make64('a')), "--set", "image.pullPolicy=Always"}},
+		// A mirror: the hook must pull from it too, or an air-gapped
+		// cluster's `helm uninstall` fails on the hook.
+		{name: "registry mirror", args: []string{"--set", "image.registry=mirror.example:5000", "--set", "image.digest=sha256:" + string(make64('b'))}},
 		{name: "placement", args: []string{
 			"--set", "imagePullSecrets[0].name=regcred",
 			"--set", "nodeSelector.kubernetes\\.io/os=linux",
@@ -134,6 +138,9 @@ func TestUninstallHook(t *testing.T) {
 				t.FailNow()
 			}
 			c, gate := pod.Containers[0], dep.Spec.Template.Spec.Containers[0]
+			if sc.name == "registry mirror" && !strings.HasPrefix(c.Image, "mirror.example:5000/") {
+				t.Errorf("hook image %q, want it pulled from image.registry mirror.example:5000", c.Image)
+			}
 			if c.Image != gate.Image || c.ImagePullPolicy != gate.ImagePullPolicy {
 				t.Errorf("hook image %q (%s), want the gate's %q (%s)", c.Image, c.ImagePullPolicy, gate.Image, gate.ImagePullPolicy)
 			}
@@ -202,6 +209,18 @@ func TestUninstallHookNeedsRBAC(t *testing.T) {
 	objs := render(t, "--set", "rbac.create=false")
 	if _, n := hookObjects(t, objs); n != 0 {
 		t.Errorf("rbac.create=false: %d hook objects rendered, want none", n)
+	}
+}
+
+// uninstallHook.enabled=false renders no hook (where hook Jobs cannot run).
+func TestUninstallHookDisabled(t *testing.T) {
+	t.Parallel()
+	objs := render(t, "--set", "uninstallHook.enabled=false")
+	if _, n := hookObjects(t, objs); n != 0 {
+		t.Errorf("uninstallHook.enabled=false: %d hook objects rendered, want none", n)
+	}
+	if len(kinds(objs, "Deployment")) != 1 {
+		t.Error("uninstallHook.enabled=false: the gate's Deployment is not rendered")
 	}
 }
 

@@ -45,12 +45,21 @@ app.kubernetes.io/component: webhook
 {{- end }}
 {{- end }}
 
-{{/* The gate's image: repository@digest when a digest is given, else repository:tag. */}}
+{{/*
+The gate's image: [registry/]repository@digest when a digest is given, else
+[registry/]repository:tag. Every pod the chart renders (the gate, the
+pre-delete hook, the helm test pods) runs this one reference, so an
+image.registry mirror applies to all of them.
+*/}}
 {{- define "signgate.image" -}}
+{{- $repo := .Values.image.repository }}
+{{- with .Values.image.registry }}
+{{- $repo = printf "%s/%s" . $repo }}
+{{- end }}
 {{- if .Values.image.digest }}
-{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- printf "%s@%s" $repo .Values.image.digest }}
 {{- else }}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- printf "%s:%s" $repo (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
 {{- end }}
 
