@@ -41,6 +41,15 @@ func testContext(t *testing.T) context.Context {
 	return ctx
 }
 
+// cleanupContext is a context for a t.Cleanup function, bounded by the hang
+// guard. Not testContext: t.Context() is canceled before cleanups run.
+func cleanupContext(t *testing.T) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
+	t.Cleanup(cancel)
+	return ctx
+}
+
 // namespace creates a namespace (with its default ServiceAccount) for t.
 func namespace(t *testing.T, labels map[string]string) string {
 	t.Helper()

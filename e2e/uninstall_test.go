@@ -92,7 +92,7 @@ func TestUninstallHook(t *testing.T) {
 		}},
 	}, metav1.CreateOptions{})
 	t.Cleanup(func() {
-		ctx := testContext(t)
+		ctx := cleanupContext(t)
 		_ = adm.MutatingWebhookConfigurations().Delete(ctx, mutName, metav1.DeleteOptions{})
 		_ = adm.ValidatingWebhookConfigurations().Delete(ctx, valName, metav1.DeleteOptions{})
 	})
@@ -106,7 +106,7 @@ func TestUninstallHook(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		ctx := testContext(t)
+		ctx := cleanupContext(t)
 		for _, o := range rbac {
 			switch o.GetKind() {
 			case "ClusterRole":
