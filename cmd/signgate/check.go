@@ -35,6 +35,7 @@ type checkOptions struct {
 	KubeContext     string            // with Cluster; default the kubeconfig's current context
 	GateNamespace   string            // with Cluster: where ClusterImagePolicy secretRefs live
 	ClusterTimeout  time.Duration     // with Cluster: how long to wait for the policies to load
+	CacheSize       int               // verdict cache entries at least (audit: every image of the run); 0: the configuration's
 }
 
 // newCheckCmd is `signgate check`.
@@ -187,21 +188,30 @@ func runCheck(ctx context.Context, opts checkOptions, newGate gateFactory, stdin
 		}
 		r.add(o)
 	}
-	if opts.Output == "json" {
+	return writeReport(r, gate, opts.Output, color, stdout, stderr, "signgate check")
+}
+
+// writeReport writes r (output "json" or text) and returns the exit code:
+// the report's, or 2 when the gate refused registries its configuration
+// does not allow (a configuration problem, not a denial). cmd prefixes
+// the messages on stderr.
+func writeReport(r *report, gate admissionGate, output string, color bool, stdout, stderr io.Writer, cmd string) int {
+	var err error
+	if output == "json" {
 		err = writeJSON(stdout, r)
 	} else {
 		writeText(stdout, r, palette{on: color})
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "signgate check: write report: %v\n", err)
+		fmt.Fprintf(stderr, "%s: write report: %v\n", cmd, err)
 		return exitUsage
 	}
 	if w, ok := gate.(refusalReporter); ok {
 		if refused := w.refusals(); len(refused) > 0 {
 			for _, msg := range refused {
-				fmt.Fprintf(stderr, "signgate check: %s\n", msg)
+				fmt.Fprintf(stderr, "%s: %s\n", cmd, msg)
 			}
-			return exitUsage // a configuration problem, not a denial
+			return exitUsage
 		}
 	}
 	return r.exitCode()

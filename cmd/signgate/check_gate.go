@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"maps"
@@ -119,6 +120,11 @@ func checkVerifierOptions(cfg *policy.Config, opts checkOptions) verifier.Option
 	o := server.VerifierOptions(cfg)
 	o.InsecureRegistries = append(o.InsecureRegistries, opts.Insecure...)
 	o.AllowedHosts = append(o.AllowedHosts, opts.AllowHosts...)
+	// A larger cache on request (audit), never one the configuration
+	// turned off.
+	if size := cmp.Or(o.CacheSize, verifier.DefaultCacheSize); size > 0 && opts.CacheSize > size {
+		o.CacheSize = opts.CacheSize
+	}
 	return o
 }
 

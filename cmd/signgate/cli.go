@@ -82,7 +82,8 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		Short: "Admission gate for container images signed with cosign",
 		Long: `signgate is the admission gate for signed images: serve runs the mutating and
 validating webhooks, check evaluates manifests the way the webhooks would,
-lint checks policy files, verify resolves and verifies one image,
+audit lists running workloads that today's (or proposed) policies would
+deny, lint checks policy files, verify resolves and verifies one image,
 verify-bundle verifies a sigstore bundle (the sigstore-conformance CLI
 protocol), uninstall-webhooks removes the webhook configurations before
 the gate is uninstalled.
@@ -97,7 +98,7 @@ configuration or input error; 3 undecided (registry trouble, retry).`,
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetVersionTemplate("signgate {{.Version}}\n")
-	root.AddCommand(newServeCmd(), newCheckCmd(), newLintCmd(), newVerifyCmd(), newVerifyBundleCmd(), newUninstallCmd(), newVersionCmd())
+	root.AddCommand(newServeCmd(), newCheckCmd(), newAuditCmd(), newLintCmd(), newVerifyCmd(), newVerifyBundleCmd(), newUninstallCmd(), newVersionCmd())
 	return root
 }
 

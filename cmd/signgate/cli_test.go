@@ -22,6 +22,7 @@ func TestHelpGolden(t *testing.T) {
 		{"root.txt", []string{"--help"}},
 		{"help-check.txt", []string{"help", "check"}},
 		{"check.txt", []string{"check", "--help"}},
+		{"audit.txt", []string{"audit", "--help"}},
 		{"lint.txt", []string{"lint", "--help"}},
 		{"verify.txt", []string{"verify", "--help"}},
 		{"verify-bundle.txt", []string{"verify-bundle", "--help"}},
