@@ -254,7 +254,13 @@ func (e *env) review(t testing.TB, name string) []byte {
 // the response review.
 func (e *env) post(t testing.TB, w Webhook, body []byte, query string) *admissionv1.AdmissionResponse {
 	t.Helper()
-	h := NewHandler(e.gate, w, HandlerOptions{})
+	return e.postWith(t, w, body, query, HandlerOptions{})
+}
+
+// postWith is post through a handler with opts (a logger, metrics).
+func (e *env) postWith(t testing.TB, w Webhook, body []byte, query string, opts HandlerOptions) *admissionv1.AdmissionResponse {
+	t.Helper()
+	h := NewHandler(e.gate, w, opts)
 	req := httptest.NewRequest(http.MethodPost, "/"+string(w)+query, bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	rec := httptest.NewRecorder()

@@ -11,7 +11,8 @@ import (
 
 // Finding is one reason behind an answer, as a value: the line the webhook
 // shows (Message, byte for byte) and what it is about. Gate.ValidateFindings
-// and Gate.MutateFindings return them; the webhooks never build them.
+// and Gate.MutateFindings return them; the webhooks' Handler logs and
+// counts them.
 type Finding struct {
 	// Severity is where the line went: SeverityDeny (the denial's
 	// message), SeverityRetry (the message of an undecided answer, or of a
@@ -162,8 +163,9 @@ var Codes = []Code{
 
 // ValidateFindings is Validate that also returns the findings behind the
 // answer, sorted (severity, then message) and de-duplicated. The response
-// is the one Validate returns. Building findings costs allocations the
-// webhook does not pay: it calls Validate.
+// is the one Validate returns. Building findings costs allocations that
+// Validate does not pay; the webhook's Handler pays them, for its log line
+// and signgate_policy_findings_total.
 func (g *Gate) ValidateFindings(ctx context.Context, req *admissionv1.AdmissionRequest) (*admissionv1.AdmissionResponse, []Finding) {
 	v := g.validateWith(ctx, req, true)
 	return v.resp, sortedFindings(v.findings)

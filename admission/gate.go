@@ -203,7 +203,7 @@ func NewGate(opts Options) (*Gate, error) {
 type verdict struct {
 	resp     *admissionv1.AdmissionResponse
 	images   []string
-	findings []Finding // only when asked for (ValidateFindings, MutateFindings)
+	findings []Finding // only when asked for (structured: ValidateFindings, MutateFindings, DryRun, Handler)
 }
 
 // Mutate answers the mutating webhook: a JSON patch pinning every image

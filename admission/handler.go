@@ -12,6 +12,7 @@ import (
 	"runtime/debug"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -69,10 +70,17 @@ func NewHandler(g *Gate, w Webhook, opts HandlerOptions) *Handler {
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
+	// The findings behind the answer are built as values for the log line
+	// and signgate_policy_findings_total: a Finding per line, nothing for
+	// an admitted pod without any.
 	if w == WebhookMutate {
-		h.review = g.mutate
+		h.review = func(ctx context.Context, req *admissionv1.AdmissionRequest) verdict {
+			return g.mutateWith(ctx, req, true)
+		}
 	} else {
-		h.review = g.validate
+		h.review = func(ctx context.Context, req *admissionv1.AdmissionRequest) verdict {
+			return g.validateWith(ctx, req, true)
+		}
 	}
 	return h
 }
@@ -294,10 +302,80 @@ func (h *Handler) record(req *admissionv1.AdmissionRequest, v verdict, d time.Du
 	if !v.resp.Allowed && v.resp.Result != nil {
 		attrs = append(attrs, slog.String("reason", v.resp.Result.Message))
 	}
-	if req.DryRun != nil && *req.DryRun {
+	list := sortedFindings(v.findings)
+	if logged, omitted := loggedFindings(list); len(logged) > 0 {
+		attrs = append(attrs, slog.Any("findings", logged))
+		if omitted > 0 {
+			attrs = append(attrs, slog.Int("findingsOmitted", omitted))
+		}
+	}
+	dryRun := req.DryRun != nil && *req.DryRun
+	if dryRun {
 		attrs = append(attrs, slog.Bool("dryRun", true))
 	}
+	// Findings are counted once per review the API server admits or
+	// denies: by the validating webhook, which judges the final object
+	// (the mutating webhook's warnings come back from it as denials), and
+	// not for dry runs, which tools such as server-side diffs send again
+	// and again for one change.
+	if h.webhook == WebhookValidate && !dryRun {
+		h.metrics.observeFindings(list)
+	}
 	h.log.LogAttrs(context.Background(), slog.LevelInfo, "admission", attrs...)
+}
+
+// Bounds of the findings attribute of the log line.
+const (
+	maxLoggedFindings = 20  // entries; the rest are counted in findingsOmitted
+	maxLoggedField    = 256 // bytes of each entry's field
+)
+
+// loggedFinding is a finding as the log line shows it: what it is about,
+// never its message (the denials are in reason; registry text stays out).
+type loggedFinding struct {
+	Mode   string `json:"mode"`
+	Code   Code   `json:"code"`
+	Policy string `json:"policy"`
+	Field  string `json:"field,omitempty"`
+	Image  string `json:"image,omitempty"`
+	Check  string `json:"check,omitempty"`
+}
+
+// loggedFindings returns the warn and audit findings of list (the
+// would-be denials of policies and checks not enforced, and the other
+// warnings), at most maxLoggedFindings of them, and how many more there
+// are. Denials are left out: reason has them.
+func loggedFindings(list []Finding) (out []loggedFinding, omitted int) {
+	for _, f := range list {
+		if f.Severity != SeverityWarn && f.Severity != SeverityAudit {
+			continue
+		}
+		if len(out) == maxLoggedFindings {
+			omitted++
+			continue
+		}
+		name, _ := findingPolicy(f)
+		out = append(out, loggedFinding{
+			Mode:   findingMode(f.Severity),
+			Code:   f.Code,
+			Policy: clip(name, maxLoggedField),
+			Field:  clip(f.Field, maxLoggedField),
+			Image:  clip(f.Image, maxLoggedField),
+			Check:  clip(f.Check, maxLoggedField),
+		})
+	}
+	return out, omitted
+}
+
+// clip cuts s to at most n bytes plus "…", at a character boundary.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }
 
 func kindString(req *admissionv1.AdmissionRequest) string {

@@ -20,6 +20,8 @@ type Metrics struct {
 	verifications *prometheus.CounterVec
 	configReloads *prometheus.CounterVec
 	panics        *prometheus.CounterVec
+	findings      *prometheus.CounterVec
+	policies      *policyLabels // bounds the policy label of findings
 }
 
 // NewMetrics creates the metrics and registers them on reg.
@@ -54,8 +56,18 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "signgate_panics_total",
 			Help: "Panics recovered in registry work, by operation (verify, resolve); each answered undecided. Please report them.",
 		}, []string{"op"}),
+		findings: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "signgate_policy_findings_total",
+			Help: "Findings of the reviews the validating webhook answered (dry runs excluded), one per distinct line of the answer, " +
+				"by policy (ClusterImagePolicy/<name>, ImagePolicy/<namespace>/<name>, PodSecurity, hardening/<check>, none; " +
+				"after 256 distinct ClusterImagePolicy and ImagePolicy values every new one is other), " +
+				"mode (enforce: the line denied or asked to retry; warn: a warning; audit: an audit annotation; " +
+				"warn and audit admit, so a policy in either counts what it would deny under enforce) " +
+				"and result (the reason code).",
+		}, []string{"policy", "mode", "result"}),
+		policies: newPolicyLabels(maxPolicyLabels),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.cache, m.registry, m.verifications, m.configReloads, m.panics} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.cache, m.registry, m.verifications, m.configReloads, m.panics, m.findings} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -111,6 +123,16 @@ func (m *Metrics) observeAdmission(webhook, operation, kind, decision string, d 
 	m.requests.WithLabelValues(webhook, operation, kind, decision).Inc()
 	if decision != "bad_request" {
 		m.duration.WithLabelValues(webhook).Observe(d.Seconds())
+	}
+}
+
+// observeFindings counts the findings of one validating review.
+func (m *Metrics) observeFindings(list []Finding) {
+	if m == nil {
+		return
+	}
+	for _, f := range list {
+		m.findings.WithLabelValues(m.policies.label(f), findingMode(f.Severity), string(f.Code)).Inc()
 	}
 }
 

@@ -28,6 +28,7 @@ func TestMetricNames(t *testing.T) {
 	m.ConfigReload("success")
 	m.Panic("verify")
 	m.observeAdmission("validate", "CREATE", "Pod", "allowed", 0)
+	m.observeFindings([]Finding{{Severity: SeverityWarn, Code: CodeNotVerified, Policy: "ClusterImagePolicy corp"}})
 	families, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -42,6 +43,7 @@ func TestMetricNames(t *testing.T) {
 		"signgate_cache_requests_total",
 		"signgate_config_reloads_total",
 		"signgate_panics_total",
+		"signgate_policy_findings_total",
 		"signgate_registry_requests_total",
 		"signgate_verifications_total",
 	}
@@ -52,6 +54,7 @@ func TestMetricNames(t *testing.T) {
 	var nilMetrics *Metrics // a nil *Metrics records nothing and does not panic
 	nilMetrics.CacheRequest("tag", "miss")
 	nilMetrics.observeAdmission("mutate", "CREATE", "Pod", "allowed", 0)
+	nilMetrics.observeFindings([]Finding{{Severity: SeverityDeny, Code: CodeImageEmpty}})
 }
 
 // TestOneLogLinePerAdmission: the boundary logs one line per review with

@@ -23,9 +23,9 @@ type findings struct {
 	retry []string            // undecided: registry trouble, deadline
 	warn  []string            // warnings for the client
 	audit map[string][]string // audit annotation key → lines
-	// structured asks for list: every line also as a Finding. Only
-	// ValidateFindings and MutateFindings ask; the webhooks do not pay
-	// for it.
+	// structured asks for list: every line also as a Finding.
+	// ValidateFindings, MutateFindings, DryRun and the Handler (for its
+	// log line and metrics) ask; Validate and Mutate do not pay for it.
 	structured bool
 	list       []Finding
 }
