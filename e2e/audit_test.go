@@ -155,4 +155,3 @@ func writePolicies(t *testing.T, objs ...*unstructured.Unstructured) string {
 	}
 	return dir
 }
-
