@@ -2,6 +2,8 @@ package chart_test
 
 import (
 	"bytes"
+	"encoding/base64"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,18 +22,31 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// helmTestPod decodes the single Pod that is a `helm test` hook (other
-// hooks may render Pods too).
-func helmTestPod(t *testing.T, objs []object) corev1.Pod {
+// helmTestPods decodes the Pods that are `helm test` hooks (other hooks
+// may render Pods too), by name.
+func helmTestPods(t *testing.T, objs []object) map[string]corev1.Pod {
 	t.Helper()
-	var found []corev1.Pod
+	found := map[string]corev1.Pod{}
 	for _, o := range kinds(objs, "Pod") {
 		if p := decode[corev1.Pod](t, o); p.Annotations["helm.sh/hook"] == "test" {
+			found[p.Name] = p
+		}
+	}
+	return found
+}
+
+// helmTestPod decodes the `helm test` Pod whose name ends in suffix
+// ("-test-config": test-webhook.yaml, "-test-probe": test-probe.yaml).
+func helmTestPod(t *testing.T, objs []object, suffix string) corev1.Pod {
+	t.Helper()
+	var found []corev1.Pod
+	for name, p := range helmTestPods(t, objs) {
+		if strings.HasSuffix(name, suffix) {
 			found = append(found, p)
 		}
 	}
 	if len(found) != 1 {
-		t.Fatalf("rendered %d helm test Pods, want 1", len(found))
+		t.Fatalf("rendered %d helm test Pods named *%s, want 1", len(found), suffix)
 	}
 	return found[0]
 }
@@ -264,9 +279,10 @@ func TestImageRegistry(t *testing.T) {
 			if got := d.Spec.Template.Spec.Containers[0].Image; got != tt.want {
 				t.Errorf("Deployment image %q, want %q", got, tt.want)
 			}
-			p := helmTestPod(t, objs)
-			if got := p.Spec.Containers[0].Image; got != tt.want {
-				t.Errorf("helm test Pod image %q, want %q", got, tt.want)
+			for name, p := range helmTestPods(t, objs) {
+				if got := p.Spec.Containers[0].Image; got != tt.want {
+					t.Errorf("helm test Pod %s image %q, want %q", name, got, tt.want)
+				}
 			}
 		})
 	}
@@ -397,7 +413,7 @@ func TestServiceMonitor(t *testing.T) {
 func TestHelmTestPod(t *testing.T) {
 	t.Parallel()
 	objs := render(t, "--set", "imagePullSecrets[0].name=regcred")
-	p := helmTestPod(t, objs)
+	p := helmTestPod(t, objs, "-test-config")
 	d := one[appsv1.Deployment](t, objs, "Deployment")
 	cm := one[corev1.ConfigMap](t, objs, "ConfigMap")
 	if p.Namespace != releaseNamespace || p.Annotations["helm.sh/hook"] != "test" {
@@ -438,9 +454,95 @@ func TestHelmTestPod(t *testing.T) {
 		t.Errorf("test Pod hostNetwork %v privileged %v, want neither", p.Spec.HostNetwork, ptr.Deref(c.SecurityContext.Privileged, true))
 	}
 	// hostNetwork is the gate's, never the test Pod's.
-	if p := helmTestPod(t, render(t, "--set", "hostNetwork=true")); p.Spec.HostNetwork {
-		t.Error("hostNetwork=true put the test Pod on the host network")
+	for name, p := range helmTestPods(t, render(t, "--set", "hostNetwork=true")) {
+		if p.Spec.HostNetwork {
+			t.Errorf("hostNetwork=true put the test Pod %s on the host network", name)
+		}
 	}
+}
+
+// The probe `helm test` Pod (test-probe.yaml): `signgate probe` at the
+// Service the webhook configurations name (or webhook.url), trusting the
+// CA they trust (the TLS Secret's ca.crt, of which it mounts nothing else,
+// or webhook.caBundle through the downward API), with the conventions of
+// the other test Pod. Not rendered with webhook.clientCA: it has no
+// client certificate.
+func TestHelmTestProbePod(t *testing.T) {
+	t.Parallel()
+	secretCA := []corev1.Volume{{Name: "ca", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+		SecretName: "signgate-tls", Items: []corev1.KeyToPath{{Key: "ca.crt", Path: "ca.crt"}}}}}}
+	tests := []struct {
+		name     string
+		args     []string
+		url      string
+		volumes  []corev1.Volume
+		caBundle string // the annotation the downward API mounts
+	}{
+		{name: "default", url: "https://signgate.signgate-system.svc:443", volumes: secretCA},
+		{name: "certManager", args: []string{"--set", "certManager.enabled=true"}, url: "https://signgate.signgate-system.svc:443", volumes: secretCA},
+		{name: "service port", args: []string{"--set", "service.port=8443"}, url: "https://signgate.signgate-system.svc:8443", volumes: secretCA},
+		{
+			name: "webhook.url and caBundle", url: "https://127.0.0.1:8443",
+			args: []string{"--set", "webhook.url=https://127.0.0.1:8443/", "--set", "webhook.caBundle=" + base64.StdEncoding.EncodeToString([]byte("test-ca\n"))},
+			volumes: []corev1.Volume{{Name: "ca", VolumeSource: corev1.VolumeSource{DownwardAPI: &corev1.DownwardAPIVolumeSource{
+				Items: []corev1.DownwardAPIVolumeFile{{Path: "ca.crt", FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.annotations['signgate.dev/ca-bundle']"}}}}}}},
+			caBundle: "test-ca\n",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			objs := render(t, tt.args...)
+			p := helmTestPod(t, objs, "-test-probe")
+			d := one[appsv1.Deployment](t, objs, "Deployment")
+			if p.Namespace != releaseNamespace || p.Annotations["helm.sh/hook"] != "test" || p.Annotations["helm.sh/hook-delete-policy"] != "before-hook-creation,hook-succeeded" {
+				t.Errorf("Pod %s/%s annotations %v, want a helm.sh/hook test deleted before creation and on success, in %s", p.Namespace, p.Name, p.Annotations, releaseNamespace)
+			}
+			if got := p.Annotations["signgate.dev/ca-bundle"]; got != tt.caBundle {
+				t.Errorf("annotation signgate.dev/ca-bundle %q, want %q", got, tt.caBundle)
+			}
+			sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sel.Matches(labels.Set(p.Labels)) {
+				t.Errorf("test Pod labels %v match the gate's selector %v", p.Labels, d.Spec.Selector)
+			}
+			if p.Spec.RestartPolicy != corev1.RestartPolicyNever || p.Spec.AutomountServiceAccountToken == nil || *p.Spec.AutomountServiceAccountToken {
+				t.Errorf("restartPolicy %q automountServiceAccountToken %v, want Never and false", p.Spec.RestartPolicy, p.Spec.AutomountServiceAccountToken)
+			}
+			c := p.Spec.Containers[0]
+			gate := d.Spec.Template.Spec.Containers[0]
+			if c.Image != gate.Image || c.ImagePullPolicy != gate.ImagePullPolicy {
+				t.Errorf("test image %q (%s), want the gate's %q (%s)", c.Image, c.ImagePullPolicy, gate.Image, gate.ImagePullPolicy)
+			}
+			if diff := cmp.Diff([]string{"probe", "--url", tt.url, "--ca-file", "/tls/ca.crt"}, c.Args); diff != "" {
+				t.Errorf("args (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff([]corev1.VolumeMount{{Name: "ca", MountPath: "/tls", ReadOnly: true}}, c.VolumeMounts); diff != "" {
+				t.Errorf("volumeMounts (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.volumes, p.Spec.Volumes); diff != "" {
+				t.Errorf("volumes (-want +got):\n%s", diff)
+			}
+		})
+	}
+
+	// The TLS Secret the Pod mounts is the one the gate serves from.
+	objs := render(t)
+	d := one[appsv1.Deployment](t, objs, "Deployment")
+	if !slices.ContainsFunc(d.Spec.Template.Spec.Volumes, func(v corev1.Volume) bool {
+		return v.Secret != nil && v.Secret.SecretName == "signgate-tls"
+	}) {
+		t.Errorf("the gate does not serve from Secret signgate-tls: volumes %+v", d.Spec.Template.Spec.Volumes)
+	}
+
+	// With webhook.clientCA only the configuration test runs.
+	pods := helmTestPods(t, render(t, "--set", "webhook.clientCA.existingSecret=apiserver-client-ca"))
+	if len(pods) != 1 {
+		t.Errorf("webhook.clientCA: helm test Pods %v, want only the configuration test", slices.Sorted(maps.Keys(pods)))
+	}
+	helmTestPod(t, render(t, "--set", "webhook.clientCA.existingSecret=apiserver-client-ca"), "-test-config")
 }
 
 // notes renders NOTES.txt: helm template does not, so a copy of the chart

@@ -91,9 +91,14 @@ func TestGateRunsRestricted(t *testing.T) {
 			if d.Spec.Replicas == nil || *d.Spec.Replicas != 2 {
 				t.Errorf("replicas = %v, want 2", d.Spec.Replicas)
 			}
-			// The `helm test` Pod runs restricted too.
-			p := helmTestPod(t, objs)
-			checkRestricted(t, corev1.PodTemplateSpec{ObjectMeta: p.ObjectMeta, Spec: p.Spec})
+			// The `helm test` Pods run restricted too.
+			pods := helmTestPods(t, objs)
+			if len(pods) == 0 {
+				t.Error("no helm test Pod rendered")
+			}
+			for _, p := range pods {
+				checkRestricted(t, corev1.PodTemplateSpec{ObjectMeta: p.ObjectMeta, Spec: p.Spec})
+			}
 		})
 	}
 }

@@ -59,7 +59,7 @@ func hookObjects(t *testing.T, objs []object) (h uninstallHook, n int) {
 			if err := yaml.Unmarshal(o.raw, &m); err != nil {
 				t.Fatalf("%s %s: %v", o.Kind, o.Metadata.Name, err)
 			}
-			// The helm test Pod is the one other hook (test-webhook.yaml).
+			// The helm test Pods are the other hooks (templates/tests/).
 			if hook := m.Metadata.Annotations["helm.sh/hook"]; hook != "" && hook != "test" {
 				t.Errorf("%s %s: unexpected hook %q", o.Kind, o.Metadata.Name, m.Metadata.Annotations["helm.sh/hook"])
 			}

@@ -85,8 +85,9 @@ validating webhooks, check evaluates manifests the way the webhooks would,
 audit lists running workloads that today's (or proposed) policies would
 deny, lint checks policy files, verify resolves and verifies one image,
 verify-bundle verifies a sigstore bundle (the sigstore-conformance CLI
-protocol), uninstall-webhooks removes the webhook configurations before
-the gate is uninstalled.
+protocol), probe calls a running gate's webhooks the way the API server
+does, uninstall-webhooks removes the webhook configurations before the gate
+is uninstalled.
 
 Exit codes (every command): 0 ok; 1 denied or not verified; 2 usage,
 configuration or input error; 3 undecided (registry trouble, retry).`,
@@ -98,7 +99,7 @@ configuration or input error; 3 undecided (registry trouble, retry).`,
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetVersionTemplate("signgate {{.Version}}\n")
-	root.AddCommand(newServeCmd(), newCheckCmd(), newAuditCmd(), newLintCmd(), newVerifyCmd(), newVerifyBundleCmd(), newUninstallCmd(), newVersionCmd())
+	root.AddCommand(newServeCmd(), newCheckCmd(), newAuditCmd(), newLintCmd(), newVerifyCmd(), newVerifyBundleCmd(), newProbeCmd(), newUninstallCmd(), newVersionCmd())
 	return root
 }
 

@@ -28,6 +28,7 @@ func TestHelpGolden(t *testing.T) {
 		{"verify-bundle.txt", []string{"verify-bundle", "--help"}},
 		{"serve.txt", []string{"serve", "--help"}},
 		{"uninstall-webhooks.txt", []string{"uninstall-webhooks", "--help"}},
+		{"probe.txt", []string{"probe", "--help"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
@@ -135,6 +136,10 @@ func TestExitCodes(t *testing.T) {
 		{
 			name: "missing TLS pair", args: []string{"serve"}, wantCode: exitUsage,
 			wantStderr: "signgate serve: --tls-cert-file and --tls-key-file are required\nRun 'signgate serve --help' for usage.\n",
+		},
+		{
+			name: "probe without --ca-file", args: []string{"probe", "--url", "https://signgate.signgate-system.svc:443"}, wantCode: exitUsage,
+			wantStderr: "signgate probe: --ca-file is required: the PEM CA that signs the gate's serving certificate (TLS verification cannot be turned off)\nRun 'signgate probe --help' for usage.\n",
 		},
 		{
 			name: "stray argument", args: []string{"version", "now"}, wantCode: exitUsage,
