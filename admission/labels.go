@@ -116,3 +116,16 @@ func (p *policyLabels) label(f Finding) string {
 	p.seen[name] = struct{}{}
 	return name
 }
+
+// PolicyName names what the finding is about, as the metrics and the
+// background audit's PolicyReports do: ClusterImagePolicy/<name>,
+// ImagePolicy/<namespace>/<name>, PodSecurity, hardening/<check>, none,
+// or other.
+func (f Finding) PolicyName() string {
+	name, _ := findingPolicy(f)
+	return name
+}
+
+// Mode is the mode that sent the finding's line where it went: enforce
+// (a denial or a retry), warn or audit.
+func (f Finding) Mode() string { return findingMode(f.Severity) }

@@ -2,12 +2,10 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -15,13 +13,11 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/dynamic"
 
 	"github.com/signgate/signgate/admission"
+	"github.com/signgate/signgate/internal/audit"
 )
 
 // auditOptions are the flags of `signgate audit`: the gate is built as
@@ -32,28 +28,6 @@ type auditOptions struct {
 	Namespaces  []string // -n: only these namespaces; none: all
 	ChunkSize   int64    // objects per list request (pagination)
 	Concurrency int      // objects evaluated at once
-}
-
-// auditResources are the kinds audit lists: running pods and the workload
-// templates the webhooks gate (admission.KindOf knows each).
-var auditResources = []schema.GroupVersionResource{
-	{Version: "v1", Resource: "pods"},
-	{Group: "apps", Version: "v1", Resource: "deployments"},
-	{Group: "apps", Version: "v1", Resource: "statefulsets"},
-	{Group: "apps", Version: "v1", Resource: "daemonsets"},
-	{Group: "apps", Version: "v1", Resource: "replicasets"},
-	{Version: "v1", Resource: "replicationcontrollers"},
-	{Group: "batch", Version: "v1", Resource: "jobs"},
-	{Group: "batch", Version: "v1", Resource: "cronjobs"},
-}
-
-// templateOwners are the kinds whose controller writes another audited
-// workload's template: a ReplicaSet of a Deployment, a Job of a CronJob
-// is audited through its owner (once, where it is written). Pods are
-// always audited: what runs may differ from today's template.
-var templateOwners = map[schema.GroupKind]bool{
-	{Group: "apps", Kind: "Deployment"}: true,
-	{Group: "batch", Kind: "CronJob"}:   true,
 }
 
 func newAuditCmd() *cobra.Command {
@@ -227,132 +201,42 @@ feed:
 	return results, nil
 }
 
-// listAuditObjects lists auditResources in namespaces (none: all), chunk
-// objects per request, and returns them as manifests sorted by namespace,
-// kind and name. Finished pods (Succeeded, Failed) are not running;
-// workloads whose template another audited workload writes are audited
-// through it.
+// listAuditObjects lists the cluster's running pods and workload
+// templates (audit.List) as check's manifests.
 func listAuditObjects(ctx context.Context, dyn dynamic.Interface, namespaces []string, chunk int64) ([]manifest, error) {
-	if len(namespaces) == 0 {
-		namespaces = []string{metav1.NamespaceAll}
+	objs, err := audit.List(ctx, dyn, namespaces, chunk)
+	if err != nil {
+		return nil, withListHint(err)
 	}
-	var ms []manifest
-	for _, gvr := range auditResources {
-		for _, ns := range namespaces {
-			err := listChunked(ctx, dyn.Resource(gvr).Namespace(ns), chunk, func(u *unstructured.Unstructured) error {
-				if skipAudit(u) {
-					return nil
-				}
-				m, err := auditManifest(u)
-				if err != nil {
-					return err
-				}
-				ms = append(ms, m)
-				return nil
-			})
-			if err != nil {
-				return nil, listError(gvr, ns, err)
-			}
+	ms := make([]manifest, len(objs))
+	for i, o := range objs {
+		at := source{File: "cluster"}
+		if o.Controller != "" {
+			at.File = "cluster, controlled by " + o.Controller
 		}
+		ms[i] = manifest{At: at, Raw: o.Raw, APIVersion: o.APIVersion, Kind: o.Kind, Name: o.Name, Namespace: o.Namespace, Labels: o.Labels}
 	}
-	sort.SliceStable(ms, func(i, j int) bool {
-		a, b := ms[i], ms[j]
-		if a.Namespace != b.Namespace {
-			return a.Namespace < b.Namespace
-		}
-		if a.Kind != b.Kind {
-			return a.Kind < b.Kind
-		}
-		return a.Name < b.Name
-	})
 	return ms, nil
 }
 
 // listNamespaces returns the cluster's namespaces as Namespace manifests
 // (name and labels), for the proposed policies' namespace labels.
 func listNamespaces(ctx context.Context, dyn dynamic.Interface, chunk int64) ([]manifest, error) {
-	gvr := schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}
-	var out []manifest
-	err := listChunked(ctx, dyn.Resource(gvr), chunk, func(u *unstructured.Unstructured) error {
-		out = append(out, manifest{At: source{File: "cluster"}, APIVersion: "v1", Kind: "Namespace", Name: u.GetName(), Labels: u.GetLabels()})
-		return nil
-	})
+	nss, err := audit.Namespaces(ctx, dyn, chunk)
 	if err != nil {
-		return nil, listError(gvr, "", err)
+		return nil, withListHint(err)
+	}
+	out := make([]manifest, 0, len(nss))
+	for name, l := range nss {
+		out = append(out, manifest{At: source{File: "cluster"}, APIVersion: "v1", Kind: "Namespace", Name: name, Labels: l})
 	}
 	return out, nil
 }
 
-// listChunked lists ri page by page (limit chunk, following continue
-// tokens) and calls fn for every item.
-func listChunked(ctx context.Context, ri dynamic.ResourceInterface, chunk int64, fn func(*unstructured.Unstructured) error) error {
-	opts := metav1.ListOptions{Limit: chunk}
-	for {
-		list, err := ri.List(ctx, opts)
-		if err != nil {
-			return err
-		}
-		for i := range list.Items {
-			if err := fn(&list.Items[i]); err != nil {
-				return err
-			}
-		}
-		if opts.Continue = list.GetContinue(); opts.Continue == "" {
-			return nil
-		}
+// withListHint adds to a refused list how -n narrows what audit lists.
+func withListHint(err error) error {
+	if le, ok := errors.AsType[*audit.ListError](err); ok && apierrors.IsForbidden(le.Err) {
+		return fmt.Errorf("%w (or limit it with -n to namespaces you may list)", err)
 	}
-}
-
-// listError says what could not be listed and, when it was refused, which
-// permission audit needs: a partial list would hide workloads, so it is an
-// error, never a shorter report.
-func listError(gvr schema.GroupVersionResource, ns string, err error) error {
-	where := "in every namespace"
-	if ns != "" {
-		where = "in namespace " + ns
-	}
-	what := gvr.Resource
-	if gvr.Group != "" {
-		what += "." + gvr.Group
-	}
-	if apierrors.IsForbidden(err) {
-		return fmt.Errorf("list %s %s: forbidden: audit needs list on %s (or limit it with -n to namespaces you may list)", what, where, what)
-	}
-	return fmt.Errorf("list %s %s: %w", what, where, err)
-}
-
-// skipAudit is true for a finished pod, and for a workload whose
-// controller is a templateOwner.
-func skipAudit(u *unstructured.Unstructured) bool {
-	if u.GetKind() == "Pod" {
-		phase, _, _ := unstructured.NestedString(u.Object, "status", "phase")
-		return phase == "Succeeded" || phase == "Failed"
-	}
-	for _, ref := range u.GetOwnerReferences() {
-		if ref.Controller == nil || !*ref.Controller {
-			continue
-		}
-		gv, err := schema.ParseGroupVersion(ref.APIVersion)
-		if err == nil && templateOwners[schema.GroupKind{Group: gv.Group, Kind: ref.Kind}] {
-			return true
-		}
-	}
-	return false
-}
-
-// auditManifest is u as check's manifest: its JSON without status and
-// managed fields (what a CREATE would carry).
-func auditManifest(u *unstructured.Unstructured) (manifest, error) {
-	obj := u.DeepCopy()
-	unstructured.RemoveNestedField(obj.Object, "status")
-	unstructured.RemoveNestedField(obj.Object, "metadata", "managedFields")
-	raw, err := json.Marshal(obj.Object)
-	if err != nil {
-		return manifest{}, fmt.Errorf("%s %s/%s: %w", u.GetKind(), u.GetNamespace(), u.GetName(), err)
-	}
-	at := source{File: "cluster"}
-	if ref := metav1.GetControllerOfNoCopy(u); ref != nil {
-		at.File = "cluster, controlled by " + ref.Kind + " " + ref.Name
-	}
-	return manifest{At: at, Raw: raw, APIVersion: u.GetAPIVersion(), Kind: u.GetKind(), Name: u.GetName(), Namespace: u.GetNamespace(), Labels: u.GetLabels()}, nil
+	return err
 }

@@ -17,17 +17,18 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/dynamic"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/utils/ptr"
+
+	"github.com/signgate/signgate/internal/audit"
 )
 
 // fakeCluster is a dynamic client holding objs, listing every audited
 // resource and namespaces.
 func fakeCluster(objs ...*unstructured.Unstructured) *dynamicfake.FakeDynamicClient {
 	kinds := map[schema.GroupVersionResource]string{{Version: "v1", Resource: "namespaces"}: "NamespaceList"}
-	for _, gvr := range auditResources {
+	for _, gvr := range audit.Resources {
 		kinds[gvr] = auditListKind(gvr)
 	}
 	ro := make([]runtime.Object, len(objs))
@@ -224,51 +225,6 @@ func TestAuditListForbidden(t *testing.T) {
 	want := "signgate audit: list cronjobs.batch in every namespace: forbidden: audit needs list on cronjobs.batch (or limit it with -n to namespaces you may list)\n"
 	if code != exitUsage || stdout != "" || stderr != want {
 		t.Errorf("exit %d, stdout %q, stderr %q; want %d, nothing, %q", code, stdout, stderr, exitUsage, want)
-	}
-}
-
-// pagedPods serves pods one page of one pod at a time (the fake dynamic
-// client drops Limit and Continue).
-type pagedPods struct {
-	dynamic.ResourceInterface // only List is called
-	pods                      []*unstructured.Unstructured
-	limits                    []int64
-}
-
-func (p *pagedPods) List(_ context.Context, opts metav1.ListOptions) (*unstructured.UnstructuredList, error) {
-	p.limits = append(p.limits, opts.Limit)
-	i := 0
-	if opts.Continue != "" {
-		if _, err := fmt.Sscan(opts.Continue, &i); err != nil {
-			return nil, err
-		}
-	}
-	list := &unstructured.UnstructuredList{Object: map[string]any{"apiVersion": "v1", "kind": "PodList"}}
-	list.Items = []unstructured.Unstructured{*p.pods[i]}
-	if i+1 < len(p.pods) {
-		list.SetContinue(fmt.Sprint(i + 1))
-	}
-	return list, nil
-}
-
-// Pages are followed to the end, with the chunk size as the limit.
-func TestAuditFollowsPages(t *testing.T) {
-	t.Parallel()
-	p := &pagedPods{pods: []*unstructured.Unstructured{
-		auditPod("team-a", "a", "img", "Running", nil),
-		auditPod("team-a", "b", "img", "Running", nil),
-		auditPod("team-a", "c", "img", "Running", nil),
-	}}
-	var names []string
-	err := listChunked(context.Background(), p, 1, func(u *unstructured.Unstructured) error {
-		names = append(names, u.GetName())
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !slices.Equal(names, []string{"a", "b", "c"}) || !slices.Equal(p.limits, []int64{1, 1, 1}) {
-		t.Errorf("listed %v with limits %v, want a, b, c in three requests of 1", names, p.limits)
 	}
 }
 
