@@ -102,8 +102,10 @@ type ClusterSource struct {
 
 	trigger chan struct{}
 	cur     atomic.Pointer[clusterView]
-	ready   chan struct{} // closed after the first compilation
-	once    sync.Once
+	// generation: see Generation.
+	generation atomic.Uint64
+	ready      chan struct{} // closed after the first compilation
+	once       sync.Once
 
 	refreshing    atomic.Bool    // a background re-read of expired Secrets runs
 	tufRefreshing atomic.Bool    // a background refresh of TUF TrustRoots runs
@@ -252,16 +254,28 @@ func (s *ClusterSource) Run(ctx context.Context) error {
 				defer t.Stop()
 			}
 		}
+		changed := true
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-s.trigger:
 		case <-tick.C:
+			changed = false
 		case <-tufDue:
 		}
 		s.rebuild(ctx)
+		if changed {
+			s.generation.Add(1)
+		}
 	}
 }
+
+// Generation counts the compilations caused by a change (a policy, a
+// namespace, a TrustRoot or a Secret or ConfigMap they reference; a TUF
+// refresh), not the periodic Resync: a consumer that re-decides
+// everything on a change (the background audit) compares it. The view of
+// a generation is in place when Generation returns it.
+func (s *ClusterSource) Generation() uint64 { return s.generation.Load() }
 
 // TrustRootStatus lists the TUF TrustRoots in use and how old their
 // trusted roots are, sorted by name.

@@ -34,6 +34,9 @@ func (o *serveOptions) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.LogFormat, "log-format", "json", "log `FORMAT`: json or text")
 	fs.StringVarP(&o.Namespace, "namespace", "n", defaultNamespace(), "the gate's own `NAMESPACE`, never evaluated; $POD_NAMESPACE when set")
 	fs.DurationVar(&o.ShutdownDelay, "shutdown-delay", 0, "after SIGTERM, keep answering for `DURATION` with /readyz failing and keep-alives off before the port closes, while Service endpoints update (in a cluster: 5s)")
+	fs.DurationVar(&o.Audit.Interval, "audit-interval", 0, "background audit: re-decide the running pods and workload templates every `DURATION` and after every policy change, and write PolicyReports (wgpolicyk8s.io/v1alpha2); one replica at a time (--audit-lease-name). 0: off")
+	fs.StringVar(&o.Audit.LeaseName, "audit-lease-name", "signgate-audit", "the coordination.k8s.io Lease in --namespace that replicas hold to run the background audit (`NAME`)")
+	fs.DurationVar(&o.Audit.LeaseDuration, "audit-lease-duration", 15*time.Second, "how long the audit Lease holds without renewal: a stopped holder is replaced within `DURATION`")
 }
 
 func (o *serveOptions) validate() error {
@@ -46,6 +49,16 @@ func (o *serveOptions) validate() error {
 		return errors.New("--namespace must not be empty")
 	case o.ShutdownDelay < 0 || o.ShutdownDelay > time.Minute:
 		return fmt.Errorf("--shutdown-delay must be between 0s and 1m, not %s", o.ShutdownDelay)
+	case o.Audit.Interval < 0:
+		return fmt.Errorf("--audit-interval must not be negative, not %s", o.Audit.Interval)
+	case o.Audit.Interval > 0 && o.Audit.Interval < time.Second:
+		return fmt.Errorf("--audit-interval %s: want at least 1s (0 turns the background audit off)", o.Audit.Interval)
+	case o.Audit.Interval > 0 && o.PolicyDir != "":
+		return errors.New("--audit-interval needs a cluster to list workloads in and write PolicyReports to; it cannot be used with --policy-dir")
+	case o.Audit.Interval > 0 && o.Audit.LeaseName == "":
+		return errors.New("--audit-lease-name must not be empty")
+	case o.Audit.Interval > 0 && o.Audit.LeaseDuration < time.Second:
+		return fmt.Errorf("--audit-lease-duration %s: want at least 1s", o.Audit.LeaseDuration)
 	}
 	return nil
 }

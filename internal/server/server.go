@@ -49,6 +49,21 @@ type Options struct {
 	// (internal/pullsecrets). Needs a cluster (not PolicyDir) and get on
 	// Secrets and ServiceAccounts in every namespace.
 	PodPullSecrets bool
+	// Audit is the background audit (internal/audit); off when its
+	// Interval is 0. Needs a cluster (not PolicyDir).
+	Audit AuditOptions
+}
+
+// AuditOptions configure the background audit: a rescan every Interval
+// and after every policy change by the replica holding the Lease
+// LeaseName in Namespace; PolicyReports written per namespace.
+type AuditOptions struct {
+	Interval      time.Duration
+	LeaseName     string
+	LeaseDuration time.Duration
+	// Identity is this replica in the Lease (default: $POD_NAME, else the
+	// host name).
+	Identity string
 }
 
 // Server is one running `signgate serve`.
@@ -119,6 +134,12 @@ func New(ctx context.Context, o Options, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		s.Close()
 		return nil, err
+	}
+	if o.Audit.Interval > 0 {
+		if err := s.startAudit(ctx, o, gate, reg); err != nil {
+			s.Close()
+			return nil, err
+		}
 	}
 	s.webhook = &http.Server{
 		Addr:              o.Listen,
