@@ -57,6 +57,7 @@ var scenarios = []struct {
 	{name: "podPullSecrets", args: []string{"--set", "registryCredentials.podPullSecrets=true"}},
 	{name: "podPullSecretsNoTenantSecretRefs", args: []string{"--set", "registryCredentials.podPullSecrets=true", "--set", "rbac.tenantSecretRefs=false"}},
 	{name: "noPolicyWebhook", args: []string{"--set", "webhook.validatePolicies=false"}},
+	{name: "audit", args: []string{"--set", "audit.enabled=true"}},
 }
 
 // systemNamespaces are the default config.exemptNamespaces: typical system
@@ -152,6 +153,7 @@ func TestDeploymentWiring(t *testing.T) {
 	}) {
 		t.Errorf("env %+v has no POD_NAMESPACE from metadata.namespace", c.Env)
 	}
+	checkPodName(t, c)
 	if !slices.ContainsFunc(c.Env, func(e corev1.EnvVar) bool {
 		r := e.ValueFrom
 		return e.Name == "SIGNGATE_MEMORY_LIMIT" && r != nil && r.ResourceFieldRef != nil &&
@@ -500,6 +502,7 @@ func TestRBACLeastPrivilege(t *testing.T) {
 			objs := render(t, sc.args...)
 			tenantSecrets := !slices.Contains(sc.args, "rbac.tenantSecretRefs=false")
 			podPullSecrets := slices.Contains(sc.args, "registryCredentials.podPullSecrets=true")
+			audit := slices.Contains(sc.args, "audit.enabled=true")
 			var gate rbacv1.ClusterRole
 			for _, o := range kinds(objs, "ClusterRole") {
 				cr := decode[rbacv1.ClusterRole](t, o)
@@ -512,7 +515,11 @@ func TestRBACLeastPrivilege(t *testing.T) {
 			role := one[rbacv1.Role](t, objs, "Role")
 			checkNoWildcards(t, "Role", role.Rules)
 			checkGetOnly(t, "Role", role.Rules, "secrets", "serviceaccounts")
-			if diff := cmp.Diff([]rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"secrets", "configmaps"}, Verbs: []string{"get"}}}, role.Rules); diff != "" {
+			wantRole := []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"secrets", "configmaps"}, Verbs: []string{"get"}}}
+			if audit {
+				wantRole = append(wantRole, auditRoleRules("signgate-audit")...)
+			}
+			if diff := cmp.Diff(wantRole, role.Rules); diff != "" {
 				t.Errorf("Role in the release namespace (-want +got):\n%s", diff)
 			}
 			if role.Namespace != releaseNamespace {
@@ -529,6 +536,9 @@ func TestRBACLeastPrivilege(t *testing.T) {
 			}
 			if podPullSecrets {
 				want = append(want, rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"serviceaccounts"}, Verbs: []string{"get"}})
+			}
+			if audit {
+				want = append(want, auditClusterRules...)
 			}
 			if diff := cmp.Diff(want, gate.Rules); diff != "" {
 				t.Errorf("gate ClusterRole (-want +got):\n%s", diff)
@@ -644,6 +654,14 @@ func TestSchemaRejectsBadValues(t *testing.T) {
 		{"scrapeTimeout without a unit", "metrics.serviceMonitor.scrapeTimeout=10"},
 		{"relabelings not a list", "metrics.serviceMonitor.relabelings=x"},
 		{"unknown serviceMonitor key", "metrics.serviceMonitor.honorLabels=true"},
+		{"audit.enabled not a boolean", "audit.enabled=yes"},
+		{"zero audit interval", "audit.interval=0s"},
+		{"audit interval without a unit", "audit.interval=3600"},
+		{"zero audit leaseDuration", "audit.leaseDuration=0"},
+		{"audit leaseDuration not a duration", "audit.leaseDuration=fifteen"},
+		{"unknown audit key", "audit.leaseName=x"},
+		{"installCRDs not a boolean", "audit.policyReports.installCRDs=yes"},
+		{"unknown policyReports key", "audit.policyReports.install=true"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
