@@ -33,13 +33,19 @@ func (s *Signgate) Counter(ctx context.Context, metric string, labels map[string
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
-		rest, ok := strings.CutPrefix(line, metric+"{")
-		if !ok {
-			continue
-		}
-		set, value, ok := strings.Cut(rest, "} ")
-		if !ok || !hasLabels(set, labels) {
-			continue
+		var value string
+		if rest, ok := strings.CutPrefix(line, metric+" "); ok && len(labels) == 0 {
+			value = rest // a series without labels
+		} else {
+			rest, ok := strings.CutPrefix(line, metric+"{")
+			if !ok {
+				continue
+			}
+			set, v, ok := strings.Cut(rest, "} ")
+			if !ok || !hasLabels(set, labels) {
+				continue
+			}
+			value = v
 		}
 		v, err := strconv.ParseFloat(strings.Fields(value)[0], 64)
 		if err != nil {
