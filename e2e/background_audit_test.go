@@ -17,6 +17,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"sigs.k8s.io/yaml"
+
 	"github.com/signgate/signgate/e2e/harness"
 	"github.com/signgate/signgate/internal/audit"
 )
@@ -91,6 +93,10 @@ func TestBackgroundAudit(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := waitReport(ctx, t, ns, "pod app failing under key B", func(r podReport) bool { return r.result("Pod", "app") == "fail" })
+	if u, err := env.Dynamic.Resource(audit.PolicyReportGVR).Namespace(ns).Get(ctx, audit.ReportName, metav1.GetOptions{}); err == nil {
+		b, _ := yaml.Marshal(u.Object["results"])
+		t.Logf("PolicyReport %s/%s results after the rotation:\n%s", ns, audit.ReportName, b)
+	}
 	if msg := r.message("Pod", "app"); !strings.Contains(msg, keyB.Name) {
 		t.Errorf("report: pod app fails with %q, which does not name %s", msg, keyB.Name)
 	}
