@@ -35,7 +35,7 @@ func (o *serveOptions) addFlags(fs *pflag.FlagSet) {
 	fs.StringVarP(&o.Namespace, "namespace", "n", defaultNamespace(), "the gate's own `NAMESPACE`, never evaluated; $POD_NAMESPACE when set")
 	fs.DurationVar(&o.ShutdownDelay, "shutdown-delay", 0, "after SIGTERM, keep answering for `DURATION` with /readyz failing and keep-alives off before the port closes, while Service endpoints update (in a cluster: 5s)")
 	fs.DurationVar(&o.Audit.Interval, "audit-interval", 0, "background audit: re-decide the running pods and workload templates every `DURATION` and after every policy change, and write PolicyReports (wgpolicyk8s.io/v1alpha2); one replica at a time (--audit-lease-name). 0: off")
-	fs.StringVar(&o.Audit.LeaseName, "audit-lease-name", "signgate-audit", "the coordination.k8s.io Lease in --namespace that replicas hold to run the background audit (`NAME`)")
+	fs.StringVar(&o.Audit.LeaseName, "audit-lease-name", "signgate-audit", "`NAME` of the coordination.k8s.io Lease in --namespace that replicas hold to run the background audit")
 	fs.StringVar(&o.Audit.Identity, "audit-identity", "", "this replica's `NAME` in the audit Lease (default: $POD_NAME, else the host name)")
 	fs.DurationVar(&o.Audit.LeaseDuration, "audit-lease-duration", 15*time.Second, "how long the audit Lease holds without renewal: a stopped holder is replaced within `DURATION`")
 }

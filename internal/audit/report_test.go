@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 	k8stesting "k8s.io/client-go/testing"
 
@@ -23,7 +24,7 @@ import (
 var testNow = time.Unix(1700000000, 0)
 
 func testObject(ns, name string) Object {
-	return Object{APIVersion: "v1", Kind: "Pod", Namespace: ns, Name: name, UID: "uid-" + name}
+	return Object{APIVersion: "v1", Kind: "Pod", Namespace: ns, Name: name, UID: types.UID("uid-" + name)}
 }
 
 // An object without findings has one pass result of policy "signgate",
