@@ -36,6 +36,8 @@ func (o *serveOptions) addFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.ShutdownDelay, "shutdown-delay", 0, "after SIGTERM, keep answering for `DURATION` with /readyz failing and keep-alives off before the port closes, while Service endpoints update (in a cluster: 5s)")
 	fs.DurationVar(&o.Audit.Interval, "audit-interval", 0, "background audit: re-decide the running pods and workload templates every `DURATION` and after every policy change, and write PolicyReports (wgpolicyk8s.io/v1alpha2); one replica at a time (--audit-lease-name). 0: off")
 	fs.StringVar(&o.Audit.LeaseName, "audit-lease-name", "signgate-audit", "`NAME` of the coordination.k8s.io Lease in --namespace that replicas hold to run the background audit")
+	fs.Float64Var(&o.Audit.RegistryQPS, "audit-registry-qps", 5, "background audit: at most `N` registry lookups per second for what the caches cannot answer (admission is never throttled)")
+	fs.IntVar(&o.Audit.RegistryBurst, "audit-registry-burst", 10, "background audit: bursts of up to `N` registry lookups above --audit-registry-qps")
 	fs.StringVar(&o.Audit.Identity, "audit-identity", "", "this replica's `NAME` in the audit Lease (default: $POD_NAME, else the host name)")
 	fs.DurationVar(&o.Audit.LeaseDuration, "audit-lease-duration", 15*time.Second, "how long the audit Lease holds without renewal: a stopped holder is replaced within `DURATION`")
 }
@@ -58,6 +60,8 @@ func (o *serveOptions) validate() error {
 		return errors.New("--audit-interval needs a cluster to list workloads in and write PolicyReports to; it cannot be used with --policy-dir")
 	case o.Audit.Interval > 0 && o.Audit.LeaseName == "":
 		return errors.New("--audit-lease-name must not be empty")
+	case o.Audit.Interval > 0 && (o.Audit.RegistryQPS <= 0 || o.Audit.RegistryBurst <= 0):
+		return fmt.Errorf("--audit-registry-qps (%g) and --audit-registry-burst (%d) must be positive", o.Audit.RegistryQPS, o.Audit.RegistryBurst)
 	case o.Audit.Interval > 0 && o.Audit.LeaseDuration < time.Second:
 		return fmt.Errorf("--audit-lease-duration %s: want at least 1s", o.Audit.LeaseDuration)
 	}

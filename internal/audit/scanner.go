@@ -33,8 +33,13 @@ type Gate interface {
 // (a policy, a trust root, a namespace's labels), at most once per
 // MinGap.
 type Scanner struct {
-	Gate     Gate
-	Dyn      dynamic.Interface
+	Gate Gate
+	// Dyn lists (without Source) and writes the PolicyReports.
+	Dyn dynamic.Interface
+	// Source gives each scan its objects. Default: Run watches them
+	// (WatchSource: listed once, then watched, while Run runs); a Scan
+	// without Run lists them (ListSource).
+	Source   ObjectSource
 	Policies Policies
 	Interval time.Duration
 	// MinGap is the least time between two scans started by policy
@@ -57,6 +62,16 @@ type Scanner struct {
 // Run scans until ctx ends. It waits for the policies' first compilation.
 func (s *Scanner) Run(ctx context.Context) {
 	s.defaults()
+	if s.Source == nil {
+		w, err := NewWatchSource(s.Dyn)
+		if err != nil {
+			s.Log.Error("background audit: no informers; listing every scan instead", "err", err)
+		} else {
+			w.Start(ctx)
+			s.Source = w
+			defer func() { s.Source = nil }()
+		}
+	}
 	poll := time.NewTicker(time.Second)
 	defer poll.Stop()
 	for !s.Policies.Ready() {
@@ -93,7 +108,11 @@ func (s *Scanner) Run(ctx context.Context) {
 func (s *Scanner) Scan(ctx context.Context) error {
 	s.defaults()
 	start := time.Now()
-	objs, err := List(ctx, s.Dyn, nil, s.Chunk)
+	src := s.Source
+	if src == nil {
+		src = ListSource{Dyn: s.Dyn, Chunk: s.Chunk}
+	}
+	objs, err := src.Objects(ctx)
 	if err != nil {
 		s.Metrics.scan(false, start, nil)
 		return err

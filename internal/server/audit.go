@@ -12,12 +12,14 @@ import (
 
 	"github.com/signgate/signgate/admission"
 	"github.com/signgate/signgate/internal/audit"
+	"github.com/signgate/signgate/verifier"
 )
 
 // startAudit runs the background audit (Options.Audit) until the server
-// closes: the replica that holds the Lease scans with the webhooks' own
-// gate (its verdict cache is shared with admission).
-func (s *Server) startAudit(ctx context.Context, o Options, gate *admission.Gate, reg prometheus.Registerer) error {
+// closes: the replica that holds the Lease scans with a gate like the
+// webhooks' (the same policies, configuration and verifier caches) whose
+// registry lookups are throttled (audit.Throttled).
+func (s *Server) startAudit(ctx context.Context, o Options, gopts admission.Options, v *verifier.Verifier, reg prometheus.Registerer) error {
 	policies, ok := s.policies.(audit.Policies)
 	if !ok || o.PolicyDir != "" {
 		return errors.New("the background audit needs a cluster: it cannot be used with a policy directory")
@@ -46,6 +48,11 @@ func (s *Server) startAudit(ctx context.Context, o Options, gate *admission.Gate
 		if id, err = os.Hostname(); err != nil {
 			return fmt.Errorf("background audit: no identity for the Lease (POD_NAME unset, host name: %w)", err)
 		}
+	}
+	gopts.Verifier = audit.NewThrottled(v, o.Audit.RegistryQPS, o.Audit.RegistryBurst)
+	gate, err := admission.NewGate(gopts)
+	if err != nil {
+		return err
 	}
 	scanner := &audit.Scanner{Gate: gate, Dyn: dyn, Policies: policies, Interval: o.Audit.Interval, Log: s.log, Metrics: m}
 	election := audit.Election{

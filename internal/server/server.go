@@ -64,6 +64,10 @@ type AuditOptions struct {
 	// Identity is this replica in the Lease (default: $POD_NAME, else the
 	// host name).
 	Identity string
+	// RegistryQPS and RegistryBurst bound the registry lookups a scan's
+	// cache misses make (token bucket); admission is never throttled.
+	RegistryQPS   float64
+	RegistryBurst int
 }
 
 // Server is one running `signgate serve`.
@@ -136,7 +140,7 @@ func New(ctx context.Context, o Options, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	if o.Audit.Interval > 0 {
-		if err := s.startAudit(ctx, o, gate, reg); err != nil {
+		if err := s.startAudit(ctx, o, gopts, v, reg); err != nil {
 			s.Close()
 			return nil, err
 		}
