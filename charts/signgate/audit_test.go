@@ -129,16 +129,16 @@ func TestAudit(t *testing.T) {
 			name:     "defaults",
 			args:     []string{"--set", "audit.enabled=true"},
 			fullname: "signgate",
-			wantArgs: []string{"--audit-interval", "1h", "--audit-lease-name", "signgate-audit", "--audit-lease-duration", "15s"},
+			wantArgs: []string{"--audit-interval", "1h", "--audit-lease-name", "signgate-audit", "--audit-lease-duration", "15s", "--audit-registry-qps", "5", "--audit-registry-burst", "10"},
 			wantCRDs: true,
 		},
 		{
 			// One Lease per release: two releases in one namespace elect
 			// separately.
 			name:     "values",
-			args:     []string{"--set", "audit.enabled=true", "--set", "audit.interval=30m", "--set", "audit.leaseDuration=1m", "--set", "fullnameOverride=gate-b"},
+			args:     []string{"--set", "audit.enabled=true", "--set", "audit.interval=30m", "--set", "audit.leaseDuration=1m", "--set", "fullnameOverride=gate-b", "--set-json", "audit.registryQPS=0.5", "--set", "audit.registryBurst=2"},
 			fullname: "gate-b",
-			wantArgs: []string{"--audit-interval", "30m", "--audit-lease-name", "gate-b-audit", "--audit-lease-duration", "1m"},
+			wantArgs: []string{"--audit-interval", "30m", "--audit-lease-name", "gate-b-audit", "--audit-lease-duration", "1m", "--audit-registry-qps", "0.5", "--audit-registry-burst", "2"},
 			wantCRDs: true,
 		},
 		{
@@ -146,7 +146,7 @@ func TestAudit(t *testing.T) {
 			name:     "noCRDs",
 			args:     []string{"--set", "audit.enabled=true", "--set", "audit.policyReports.installCRDs=false"},
 			fullname: "signgate",
-			wantArgs: []string{"--audit-interval", "1h", "--audit-lease-name", "signgate-audit", "--audit-lease-duration", "15s"},
+			wantArgs: []string{"--audit-interval", "1h", "--audit-lease-name", "signgate-audit", "--audit-lease-duration", "15s", "--audit-registry-qps", "5", "--audit-registry-burst", "10"},
 		},
 	}
 	for _, tt := range tests {
