@@ -58,6 +58,15 @@ func (v *Verifier) VerifyWith(ctx context.Context, d name.Digest, set AuthorityS
 	v.opts.Observer.CacheRequest("verdict", "miss")
 	d = q.digest
 	val, err := v.flights.do(ctx, q.key, v.opts.Timeout, func(ctx context.Context) (any, error) {
+		// A flight for the same key may have stored its verdict and ended
+		// between the look-up above and this one starting: use it rather
+		// than verify the digest a second time.
+		if vd, ok := v.verdicts.get(q.key); ok {
+			if vd.err != nil {
+				return nil, vd.err.clone()
+			}
+			return vd.verified, nil
+		}
 		if err := v.acquireSlot(ctx); err != nil {
 			return nil, undecided("verify", d.String(), err) // not run: neither cached nor counted
 		}

@@ -2,7 +2,9 @@ package audit
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"reflect"
 	"sort"
 	"strings"
 	"time"
@@ -178,13 +180,14 @@ func Reports(evals []Evaluation, now time.Time) map[string]*unstructured.Unstruc
 }
 
 // Write makes the cluster's signgate PolicyReports those of reports:
-// created or replaced (never appended to), and deleted in the namespaces
-// reports has none for.
+// created or replaced (never appended to), left alone when they already
+// say the same (but for the results' timestamps, which then keep saying
+// since when), and deleted in the namespaces reports has none for.
 func Write(ctx context.Context, dyn dynamic.Interface, reports map[string]*unstructured.Unstructured) error {
-	existing := map[string]string{} // namespace → resourceVersion
+	existing := map[string]*unstructured.Unstructured{} // namespace → report
 	err := ListChunked(ctx, dyn.Resource(PolicyReportGVR), 500, func(u *unstructured.Unstructured) error {
 		if u.GetName() == ReportName && u.GetLabels()[ManagedByLabel] == managedBy {
-			existing[u.GetNamespace()] = u.GetResourceVersion()
+			existing[u.GetNamespace()] = u
 		}
 		return nil
 	})
@@ -201,8 +204,11 @@ func Write(ctx context.Context, dyn dynamic.Interface, reports map[string]*unstr
 		r := reports[ns].DeepCopy()
 		ri := dyn.Resource(PolicyReportGVR).Namespace(ns)
 		var err error
-		if rv, ok := existing[ns]; ok {
-			r.SetResourceVersion(rv)
+		if cur, ok := existing[ns]; ok {
+			if sameReport(cur, r) {
+				continue // nothing changed: no write (and the timestamps say since when)
+			}
+			r.SetResourceVersion(cur.GetResourceVersion())
 			_, err = ri.Update(ctx, r, metav1.UpdateOptions{})
 		} else {
 			_, err = ri.Create(ctx, r, metav1.CreateOptions{})
@@ -227,6 +233,37 @@ func Write(ctx context.Context, dyn dynamic.Interface, reports map[string]*unstr
 		return fmt.Errorf("write PolicyReports: %s", strings.Join(errs, "; "))
 	}
 	return nil
+}
+
+// sameReport reports whether cur (as stored) already says what next
+// says: the same summary, truncation and results but for their
+// timestamps.
+func sameReport(cur, next *unstructured.Unstructured) bool {
+	if cur.GetAnnotations()[TruncatedAnnotation] != next.GetAnnotations()[TruncatedAnnotation] {
+		return false
+	}
+	norm := func(u *unstructured.Unstructured) (any, error) {
+		// Through JSON, so stored numbers (int64, float64) and ours compare
+		// alike.
+		b, err := json.Marshal(map[string]any{"summary": u.Object["summary"], "results": u.Object["results"]})
+		if err != nil {
+			return nil, err
+		}
+		var v map[string]any
+		if err := json.Unmarshal(b, &v); err != nil {
+			return nil, err
+		}
+		results, _ := v["results"].([]any)
+		for _, r := range results {
+			if m, ok := r.(map[string]any); ok {
+				delete(m, "timestamp")
+			}
+		}
+		return v, nil
+	}
+	a, errA := norm(cur)
+	b, errB := norm(next)
+	return errA == nil && errB == nil && reflect.DeepEqual(a, b)
 }
 
 func resultOf(s admission.Severity) string {
