@@ -76,7 +76,7 @@ staticcheck: $(STAMP)/staticcheck-$(STATICCHECK_VERSION)
 BENCH_COUNT ?= 5
 BENCH_BASE  ?=
 bench: $(STAMP)/benchstat-$(BENCHSTAT_VERSION)
-	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) ./verifier/... ./policy/... ./admission/... | tee $(BIN)/bench.txt
+	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) ./verifier/... ./policy/... ./admission/... ./internal/audit/... | tee $(BIN)/bench.txt
 	$(BIN)/benchstat $(if $(BENCH_BASE),before=$(BENCH_BASE) after=$(BIN)/bench.txt,$(BIN)/bench.txt)
 
 ## load: signgate serve and PSA's webhook side by side under vegeta (e2e/load, build tag load);

@@ -312,6 +312,8 @@ func TestWrite(t *testing.T) {
 		// signgate's name without the label: another tool's
 		policyReport("foreign", ReportName, map[string]string{ManagedByLabel: "kyverno"}, oldResult),
 		policyReport("foreign", "polr-1", nil, oldResult),
+		// signgate's label on another name where signgate's report is new
+		policyReport("new", "other", managed, oldResult),
 	)
 	reports := Reports([]Evaluation{
 		{Object: testObject("existing", "e1")},
@@ -339,7 +341,7 @@ func TestWrite(t *testing.T) {
 	if getReport(t, dyn, "gone", ReportName) != nil {
 		t.Error("the stale signgate report of namespace gone is still there")
 	}
-	for _, nn := range [][2]string{{"gone", "other"}, {"foreign", ReportName}, {"foreign", "polr-1"}} {
+	for _, nn := range [][2]string{{"gone", "other"}, {"new", "other"}, {"foreign", ReportName}, {"foreign", "polr-1"}} {
 		if r := getReport(t, dyn, nn[0], nn[1]); r == nil {
 			t.Errorf("PolicyReport %s/%s (not signgate's) was deleted", nn[0], nn[1])
 		} else if diff := cmp.Diff([]string{"old"}, resultNames(t, r)); diff != "" {
@@ -397,5 +399,48 @@ func TestWriteNamespaceGone(t *testing.T) {
 	}
 	if getReport(t, dyn, "a", ReportName) == nil {
 		t.Error("no report in namespace a")
+	}
+}
+
+// A report that already says the same, but for the timestamps, is not
+// rewritten (its timestamps keep saying since when); a changed one is.
+func TestWriteUnchangedNotRewritten(t *testing.T) {
+	dyn := newFakeDyn()
+	evals := []Evaluation{{Object: testObject("a", "p1")}, {Object: testObject("a", "p2"), Findings: []admission.Finding{deny("no")}}}
+	if err := Write(context.Background(), dyn, Reports(evals, testNow)); err != nil {
+		t.Fatal(err)
+	}
+	updates := func() int {
+		n := 0
+		for _, a := range dyn.Actions() {
+			if a.GetVerb() == "update" || a.GetVerb() == "create" || a.GetVerb() == "patch" {
+				n++
+			}
+		}
+		return n
+	}
+	before := updates()
+	later := testNow.Add(time.Hour)
+	if err := Write(context.Background(), dyn, Reports(evals, later)); err != nil {
+		t.Fatal(err)
+	}
+	if n := updates() - before; n != 0 {
+		t.Errorf("%d writes of an unchanged report, want 0", n)
+	}
+	r := getReport(t, dyn, "a", ReportName)
+	if secs := reportResults(t, r)[0]["timestamp"].(map[string]any)["seconds"]; secs != testNow.Unix() {
+		t.Errorf("timestamp %v after an unchanged scan, want the first scan's %d", secs, testNow.Unix())
+	}
+
+	evals[1].Findings = nil
+	if err := Write(context.Background(), dyn, Reports(evals, later)); err != nil {
+		t.Fatal(err)
+	}
+	if n := updates() - before; n != 1 {
+		t.Errorf("%d writes of a changed report, want 1", n)
+	}
+	r = getReport(t, dyn, "a", ReportName)
+	if diff := cmp.Diff(map[string]any{"pass": int64(2), "fail": int64(0), "warn": int64(0), "error": int64(0), "skip": int64(0)}, r.Object["summary"]); diff != "" {
+		t.Errorf("summary after the change (-want +got):\n%s", diff)
 	}
 }
