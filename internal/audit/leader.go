@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -42,6 +43,11 @@ func (e Election) Run(ctx context.Context, lead func(context.Context)) {
 		LockConfig: resourcelock.ResourceLockConfig{Identity: e.Identity},
 	}
 	for ctx.Err() == nil {
+		// client-go runs OnStartedLeading in a goroutine of its own and
+		// does not wait for it: wait here, so that a lead that lost the
+		// Lease has returned before this replica campaigns (and may lead)
+		// again, and two never run at once.
+		var leading sync.WaitGroup
 		le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
 			Lock:            lock,
 			LeaseDuration:   e.LeaseDuration,
@@ -51,12 +57,14 @@ func (e Election) Run(ctx context.Context, lead func(context.Context)) {
 			Name:            e.Name,
 			Callbacks: leaderelection.LeaderCallbacks{
 				OnStartedLeading: func(ctx context.Context) {
+					leading.Add(1)
+					defer leading.Done()
 					log.Info("background audit: leading", "lease", e.Namespace+"/"+e.Name, "identity", e.Identity)
 					e.Metrics.leading(true)
+					defer e.Metrics.leading(false)
 					lead(ctx)
 				},
 				OnStoppedLeading: func() {
-					e.Metrics.leading(false)
 					log.Info("background audit: not leading", "lease", e.Namespace+"/"+e.Name, "identity", e.Identity)
 				},
 				OnNewLeader: func(id string) {
@@ -71,5 +79,6 @@ func (e Election) Run(ctx context.Context, lead func(context.Context)) {
 			return
 		}
 		le.Run(ctx)
+		leading.Wait()
 	}
 }

@@ -208,8 +208,12 @@ func Write(ctx context.Context, dyn dynamic.Interface, reports map[string]*unstr
 			if sameReport(cur, r) {
 				continue // nothing changed: no write (and the timestamps say since when)
 			}
-			r.SetResourceVersion(cur.GetResourceVersion())
-			_, err = ri.Update(ctx, r, metav1.UpdateOptions{})
+			next := r.DeepCopy()
+			next.SetResourceVersion(cur.GetResourceVersion())
+			_, err = ri.Update(ctx, next, metav1.UpdateOptions{})
+			if apierrors.IsNotFound(err) { // deleted since the list: create it again
+				_, err = ri.Create(ctx, r, metav1.CreateOptions{})
+			}
 		} else {
 			_, err = ri.Create(ctx, r, metav1.CreateOptions{})
 		}

@@ -62,14 +62,15 @@ type Scanner struct {
 // Run scans until ctx ends. It waits for the policies' first compilation.
 func (s *Scanner) Run(ctx context.Context) {
 	s.defaults()
-	if s.Source == nil {
+	src := s.Source
+	if src == nil {
 		w, err := NewWatchSource(s.Dyn)
 		if err != nil {
 			s.Log.Error("background audit: no informers; listing every scan instead", "err", err)
+			src = ListSource{Dyn: s.Dyn, Chunk: s.Chunk}
 		} else {
-			w.Start(ctx)
-			s.Source = w
-			defer func() { s.Source = nil }()
+			w.Start(ctx) // stops with ctx: watched only while Run runs
+			src = w
 		}
 	}
 	poll := time.NewTicker(time.Second)
@@ -91,7 +92,7 @@ func (s *Scanner) Run(ctx context.Context) {
 		now := time.Now()
 		if !now.Before(due) || (gen != last && now.Sub(lastStart) >= s.MinGap) {
 			last, lastStart = gen, now
-			if err := s.Scan(ctx); err != nil && ctx.Err() == nil {
+			if err := s.scan(ctx, src); err != nil && ctx.Err() == nil {
 				s.Log.Error("background audit failed; next try at the next interval or policy change", "err", err)
 			}
 			due = time.Now().Add(s.Interval)
@@ -104,14 +105,18 @@ func (s *Scanner) Run(ctx context.Context) {
 	}
 }
 
-// Scan lists, evaluates and writes once.
+// Scan lists (Source, else ListSource), evaluates and writes once.
 func (s *Scanner) Scan(ctx context.Context) error {
 	s.defaults()
-	start := time.Now()
 	src := s.Source
 	if src == nil {
 		src = ListSource{Dyn: s.Dyn, Chunk: s.Chunk}
 	}
+	return s.scan(ctx, src)
+}
+
+func (s *Scanner) scan(ctx context.Context, src ObjectSource) error {
+	start := time.Now()
 	objs, err := src.Objects(ctx)
 	if err != nil {
 		s.Metrics.scan(false, start, nil)

@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"sync/atomic"
+	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/tools/cache"
@@ -34,14 +37,28 @@ func (l ListSource) Objects(ctx context.Context) ([]Object, error) {
 type WatchSource struct {
 	factory   dynamicinformer.DynamicSharedInformerFactory
 	informers []cache.SharedIndexInformer
+	resources []schema.GroupVersionResource
+	errs      []atomic.Pointer[error] // the last list or watch error of each informer
+	// SyncTimeout bounds how long Objects waits for the first lists
+	// (default 1m): an informer that cannot list (RBAC) is an error naming
+	// the resource, not a scan that waits forever.
+	SyncTimeout time.Duration
 }
 
 // NewWatchSource builds the informers; Start runs them.
 func NewWatchSource(dyn dynamic.Interface) (*WatchSource, error) {
-	w := &WatchSource{factory: dynamicinformer.NewDynamicSharedInformerFactory(dyn, 0)}
-	for _, gvr := range Resources {
+	w := &WatchSource{
+		factory:     dynamicinformer.NewDynamicSharedInformerFactory(dyn, 0),
+		resources:   Resources,
+		errs:        make([]atomic.Pointer[error], len(Resources)),
+		SyncTimeout: time.Minute,
+	}
+	for i, gvr := range Resources {
 		inf := w.factory.ForResource(gvr).Informer()
 		if err := inf.SetTransform(slim); err != nil {
+			return nil, fmt.Errorf("audit informer for %s: %w", gvr.Resource, err)
+		}
+		if err := inf.SetWatchErrorHandler(func(_ *cache.Reflector, err error) { w.errs[i].Store(&err) }); err != nil {
 			return nil, fmt.Errorf("audit informer for %s: %w", gvr.Resource, err)
 		}
 		w.informers = append(w.informers, inf)
@@ -52,15 +69,30 @@ func NewWatchSource(dyn dynamic.Interface) (*WatchSource, error) {
 // Start runs the informers until ctx ends.
 func (w *WatchSource) Start(ctx context.Context) { w.factory.Start(ctx.Done()) }
 
-// Objects waits until every informer has listed once, then returns the
-// cached objects as List would.
+// Objects waits until every informer has listed once (at most
+// SyncTimeout), then returns the cached objects as List would. An
+// informer that has not listed is a *ListError with its last error.
 func (w *WatchSource) Objects(ctx context.Context) ([]Object, error) {
+	wait, cancel := context.WithTimeout(ctx, w.SyncTimeout)
+	defer cancel()
 	synced := make([]cache.InformerSynced, len(w.informers))
 	for i, inf := range w.informers {
 		synced[i] = inf.HasSynced
 	}
-	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
-		return nil, fmt.Errorf("audit informers not synced: %w", context.Cause(ctx))
+	if !cache.WaitForCacheSync(wait.Done(), synced...) {
+		if ctx.Err() != nil {
+			return nil, context.Cause(ctx)
+		}
+		for i, inf := range w.informers {
+			if inf.HasSynced() {
+				continue
+			}
+			err := fmt.Errorf("not listed within %s", w.SyncTimeout)
+			if last := w.errs[i].Load(); last != nil {
+				err = *last
+			}
+			return nil, listError(w.resources[i], "", err)
+		}
 	}
 	var out []Object
 	for _, inf := range w.informers {
