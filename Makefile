@@ -140,6 +140,8 @@ chart-check: $(STAMP)/helm-$(HELM_VERSION)
 	  $(BIN)/helm lint --strict charts/signgate -n signgate-system --set sigstore.publicGoodTrustRoot.enabled=true && \
 	  $(BIN)/helm lint --strict charts/signgate -n signgate-system --set registryCredentials.podPullSecrets=true && \
 	  $(BIN)/helm lint --strict charts/signgate -n signgate-system --set audit.enabled=true && \
+	  $(BIN)/helm lint --strict charts/signgate -n signgate-system --set registryCAs.existingConfigMap=registry-ca \
+	    --set 'config.registry.certificateAuthorities.registry\.corp\.example=/etc/signgate/registry-ca/corp.pem' && \
 	  $(BIN)/helm lint --strict charts/signgate -n signgate-system --set certManager.enabled=true --set certManager.namespace=certs \
 	    --set webhook.excludeNamespaces={team-infra} --set webhook.annotations.team=platform && \
 	  $(BIN)/helm lint --strict charts/signgate -n signgate-system --set webhook.failurePolicy.mutate=Ignore --set webhook.failurePolicy.validate=Ignore && \

@@ -2,11 +2,17 @@ package policy
 
 import (
 	"bytes"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"maps"
 	"net/netip"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,6 +20,8 @@ import (
 
 	"go.yaml.in/yaml/v3"
 	psapi "k8s.io/pod-security-admission/api"
+
+	"github.com/signgate/signgate/internal/imageref"
 )
 
 // The apiVersion and kind a gate configuration file must declare.
@@ -165,9 +173,18 @@ type RegistryConfig struct {
 	// → gitlab.com). A realm on the registry's own host is always used;
 	// any other is refused before it is contacted. Default none.
 	TokenRealms []TokenRealm `yaml:"tokenRealms"`
+	// CertificateAuthorities map a registry host[:port] to the absolute
+	// path of a PEM file of CA certificates: the registry's TLS
+	// certificate must chain to one of them, and only to them (not the
+	// system roots). A key without port covers every port of the host;
+	// host:port that port only, ahead of the host's entry. The files are
+	// read when the configuration is parsed. Default none. See
+	// CertificateAuthorityPools for the parsed form.
+	CertificateAuthorities map[string]string `yaml:"certificateAuthorities"`
 
 	blocked []netip.Prefix
 	proxy   *url.URL
+	cas     map[string]*x509.CertPool
 }
 
 // TokenRealm allows the registry Registry (host[:port] as in an image
@@ -181,6 +198,13 @@ type TokenRealm struct {
 // ProxyURL returns Proxy parsed, or nil when no proxy is configured.
 func (r *RegistryConfig) ProxyURL() *url.URL {
 	return r.proxy
+}
+
+// CertificateAuthorityPools returns CertificateAuthorities read: the
+// certificate pool of each registry host[:port], or nil when none is
+// configured. The map is shared: do not modify it.
+func (r *RegistryConfig) CertificateAuthorityPools() map[string]*x509.CertPool {
+	return r.cas
 }
 
 // BlockedPrefixes returns BlockedNetworks parsed, or nil when the
@@ -390,6 +414,97 @@ func (r *RegistryConfig) validate(errs *problems) {
 			r.proxy = u
 		}
 	}
+	r.validateCAs(errs)
+}
+
+// maxCABundleBytes bounds a registry CA file: a bundle of a few hundred
+// certificates.
+const maxCABundleBytes = 1 << 20
+
+// validateCAs reads registry.certificateAuthorities, in key order so that
+// problems are reported in a stable order.
+func (r *RegistryConfig) validateCAs(errs *problems) {
+	r.cas = nil
+	if len(r.CertificateAuthorities) == 0 {
+		return
+	}
+	insecure := map[string]bool{}
+	for _, h := range r.InsecureRegistries {
+		insecure[imageref.Host(h)] = true
+	}
+	r.cas = make(map[string]*x509.CertPool, len(r.CertificateAuthorities))
+	for _, host := range slices.Sorted(maps.Keys(r.CertificateAuthorities)) {
+		file := r.CertificateAuthorities[host]
+		p := path{"registry", "certificateAuthorities", mapKey(host)}
+		switch {
+		case !validHost(host):
+			errs.add(p, "key must be the registry's host or host:port without scheme or path, such as registry.corp.example or harbor.corp.example:8443 (got %q)", host)
+			continue
+		case insecure[imageref.Host(host)]:
+			errs.add(p, "%s is also in registry.insecureRegistries: a registry is reached either over plain HTTP or over TLS verified with its CA bundle; remove it from one of the two", host)
+			continue
+		case !filepath.IsAbs(file):
+			errs.add(p, "must be the absolute path of a PEM file of CA certificates for registry %s, such as /etc/signgate/registry-ca/ca.pem (got %q)", host, file)
+			continue
+		}
+		pool, err := readCABundle(file)
+		if err != nil {
+			errs.add(p, "CA bundle of registry %s: %v", host, err)
+			continue
+		}
+		r.cas[host] = pool
+	}
+}
+
+// pathErr is err without the operation and path a *fs.PathError adds.
+func pathErr(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// readCABundle reads a PEM file of CA certificates: a regular file of at
+// most maxCABundleBytes holding at least one CERTIFICATE block, every one
+// of which must parse. Other blocks are ignored.
+func readCABundle(file string) (*x509.CertPool, error) {
+	const fix = "mount the file there (chart: registryCAs.existingConfigMap) or fix the path"
+	fi, err := os.Stat(file)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("cannot read %s: %v; %s", file, pathErr(err), fix)
+	case !fi.Mode().IsRegular():
+		return nil, fmt.Errorf("%s is not a regular file; %s", file, fix)
+	case fi.Size() > maxCABundleBytes:
+		return nil, fmt.Errorf("%s is larger than %d bytes, too large for a CA bundle", file, maxCABundleBytes)
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read %s: %v; %s", file, pathErr(err), fix)
+	}
+	pool := x509.NewCertPool()
+	n := 0
+	for rest := data; ; {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			break
+		}
+		if b.Type != "CERTIFICATE" {
+			continue
+		}
+		n++
+		cert, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("%s: certificate %d does not parse (%v); the file must hold PEM CA certificates", file, n, err)
+		}
+		pool.AddCert(cert)
+	}
+	if n == 0 {
+		return nil, fmt.Errorf("%s holds no PEM certificate; it must hold the registry's CA certificates, each from -----BEGIN CERTIFICATE----- to -----END CERTIFICATE-----", file)
+	}
+	return pool, nil
 }
 
 // parseProxy accepts scheme://host[:port] with scheme http or https and

@@ -18,6 +18,10 @@ import (
 // indices (int), printed as "hardening[0].namespaceSelector".
 type path []any
 
+// mapKey is a path segment naming a key of a map field, printed as
+// ["key"] since keys such as host names hold dots.
+type mapKey string
+
 // to returns a new path with segs appended; p is never modified.
 func (p path) to(segs ...any) path {
 	return append(append(path(nil), p...), segs...)
@@ -29,6 +33,8 @@ func (p path) String() string {
 		switch s := s.(type) {
 		case int:
 			b.WriteString("[" + strconv.Itoa(s) + "]")
+		case mapKey:
+			b.WriteString("[" + strconv.Quote(string(s)) + "]")
 		default:
 			if b.Len() > 0 {
 				b.WriteString(".")
@@ -141,11 +147,20 @@ func child(n *yaml.Node, seg any) (key, val *yaml.Node) {
 			return n.Content[seg], n.Content[seg]
 		}
 	case string:
-		if n.Kind == yaml.MappingNode {
-			for i := 0; i+1 < len(n.Content); i += 2 {
-				if n.Content[i].Value == seg {
-					return n.Content[i], n.Content[i+1]
-				}
+		return mappingEntry(n, seg)
+	case mapKey:
+		return mappingEntry(n, string(seg))
+	}
+	return nil, nil
+}
+
+// mappingEntry returns the key and value nodes of key in the mapping n,
+// nil when absent.
+func mappingEntry(n *yaml.Node, key string) (k, v *yaml.Node) {
+	if n.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == key {
+				return n.Content[i], n.Content[i+1]
 			}
 		}
 	}

@@ -228,7 +228,7 @@ func TestParseConfigErrors(t *testing.T) {
 // FuzzParseConfig feeds arbitrary YAML to the parser: it must not panic, and
 // whatever it accepts must be valid.
 func FuzzParseConfig(f *testing.F) {
-	for _, file := range []string{"testdata/config/valid/example.yaml", "testdata/config/invalid/bad_values.yaml", "testdata/config/invalid/unknown_in_list.yaml"} {
+	for _, file := range []string{"testdata/config/valid/example.yaml", "testdata/config/invalid/bad_values.yaml", "testdata/config/invalid/unknown_in_list.yaml", "testdata/config/invalid/registry_cas.yaml"} {
 		data, err := os.ReadFile(file)
 		if err != nil {
 			f.Fatal(err)

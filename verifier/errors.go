@@ -2,11 +2,14 @@ package verifier
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"syscall"
 
@@ -70,7 +73,9 @@ type UndecidedError struct {
 	// (connection refused)", "unreachable", "answered HTTP 503", "gave an
 	// answer signgate could not use", or for a recovered panic "gave an
 	// answer signgate could not use (an internal error; please report
-	// it)".
+	// it)"; for a TLS certificate that did not verify, "failed TLS
+	// verification: the certificate of HOST ..." naming the host and,
+	// for an unknown authority, registry.certificateAuthorities.
 	Reason string
 	Err    error
 }
@@ -275,7 +280,7 @@ func transient(err error) bool {
 	case ruleProblem(err) != "":
 		return false
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled),
-		errors.Is(err, errInternal):
+		errors.Is(err, errInternal), errors.As(err, new(*certError)):
 		return true
 	}
 	if code := statusCode(err); code != 0 {
@@ -295,6 +300,9 @@ func undecidedReason(err error) string {
 		return "request cancelled"
 	case errors.Is(err, errInternal):
 		return reasonInternal
+	}
+	if ce := (*certError)(nil); errors.As(err, &ce) {
+		return ce.problem()
 	}
 	if code := statusCode(err); code != 0 {
 		return fmt.Sprintf("answered HTTP %d", code)
@@ -370,4 +378,47 @@ func ruleProblem(err error) string {
 		return "its token service is on another host that is not allowed; add the pair to registry.tokenRealms if it is trusted"
 	}
 	return ""
+}
+
+// certError is a TLS certificate that did not verify: signed by an
+// authority not trusted for the host (the system roots, or the host's
+// Options.RegistryCAs), for another name, expired. It is undecided, not
+// a verdict: the image was never read. The fix is usually the gate's
+// configuration (registry.certificateAuthorities) or the registry's
+// certificate.
+type certError struct {
+	host string // the request URL's host[:port], as a reference names it
+	err  error
+}
+
+func (e *certError) Error() string { return fmt.Sprintf("TLS handshake with %s: %v", e.host, e.err) }
+
+func (e *certError) Unwrap() error { return e.err }
+
+// newCertError returns err as a *certError for a request to u when it is
+// a certificate verification failure, else nil.
+func newCertError(u *url.URL, err error) *certError {
+	var cv *tls.CertificateVerificationError
+	if errors.As(err, &cv) || errors.As(err, new(x509.UnknownAuthorityError)) ||
+		errors.As(err, new(x509.HostnameError)) || errors.As(err, new(x509.CertificateInvalidError)) {
+		return &certError{host: u.Host, err: err}
+	}
+	return nil
+}
+
+// problem is the UndecidedError Reason: the verifier's own words, naming
+// the host whose certificate failed (the registry, or its token service
+// or a redirect target) and, when a CA bundle is the fix, the setting.
+func (e *certError) problem() string {
+	var invalid x509.CertificateInvalidError
+	msg := "failed TLS verification: the certificate of " + e.host
+	switch {
+	case errors.As(e.err, new(x509.UnknownAuthorityError)):
+		return msg + " is not signed by a CA signgate trusts for it; set registry.certificateAuthorities for " + e.host + " to the CA bundle that issued it"
+	case errors.As(e.err, new(x509.HostnameError)):
+		return msg + " is not valid for that host name"
+	case errors.As(e.err, &invalid) && invalid.Reason == x509.Expired:
+		return msg + " has expired or is not yet valid"
+	}
+	return msg + " could not be verified"
 }

@@ -1,15 +1,20 @@
 package verifier
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
+
+	"github.com/signgate/signgate/internal/imageref"
 )
 
 // Defaults for Options fields left zero.
@@ -161,6 +166,17 @@ type Options struct {
 	Transport http.RoundTripper
 	// Observer receives metrics events. Default none.
 	Observer Observer
+	// RegistryCAs are the certificate authorities trusted for the TLS
+	// certificates of the hosts they are keyed by: a host (every port of
+	// it) or host:port (that port only, ahead of the host's entry), as
+	// in an image reference. A listed host is verified against its pool
+	// only, not the system roots, with the usual host name and validity
+	// checks; every other host against the system roots. A key matches
+	// whatever request goes to that host: a registry, its token service
+	// or a redirect target. Default none. Setting RegistryCAs with
+	// Transport is an error (set the roots in that transport); a key in
+	// InsecureRegistries too is an error.
+	RegistryCAs map[string]*x509.CertPool
 }
 
 // withDefaults returns a copy with defaults filled in, or an error for a
@@ -233,6 +249,20 @@ func (o Options) withDefaults() (Options, error) {
 			errs = append(errs, fmt.Errorf("proxy %q: want http://host[:port] or https://host[:port]", p.Redacted()))
 		case o.Transport != nil:
 			errs = append(errs, errors.New("proxy is not used with a caller's Transport: set the proxy in that transport"))
+		}
+	}
+	if len(o.RegistryCAs) > 0 && o.Transport != nil {
+		errs = append(errs, errors.New("registry CAs are not used with a caller's Transport: set the roots in that transport"))
+	}
+	insecure := hostSet(o.InsecureRegistries)
+	for _, h := range slices.Sorted(maps.Keys(o.RegistryCAs)) {
+		switch pool := o.RegistryCAs[h]; {
+		case h == "" || strings.ContainsAny(h, "/ @"):
+			errs = append(errs, fmt.Errorf("registry CA for %q: want host or host:port", h))
+		case pool == nil:
+			errs = append(errs, fmt.Errorf("registry CA for %s: no certificate pool", h))
+		case insecure[imageref.Host(h)]:
+			errs = append(errs, fmt.Errorf("registry CA for %s: the host is also an insecure (plain HTTP) registry", h))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -119,6 +120,53 @@ func (g dialGuard) transport(proxy *url.URL) *http.Transport {
 	}
 	t.DialContext = g.DialContext
 	return t
+}
+
+// withRegistryCAs returns t, or when cas (Options.RegistryCAs) is not
+// empty a RoundTripper that sends each request for a host with a CA
+// through a clone of t whose TLS roots are that CA pool alone, and every
+// other request through t (system roots). The clones keep t's dial guard
+// and proxy: only the roots differ. A request is matched by its URL's
+// host:port first, then its host.
+func withRegistryCAs(t *http.Transport, cas map[string]*x509.CertPool) http.RoundTripper {
+	if len(cas) == 0 {
+		return t
+	}
+	r := &caTransport{def: t, byHost: make(map[string]*http.Transport, len(cas))}
+	for h, pool := range cas {
+		c := t.Clone()
+		c.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		r.byHost[strings.ToLower(h)] = c
+	}
+	return r
+}
+
+// caTransport routes requests to the transport trusting their host's CA.
+type caTransport struct {
+	def    *http.Transport
+	byHost map[string]*http.Transport // host:port or host, lower case
+}
+
+func (r *caTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	return r.forURL(req.URL).RoundTrip(req)
+}
+
+func (r *caTransport) forURL(u *url.URL) *http.Transport {
+	if t, ok := r.byHost[strings.ToLower(canonicalAddr(u))]; ok {
+		return t
+	}
+	if t, ok := r.byHost[strings.ToLower(u.Hostname())]; ok {
+		return t
+	}
+	return r.def
+}
+
+// CloseIdleConnections closes the idle connections of every transport.
+func (r *caTransport) CloseIdleConnections() {
+	r.def.CloseIdleConnections()
+	for _, t := range r.byHost {
+		t.CloseIdleConnections()
+	}
 }
 
 type dialGuard struct {
@@ -238,6 +286,9 @@ func (t *registryTransport) RoundTrip(req *http.Request) (*http.Response, error)
 		t.obs.RegistryRequest(op, 0)
 		if upgraded && notTLS(err) {
 			return nil, fmt.Errorf("%s %s: %w", req.Method, req.URL.Redacted(), errPlainHTTP)
+		}
+		if ce := newCertError(req.URL, err); ce != nil {
+			return nil, ce
 		}
 		return nil, err
 	}

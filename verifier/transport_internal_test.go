@@ -1,6 +1,7 @@
 package verifier
 
 import (
+	"crypto/x509"
 	"errors"
 	"net/http"
 	"net/netip"
@@ -142,5 +143,40 @@ func TestInsecureHostsCanonical(t *testing.T) {
 		if !got[h] {
 			t.Errorf("hostSet lacks %q: %v", h, got)
 		}
+	}
+}
+
+// TestRegistryCATransport: the transports trusting a host's CA are
+// clones of the guarded one: same dial guard and proxy, only the roots
+// differ, and requests are routed by host:port, then host.
+func TestRegistryCATransport(t *testing.T) {
+	t.Parallel()
+	proxy := &url.URL{Scheme: "http", Host: "proxy.example:3128"}
+	base := guardedTransport(DefaultBlockedNetworks(), nil, proxy)
+	a, b := x509.NewCertPool(), x509.NewCertPool()
+	rt := withRegistryCAs(base, map[string]*x509.CertPool{"r.example": a, "R.example:8443": b}).(*caTransport)
+	for _, tc := range []struct {
+		url  string
+		want *x509.CertPool // nil: the base transport
+	}{
+		{"https://r.example/v2/", a},
+		{"https://r.example:5000/v2/", a},
+		{"https://r.example:8443/v2/", b},
+		{"https://R.EXAMPLE:8443/v2/", b},
+		{"https://other.example/v2/", nil},
+	} {
+		u, _ := url.Parse(tc.url)
+		got := rt.forURL(u)
+		switch {
+		case tc.want == nil && got != base:
+			t.Errorf("%s: not the base transport", tc.url)
+		case tc.want != nil && (got.TLSClientConfig == nil || got.TLSClientConfig.RootCAs != tc.want):
+			t.Errorf("%s: not the transport with the host's pool", tc.url)
+		case got.DialContext == nil || got.Proxy == nil:
+			t.Errorf("%s: transport lost the dial guard or the proxy", tc.url)
+		}
+	}
+	if withRegistryCAs(base, nil) != http.RoundTripper(base) {
+		t.Error("without CAs the base transport is not used as is")
 	}
 }

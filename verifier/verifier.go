@@ -46,7 +46,7 @@ func New(opts Options) (*Verifier, error) {
 	}
 	base := o.Transport
 	if base == nil {
-		base = guardedTransport(o.BlockedNetworks, o.AllowedHosts, o.Proxy)
+		base = withRegistryCAs(guardedTransport(o.BlockedNetworks, o.AllowedHosts, o.Proxy), o.RegistryCAs)
 	}
 	v := &Verifier{
 		opts:     o,

@@ -58,6 +58,8 @@ var scenarios = []struct {
 	{name: "podPullSecretsNoTenantSecretRefs", args: []string{"--set", "registryCredentials.podPullSecrets=true", "--set", "rbac.tenantSecretRefs=false"}},
 	{name: "noPolicyWebhook", args: []string{"--set", "webhook.validatePolicies=false"}},
 	{name: "audit", args: []string{"--set", "audit.enabled=true"}},
+	{name: "registryCAs", args: []string{"--set", "registryCAs.existingConfigMap=registry-ca",
+		"--set", `config.registry.certificateAuthorities.registry\.corp\.example=/etc/signgate/registry-ca/corp.pem`}},
 }
 
 // systemNamespaces are the default config.exemptNamespaces: typical system
@@ -621,6 +623,9 @@ func TestSchemaRejectsBadValues(t *testing.T) {
 		{"registry credentials Secret name with a slash", "registryCredentials.existingSecret=a/b"},
 		{"podPullSecrets not a boolean", "registryCredentials.podPullSecrets=yes"},
 		{"unknown registryCredentials key", "registryCredentials.pullSecrets=true"},
+		{"registry CA ConfigMap name with a slash", "registryCAs.existingConfigMap=a/b"},
+		{"unknown registryCAs key", "registryCAs.existingSecret=x"},
+		{"registry CA file with a relative path", `config.registry.certificateAuthorities.registry\.corp\.example=corp.pem`},
 		{"crds.install not a boolean", "crds.install=yes"},
 		{"unknown crds key", "crds.keep=true"},
 		{"the removed rbac.pullSecrets", "rbac.pullSecrets=true"},

@@ -4,6 +4,8 @@ package harness
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net/http"
 	"os"
@@ -36,12 +38,16 @@ type Registry struct {
 	proc    *Process
 	name    string
 	started int
+	// CACertPEM is the CA that issued the registry's TLS certificate
+	// (StartTLSRegistry); empty for a plain HTTP registry.
+	CACertPEM []byte
+	tlsTr     *http.Transport // trusts CACertPEM only; nil for plain HTTP
 }
 
 // StartRegistry writes a config.yml for a filesystem-backed registry under
 // dir and starts it. name distinguishes log files when there are several.
 func StartRegistry(ctx context.Context, tb TB, bin, dir, name string) (*Registry, error) {
-	return startRegistry(ctx, tb, bin, dir, name, "", "")
+	return startRegistry(ctx, tb, bin, dir, name, "", "", nil)
 }
 
 // StartPrivateRegistry is StartRegistry for a registry that requires user
@@ -51,10 +57,23 @@ func StartPrivateRegistry(ctx context.Context, tb TB, bin, dir, name, user, pass
 	if user == "" || password == "" {
 		return nil, fmt.Errorf("start registry %s: a private registry needs a user and a password", name)
 	}
-	return startRegistry(ctx, tb, bin, dir, name, user, password)
+	return startRegistry(ctx, tb, bin, dir, name, user, password, nil)
 }
 
-func startRegistry(ctx context.Context, tb TB, bin, dir, name, user, password string) (*Registry, error) {
+// StartTLSRegistry is StartRegistry for a registry served over HTTPS with
+// a certificate for 127.0.0.1 that ca issues: a registry with a private
+// CA. Use a CA of its own, not the environment's, so that nothing trusts
+// it by accident. The harness's own requests (readiness, PushRandom)
+// trust ca; cosign signs with --allow-insecure-registry, so it does not
+// verify the certificate.
+func StartTLSRegistry(ctx context.Context, tb TB, bin, dir, name string, ca *CA) (*Registry, error) {
+	if ca == nil {
+		return nil, fmt.Errorf("start registry %s: a TLS registry needs a CA", name)
+	}
+	return startRegistry(ctx, tb, bin, dir, name, "", "", ca)
+}
+
+func startRegistry(ctx context.Context, tb TB, bin, dir, name, user, password string, ca *CA) (*Registry, error) {
 	host, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -78,6 +97,13 @@ storage:
 http:
   addr: %s
 `, storage, host)
+	if ca != nil {
+		cert, key, err := ca.WriteServingPair(dir, name+"-tls")
+		if err != nil {
+			return nil, fmt.Errorf("start registry: %w", err)
+		}
+		yml += fmt.Sprintf("  tls:\n    certificate: %s\n    key: %s\n", cert, key)
+	}
 	if user != "" {
 		hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
 		if err != nil {
@@ -93,6 +119,14 @@ http:
 		return nil, fmt.Errorf("start registry: %w", err)
 	}
 	r := &Registry{Host: host, User: user, Password: password, tb: tb, bin: bin, dir: dir, config: config, name: name}
+	if ca != nil {
+		roots := x509.NewCertPool()
+		roots.AddCert(ca.cert)
+		r.CACertPEM = ca.CertPEM
+		r.tlsTr = http.DefaultTransport.(*http.Transport).Clone()
+		r.tlsTr.TLSClientConfig = &tls.Config{RootCAs: roots}
+		tb.Cleanup(r.tlsTr.CloseIdleConnections)
+	}
 	if err := r.Start(ctx); err != nil {
 		return nil, err
 	}
@@ -119,14 +153,14 @@ func (r *Registry) Start(ctx context.Context) error {
 	r.proc = p
 	r.started++
 	return p.waitReady(ctx, func(ctx context.Context) error {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+r.Host+"/v2/", nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.scheme()+"://"+r.Host+"/v2/", nil)
 		if err != nil {
 			return err
 		}
 		if r.User != "" {
 			req.SetBasicAuth(r.User, r.Password)
 		}
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := (&http.Client{Transport: r.transport()}).Do(req)
 		if err != nil {
 			return err
 		}
@@ -147,6 +181,22 @@ func (r *Registry) Stop() {
 	}
 }
 
+func (r *Registry) scheme() string {
+	if r.tlsTr != nil {
+		return "https"
+	}
+	return "http"
+}
+
+// transport is what the harness reaches the registry with: for a TLS
+// registry one trusting CACertPEM only.
+func (r *Registry) transport() http.RoundTripper {
+	if r.tlsTr == nil {
+		return http.DefaultTransport
+	}
+	return r.tlsTr
+}
+
 // Repo returns HOST/repo.
 func (r *Registry) Repo(repo string) string { return r.Host + "/" + repo }
 
@@ -162,6 +212,9 @@ func (r *Registry) PushRandom(ctx context.Context, repo, tag string) (name.Diges
 		return name.Digest{}, fmt.Errorf("push %s/%s:%s: %w", r.Host, repo, tag, err)
 	}
 	opts := []remote.Option{remote.WithContext(ctx)}
+	if r.tlsTr != nil {
+		opts = append(opts, remote.WithTransport(r.tlsTr))
+	}
 	if r.User != "" {
 		opts = append(opts, remote.WithAuth(&authn.Basic{Username: r.User, Password: r.Password}))
 	}

@@ -18,6 +18,8 @@ package registrytest
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"log"
@@ -56,12 +58,24 @@ type Registry struct {
 // Option configures New.
 type Option func(*config)
 
-type config struct{ referrers bool }
+type config struct {
+	referrers bool
+	tls       bool
+	cert      *tls.Certificate
+}
 
 // WithoutReferrersAPI turns off the OCI 1.1 referrers endpoint (it then
 // answers 404, like distribution 2.8), so bundles are found through the
 // referrers fallback tag sha256-<hex>. Default: the API is on.
 func WithoutReferrersAPI() Option { return func(c *config) { c.referrers = false } }
+
+// WithTLS serves HTTPS with cert, or with net/http/httptest's own
+// certificate (for 127.0.0.1, ::1 and example.com) when cert is nil.
+// Certificate returns the served certificate; the helpers' own setup
+// requests trust it, nothing else does.
+func WithTLS(cert *tls.Certificate) Option {
+	return func(c *config) { c.tls, c.cert = true, cert }
+}
 
 // New starts a registry and stops it when the test ends.
 func New(t testing.TB, opts ...Option) *Registry {
@@ -77,14 +91,34 @@ func New(t testing.TB, opts ...Option) *Registry {
 		registry.WithReferrersSupport(c.referrers),
 	)
 	r.handler = r.wrap(inner)
-	r.srv = httptest.NewServer(r.handler)
+	r.srv = httptest.NewUnstartedServer(r.handler)
+	if c.tls {
+		r.srv.Config.ErrorLog = log.New(io.Discard, "", 0) // handshakes the code under test refuses
+		if c.cert != nil {
+			r.srv.TLS = &tls.Config{Certificates: []tls.Certificate{*c.cert}}
+		}
+		r.srv.StartTLS()
+		leaf := r.srv.Certificate()
+		roots := x509.NewCertPool()
+		roots.AddCert(leaf) // trusted as it is, whoever issued it
+		tr.TLSClientConfig = &tls.Config{RootCAs: roots}
+		if len(leaf.IPAddresses) == 0 && len(leaf.DNSNames) > 0 {
+			tr.TLSClientConfig.ServerName = leaf.DNSNames[0] // a certificate for another name
+		}
+	} else {
+		r.srv.Start()
+	}
 	t.Cleanup(func() {
 		r.srv.Close()
 		tr.CloseIdleConnections()
 	})
-	r.Host = strings.TrimPrefix(r.srv.URL, "http://")
+	r.Host = strings.TrimPrefix(strings.TrimPrefix(r.srv.URL, "http://"), "https://")
 	return r
 }
+
+// Certificate is the TLS certificate the registry serves (WithTLS), nil
+// for plain HTTP.
+func (r *Registry) Certificate() *x509.Certificate { return r.srv.Certificate() }
 
 // Fault decides what happens to one counted request: it may write a
 // response itself and return true, or return false to let the registry

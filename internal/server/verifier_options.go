@@ -22,6 +22,9 @@ import (
 // a rotated Secret applies without a restart (to registry sessions begun
 // after it; the verifier renews its sessions every 10 minutes). The
 // credential guard sends a credential only to the hosts it is given for.
+//
+// registry.certificateAuthorities are read when the configuration is
+// parsed; like every registry setting they apply from start.
 func VerifierOptions(cfg *policy.Config) verifier.Options {
 	return verifier.Options{
 		Keychain:           authn.DefaultKeychain,
@@ -36,6 +39,7 @@ func VerifierOptions(cfg *policy.Config) verifier.Options {
 		TTL:                cfg.Cache.TTL,
 		FailureTTL:         cfg.Cache.FailureTTL,
 		TagTTL:             verifierTagTTL(cfg.Cache.TagTTL),
+		RegistryCAs:        cfg.Registry.CertificateAuthorityPools(),
 	}
 }
 

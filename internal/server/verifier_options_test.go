@@ -1,6 +1,12 @@
 package server
 
 import (
+	"crypto/x509"
+	"encoding/pem"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -76,5 +82,39 @@ func TestVerifierTagTTL(t *testing.T) {
 		if got := verifierTagTTL(tc.in); got != tc.want {
 			t.Errorf("verifierTagTTL(%s) = %s, want %s", tc.in, got, tc.want)
 		}
+	}
+}
+
+// TestVerifierOptionsRegistryCAs: registry.certificateAuthorities reach
+// the verifier as certificate pools, keyed as configured.
+func TestVerifierOptionsRegistryCAs(t *testing.T) {
+	t.Parallel()
+	const head = "apiVersion: signgate.dev/v1alpha1\nkind: GateConfiguration\n"
+	cfg, err := policy.ParseConfig([]byte(head))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := VerifierOptions(cfg).RegistryCAs; got != nil {
+		t.Errorf("without certificateAuthorities: RegistryCAs = %v, want nil", got)
+	}
+	srv := httptest.NewTLSServer(http.NotFoundHandler())
+	defer srv.Close()
+	file := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err = policy.ParseConfig([]byte(head + "registry: {certificateAuthorities: {\"harbor.corp.example:8443\": " + file + "}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := VerifierOptions(cfg).RegistryCAs
+	if len(got) != 1 || got["harbor.corp.example:8443"] == nil {
+		t.Fatalf("RegistryCAs = %v, want a pool for harbor.corp.example:8443", got)
+	}
+	if _, err := srv.Certificate().Verify(x509.VerifyOptions{Roots: got["harbor.corp.example:8443"]}); err != nil {
+		t.Errorf("the pool does not hold the configured certificate: %v", err)
+	}
+	if _, err := verifier.New(VerifierOptions(cfg)); err != nil {
+		t.Errorf("verifier.New: %v", err)
 	}
 }
