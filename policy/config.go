@@ -181,6 +181,16 @@ type RegistryConfig struct {
 	// read when the configuration is parsed. Default none. See
 	// CertificateAuthorityPools for the parsed form.
 	CertificateAuthorities map[string]string `yaml:"certificateAuthorities"`
+	// Mirrors maps a registry (host[:port] as in an image reference;
+	// docker.io and index.docker.io are one registry) to the mirrors the
+	// gate reads its repositories from, each host[:port][/path prefix],
+	// tried in order before the registry itself, as containerd's hosts.toml
+	// does for nodes: a mirror that is unreachable, answers 5xx or 404, or
+	// denies access is skipped. Policies, caches, verdicts and messages
+	// keep the original names; only the reads move. Mirror hosts obey the
+	// other settings (blockedNetworks, allowedHosts, insecureRegistries,
+	// tokenRealms) like any registry. Default none.
+	Mirrors map[string][]string `yaml:"mirrors"`
 
 	blocked []netip.Prefix
 	proxy   *url.URL
@@ -405,6 +415,7 @@ func (r *RegistryConfig) validate(errs *problems) {
 			errs.add(path{"registry", "tokenRealms", i, "realm"}, "must be the token realm's host or host:port without scheme or path, such as auth.docker.io (got %q)", tr.Realm)
 		}
 	}
+	r.validateMirrors(errs)
 	r.proxy = nil
 	if r.Proxy != "" {
 		u, err := parseProxy(r.Proxy)

@@ -355,6 +355,12 @@ func asNotVerified(err error, target **NotVerifiedError) bool {
 // refusal. The phrase is the verifier's own text and never contains
 // anything a registry or token service answered.
 func ruleProblem(err error) string {
+	if me := (*mirrorError)(nil); errors.As(err, &me) {
+		if rule := ruleProblem(me.err); rule != "" {
+			return mirrorRule(me.mirror, rule)
+		}
+		return ""
+	}
 	switch {
 	case err == nil:
 		return ""

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -56,7 +55,7 @@ type attestations struct {
 	read   bool
 	ok     bool // the manifest was read (or there is none)
 	tag    name.Tag
-	opts   []remote.Option
+	rctx   context.Context // what the layer blobs are read with
 	layers []v1.Descriptor
 }
 
@@ -80,8 +79,12 @@ func (a *attestations) load(t *tally) bool {
 	a.tag = a.d.Context().Tag(strings.Replace(a.d.DigestStr(), ":", "-", 1) + ".att")
 	what := "attestation tag " + a.tag.TagStr()
 	ctx := withAttestationData(withSignatureData(a.ctx))
-	a.opts = a.v.remoteOptions(ctx, a.tag.Context())
-	desc, err := remote.Get(a.tag, a.opts...)
+	a.rctx = ctx
+	var desc *remote.Descriptor
+	err := a.v.fromMirrors(ctx, a.tag, func(ctx context.Context, ref name.Reference) (err error) {
+		desc, err = remote.Get(ref, a.v.remoteOptions(ctx, ref.Context())...)
+		return err
+	})
 	if te := (*transport.Error)(nil); errors.As(err, &te) && te.StatusCode == http.StatusNotFound {
 		a.ok = true // no attestations
 		return true
@@ -112,16 +115,7 @@ func (a *attestations) load(t *tally) bool {
 
 // blob reads one layer's envelope under Options.MaxAttestationBytes.
 func (a *attestations) blob(h v1.Hash) ([]byte, error) {
-	layer, err := remote.Layer(a.tag.Context().Digest(h.String()), a.opts...)
-	if err != nil {
-		return nil, err
-	}
-	r, err := layer.Compressed()
-	if err != nil {
-		return nil, err
-	}
-	defer r.Close()
-	return io.ReadAll(r)
+	return a.v.readBlob(a.rctx, a.tag.Context().Digest(h.String()))
 }
 
 // statement is what is read of a signed in-toto statement. The predicate

@@ -137,7 +137,11 @@ func (r *referrers) list(t *tally) bool {
 	}
 	r.read = true
 	ctx := withSignatureData(r.ctx)
-	idx, err := remote.Referrers(r.d, r.v.remoteOptions(ctx, r.d.Context())...)
+	var idx v1.ImageIndex
+	err := r.v.fromMirrors(ctx, r.d, func(ctx context.Context, ref name.Reference) (err error) {
+		idx, err = remote.Referrers(ref.(name.Digest), r.v.remoteOptions(ctx, ref.Context())...)
+		return err
+	})
 	if err != nil {
 		t.failSignatureData("referrers", "referrers index for "+r.d.DigestStr(), r.v.opts.MaxSignatureManifestBytes, err)
 		return false
@@ -170,7 +174,12 @@ func (r *referrers) bundle(desc v1.Descriptor, attestation bool) (*sgbundle.Bund
 	if attestation {
 		ctx = withAttestationData(ctx)
 	}
-	return ociremote.Bundle(r.d.Context().Digest(desc.Digest.String()), ociremote.WithRemoteOptions(r.v.remoteOptions(ctx, r.d.Context())...))
+	var b *sgbundle.Bundle
+	err := r.v.fromMirrors(ctx, r.d.Context().Digest(desc.Digest.String()), func(ctx context.Context, ref name.Reference) (err error) {
+		b, err = ociremote.Bundle(ref, ociremote.WithRemoteOptions(r.v.remoteOptions(ctx, ref.Context())...))
+		return err
+	})
+	return b, err
 }
 
 // keep hands b to the other pass (and to the attestation check of

@@ -29,8 +29,11 @@ func (v *Verifier) verifyClassic(ctx context.Context, d name.Digest, h v1.Hash, 
 	tag := d.Context().Tag(strings.Replace(d.DigestStr(), ":", "-", 1) + ".sig")
 	what := "signature tag " + tag.TagStr()
 	ctx = withSignatureData(ctx)
-	opts := v.remoteOptions(ctx, tag.Context())
-	desc, err := remote.Get(tag, opts...)
+	var desc *remote.Descriptor
+	err := v.fromMirrors(ctx, tag, func(ctx context.Context, ref name.Reference) (err error) {
+		desc, err = remote.Get(ref, v.remoteOptions(ctx, ref.Context())...)
+		return err
+	})
 	if te := (*transport.Error)(nil); errors.As(err, &te) && te.StatusCode == http.StatusNotFound {
 		return // no signatures in this layout
 	}
@@ -59,16 +62,7 @@ func (v *Verifier) verifyClassic(ctx context.Context, d name.Digest, h v1.Hash, 
 			return
 		}
 		sig := sigLayer{desc: l, payloads: payloads, fetch: func(h v1.Hash) ([]byte, error) {
-			layer, err := remote.Layer(tag.Context().Digest(h.String()), opts...)
-			if err != nil {
-				return nil, err
-			}
-			r, err := layer.Compressed()
-			if err != nil {
-				return nil, err
-			}
-			defer r.Close()
-			return io.ReadAll(r)
+			return v.readBlob(ctx, tag.Context().Digest(h.String()))
 		}}
 		v.checkClassic(ctx, fmt.Sprintf("signature %d in %s", i, tag.TagStr()), sig, h, t)
 	}
@@ -185,4 +179,24 @@ func keySignature(sig keyReadable) (oci.Signature, error) {
 		return nil, fmt.Errorf("read annotations: %w", err)
 	}
 	return static.NewSignature(payload, b64sig, static.WithLayerMediaType(mt), static.WithAnnotations(maps.Clone(ann)))
+}
+
+// readBlob reads the blob d names (from a mirror when its registry has
+// some); go-containerregistry checks the bytes against d.
+func (v *Verifier) readBlob(ctx context.Context, d name.Digest) ([]byte, error) {
+	var b []byte
+	err := v.fromMirrors(ctx, d, func(ctx context.Context, ref name.Reference) error {
+		layer, err := remote.Layer(ref.(name.Digest), v.remoteOptions(ctx, ref.Context())...)
+		if err != nil {
+			return err
+		}
+		r, err := layer.Compressed()
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		b, err = io.ReadAll(r)
+		return err
+	})
+	return b, err
 }

@@ -177,6 +177,16 @@ type Options struct {
 	// Transport is an error (set the roots in that transport); a key in
 	// InsecureRegistries too is an error.
 	RegistryCAs map[string]*x509.CertPool
+	// Mirrors maps a registry (host[:port] as in an image reference;
+	// "docker.io" names index.docker.io) to the mirrors its repositories
+	// are read from, tried in order before the registry itself (see
+	// fromMirrors): a mirror that is unreachable, answers 5xx, 404 or
+	// denies access is skipped. Only the reads move: references, caches,
+	// verdicts, claims and messages keep the original registry. Mirror
+	// hosts obey every other option (BlockedNetworks, AllowedHosts,
+	// InsecureRegistries, TokenRealms) and are read with Keychain's
+	// credentials for the mirror's host. Default none.
+	Mirrors map[string][]Mirror
 }
 
 // withDefaults returns a copy with defaults filled in, or an error for a
@@ -242,6 +252,11 @@ func (o Options) withDefaults() (Options, error) {
 		if h == "" || strings.ContainsAny(h, "/ @") {
 			errs = append(errs, fmt.Errorf("host %q: want host or host:port", h))
 		}
+	}
+	if ms, err := checkMirrors(o.Mirrors); err != nil {
+		errs = append(errs, err)
+	} else {
+		o.Mirrors = ms
 	}
 	if p := o.Proxy; p != nil {
 		switch {

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
 // Resolve returns the digest ref points at, in canonical form. A digest
@@ -108,6 +109,20 @@ func (v *Verifier) resolve(ctx context.Context, tag name.Tag) (name.Digest, erro
 	if err != nil {
 		return name.Digest{}, err
 	}
+	var desc *v1.Descriptor
+	err = v.fromMirrors(ctx, rt, func(ctx context.Context, ref name.Reference) (err error) {
+		desc, err = v.head(ctx, ref.(name.Tag))
+		return err
+	})
+	if err != nil {
+		return name.Digest{}, err
+	}
+	// The digest names the original repository, whichever source answered.
+	return name.NewDigest(canonicalRepository(tag.Context()) + "@" + desc.Digest.String())
+}
+
+// head asks one registry (or mirror) for rt's descriptor, HEAD first.
+func (v *Verifier) head(ctx context.Context, rt name.Tag) (*v1.Descriptor, error) {
 	puller := v.pullersFor(ctx).forRepo(rt.Context())
 	probe := &headProbe{}
 	desc, err := puller.Head(context.WithValue(ctx, headProbeKey{}, probe), rt)
@@ -116,14 +131,11 @@ func (v *Verifier) resolve(ctx context.Context, tag name.Tag) (name.Digest, erro
 		// read if they disagree with the registry's Docker-Content-Digest.
 		got, gerr := puller.Get(ctx, rt)
 		if gerr != nil {
-			return name.Digest{}, gerr
+			return nil, gerr
 		}
 		desc, err = &got.Descriptor, nil
 	}
-	if err != nil {
-		return name.Digest{}, err
-	}
-	return name.NewDigest(canonicalRepository(tag.Context()) + "@" + desc.Digest.String())
+	return desc, err
 }
 
 // headProbe records the status of the manifest HEAD a resolution sent

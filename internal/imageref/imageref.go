@@ -203,3 +203,24 @@ func CheckHost(host string) error {
 func isAlnum(c byte) bool {
 	return 'a' <= c && c <= 'z' || '0' <= c && c <= '9'
 }
+
+// ParseMirror parses a registry mirror written "host[:port][/path prefix]"
+// (registry.mirrors): it returns the canonical host (see Host) and the path
+// prefix ("" for none) that the mirror serves another registry's
+// repositories under, e.g. "Mirror.corp.example/dockerhub" →
+// ("mirror.corp.example", "dockerhub"). The error says what is wrong.
+func ParseMirror(s string) (host, prefix string, err error) {
+	if s == "" || strings.TrimSpace(s) != s || strings.Contains(s, "://") || strings.ContainsAny(s, "@ \t") {
+		return "", "", fmt.Errorf("mirror %q: want host[:port][/path prefix] without scheme, credentials or spaces, e.g. mirror.corp.example/dockerhub", s)
+	}
+	host, prefix, _ = strings.Cut(s, "/")
+	if err := CheckHost(host); err != nil {
+		return "", "", fmt.Errorf("mirror %q: %w", s, err)
+	}
+	if strings.Contains(s, "/") {
+		if err := CheckPath(prefix); err != nil {
+			return "", "", fmt.Errorf("mirror %q: %w", s, err)
+		}
+	}
+	return Host(host), prefix, nil
+}

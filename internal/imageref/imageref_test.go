@@ -145,3 +145,28 @@ func TestParseRepo(t *testing.T) {
 		t.Errorf("ParseRepo on a canonical name allocates %v times, want 0", n)
 	}
 }
+
+func TestParseMirror(t *testing.T) {
+	for _, tc := range []struct{ in, host, prefix, err string }{
+		{in: "mirror.corp.example/dockerhub", host: "mirror.corp.example", prefix: "dockerhub"},
+		{in: "Mirror.Corp.Example:5000", host: "mirror.corp.example:5000"},
+		{in: "docker.io/a/b", host: DockerHub, prefix: "a/b"},
+		{in: "m.example:443/p", host: "m.example", prefix: "p"},
+		{in: "", err: "want host[:port][/path prefix]"},
+		{in: "https://m.example", err: "without scheme"},
+		{in: "u@m.example", err: "without scheme, credentials"},
+		{in: "m.example/", err: "empty"},
+		{in: "m.example/Upper", err: "path component"},
+		{in: "m_x.example", err: "invalid label"},
+	} {
+		host, prefix, err := ParseMirror(tc.in)
+		switch {
+		case tc.err != "":
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("ParseMirror(%q) = %v, want an error containing %q", tc.in, err, tc.err)
+			}
+		case err != nil || host != tc.host || prefix != tc.prefix:
+			t.Errorf("ParseMirror(%q) = %q, %q, %v; want %q, %q", tc.in, host, prefix, err, tc.host, tc.prefix)
+		}
+	}
+}

@@ -40,6 +40,7 @@ func VerifierOptions(cfg *policy.Config) verifier.Options {
 		FailureTTL:         cfg.Cache.FailureTTL,
 		TagTTL:             verifierTagTTL(cfg.Cache.TagTTL),
 		RegistryCAs:        cfg.Registry.CertificateAuthorityPools(),
+		Mirrors:            mirrors(cfg.Registry.Mirrors),
 	}
 }
 
@@ -70,6 +71,26 @@ func tokenRealms(pairs []policy.TokenRealm) []verifier.TokenRealm {
 	out := make([]verifier.TokenRealm, len(pairs))
 	for i, p := range pairs {
 		out[i] = verifier.TokenRealm{Registry: p.Registry, Realm: p.Realm}
+	}
+	return out
+}
+
+// mirrors converts registry.mirrors for the verifier. The configuration
+// was validated (policy.ParseConfig): a mirror that does not parse cannot
+// occur there, and is kept as written for the verifier to refuse.
+func mirrors(cfg map[string][]string) map[string][]verifier.Mirror {
+	if len(cfg) == 0 {
+		return nil
+	}
+	out := make(map[string][]verifier.Mirror, len(cfg))
+	for reg, list := range cfg {
+		for _, s := range list {
+			m, err := verifier.ParseMirror(s)
+			if err != nil {
+				m = verifier.Mirror{Host: s}
+			}
+			out[reg] = append(out[reg], m)
+		}
 	}
 	return out
 }

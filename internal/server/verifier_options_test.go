@@ -114,7 +114,38 @@ func TestVerifierOptionsRegistryCAs(t *testing.T) {
 	if _, err := srv.Certificate().Verify(x509.VerifyOptions{Roots: got["harbor.corp.example:8443"]}); err != nil {
 		t.Errorf("the pool does not hold the configured certificate: %v", err)
 	}
+}
+
+// TestVerifierOptionsMirrors: registry.mirrors reaches the verifier, each
+// mirror split into host and path prefix, in order.
+func TestVerifierOptionsMirrors(t *testing.T) {
+	t.Parallel()
+	const head = "apiVersion: signgate.dev/v1alpha1\nkind: GateConfiguration\n"
+	cfg, err := policy.ParseConfig([]byte(head + "registry:\n  mirrors:\n    docker.io: [mirror.corp.example/dockerhub]\n    ghcr.io: [harbor.corp.example/ghcr-proxy, \"backup-mirror.corp.example:5000\"]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := VerifierOptions(cfg).Mirrors
+	want := map[string][]verifier.Mirror{
+		"docker.io": {{Host: "mirror.corp.example", Prefix: "dockerhub"}},
+		"ghcr.io":   {{Host: "harbor.corp.example", Prefix: "ghcr-proxy"}, {Host: "backup-mirror.corp.example:5000"}},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("VerifierOptions().Mirrors = %v, want %v", got, want)
+	}
+	for k, w := range want {
+		if !slices.Equal(got[k], w) {
+			t.Errorf("VerifierOptions().Mirrors[%q] = %v, want %v", k, got[k], w)
+		}
+	}
 	if _, err := verifier.New(VerifierOptions(cfg)); err != nil {
 		t.Errorf("verifier.New: %v", err)
+	}
+	cfg, err = policy.ParseConfig([]byte(head))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := VerifierOptions(cfg).Mirrors; got != nil {
+		t.Errorf("VerifierOptions().Mirrors without mirrors = %v, want nil", got)
 	}
 }
