@@ -60,6 +60,10 @@ var scenarios = []struct {
 	{name: "audit", args: []string{"--set", "audit.enabled=true"}},
 	{name: "registryCAs", args: []string{"--set", "registryCAs.existingConfigMap=registry-ca",
 		"--set", `config.registry.certificateAuthorities.registry\.corp\.example=/etc/signgate/registry-ca/corp.pem`}},
+	// docs/helm.md's registry settings: token realms and mirrors.
+	{name: "registryRealmsAndMirrors", args: []string{
+		"--set-json", `config.registry.tokenRealms=[{"registry":"quay.io","realm":"auth.quay.io"}]`,
+		"--set-json", `config.registry.mirrors={"docker.io":["mirror.corp.example/dockerhub"]}`}},
 }
 
 // systemNamespaces are the default config.exemptNamespaces: typical system
@@ -625,6 +629,8 @@ func TestSchemaRejectsBadValues(t *testing.T) {
 		{"unknown registryCredentials key", "registryCredentials.pullSecrets=true"},
 		{"registry CA ConfigMap name with a slash", "registryCAs.existingConfigMap=a/b"},
 		{"unknown registryCAs key", "registryCAs.existingSecret=x"},
+		{"tokenRealm without its realm", `config.registry.tokenRealms[0].registry=quay.io`},
+		{"mirrors of a registry not a list", `config.registry.mirrors.docker\.io=mirror.corp.example`},
 		{"registry CA file with a relative path", `config.registry.certificateAuthorities.registry\.corp\.example=corp.pem`},
 		{"crds.install not a boolean", "crds.install=yes"},
 		{"unknown crds key", "crds.keep=true"},
