@@ -135,7 +135,7 @@ func TestUninstallHook(t *testing.T) {
 	// The hook's RBAC names only this release's configurations.
 	stdout, stderr, code := signgate(t, "uninstall-webhooks", "--validating", "other-"+valName, "--kubeconfig", hookKubeconfig)
 	if code != 1 || !strings.Contains(stderr, "forbidden: the user needs get and delete on validatingwebhookconfigurations") {
-		t.Errorf("another configuration as the hook: exit %d, stderr %q; want 1 and forbidden naming the RBAC needed", code, stderr)
+		t.Errorf("another configuration as the hook: exit %d, stdout %q, stderr %q; want 1 and forbidden naming the RBAC needed", code, stdout, stderr)
 	}
 
 	// The hook's command line, as the hook.
