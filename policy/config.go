@@ -191,6 +191,13 @@ type RegistryConfig struct {
 	// other settings (blockedNetworks, allowedHosts, insecureRegistries,
 	// tokenRealms) like any registry. Default none.
 	Mirrors map[string][]string `yaml:"mirrors"`
+	// CloudCredentials enable registry credentials from the gate's own
+	// workload identity, per cloud: ecr (IRSA or EKS Pod Identity), google
+	// (GKE Workload Identity) or azure (Entra Workload ID). Each entry
+	// serves its cloud's registry hosts, or only Registries when set; a
+	// credential in the docker keychain for a host comes first. Default
+	// none.
+	CloudCredentials []CloudCredential `yaml:"cloudCredentials"`
 
 	blocked []netip.Prefix
 	proxy   *url.URL
@@ -203,6 +210,16 @@ type RegistryConfig struct {
 type TokenRealm struct {
 	Registry string `yaml:"registry"`
 	Realm    string `yaml:"realm"`
+}
+
+// CloudCredential is one entry of registry.cloudCredentials.
+type CloudCredential struct {
+	// Provider is ecr, google or azure.
+	Provider string `yaml:"provider"`
+	// Registries, when set, are the only registry hosts the provider's
+	// credential is used for; each must be a host of that cloud. Default
+	// every registry host of the cloud.
+	Registries []string `yaml:"registries"`
 }
 
 // ProxyURL returns Proxy parsed, or nil when no proxy is configured.
@@ -416,6 +433,7 @@ func (r *RegistryConfig) validate(errs *problems) {
 		}
 	}
 	r.validateMirrors(errs)
+	r.validateCloudCredentials(errs)
 	r.proxy = nil
 	if r.Proxy != "" {
 		u, err := parseProxy(r.Proxy)

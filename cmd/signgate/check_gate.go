@@ -36,7 +36,11 @@ func newCheckGate(ctx context.Context, opts checkOptions, ms []manifest) (admiss
 	if opts.Offline {
 		return admission.NewGate(gopts)
 	}
-	v, err := verifier.New(checkVerifierOptions(cfg, opts))
+	vo, err := checkVerifierOptions(cfg, opts)
+	if err != nil {
+		return nil, err
+	}
+	v, err := verifier.New(vo)
 	if err != nil {
 		return nil, fmt.Errorf("configure the verifier: %w", err)
 	}
@@ -116,8 +120,11 @@ func namespaceLabels(opts checkOptions, ms []manifest) map[string]map[string]str
 
 // checkVerifierOptions are the gate's verifier options plus the
 // command line's extra insecure and allowed registries.
-func checkVerifierOptions(cfg *policy.Config, opts checkOptions) verifier.Options {
-	o := server.VerifierOptions(cfg)
+func checkVerifierOptions(cfg *policy.Config, opts checkOptions) (verifier.Options, error) {
+	o, err := server.VerifierOptions(cfg)
+	if err != nil {
+		return verifier.Options{}, err
+	}
 	o.InsecureRegistries = append(o.InsecureRegistries, opts.Insecure...)
 	o.AllowedHosts = append(o.AllowedHosts, opts.AllowHosts...)
 	// A larger cache on request (audit), never one the configuration
@@ -125,7 +132,7 @@ func checkVerifierOptions(cfg *policy.Config, opts checkOptions) verifier.Option
 	if size := cmp.Or(o.CacheSize, verifier.DefaultCacheSize); size > 0 && opts.CacheSize > size {
 		o.CacheSize = opts.CacheSize
 	}
-	return o
+	return o, nil
 }
 
 // trustRoots reads --trusted-root NAME=FILE (checked by options).

@@ -5,12 +5,18 @@ import (
 	"encoding/pem"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
+
+	"github.com/signgate/signgate/internal/cloudauth"
+	"github.com/signgate/signgate/internal/cloudauth/cloudhost"
 	"github.com/signgate/signgate/policy"
 	"github.com/signgate/signgate/verifier"
 )
@@ -36,7 +42,7 @@ func TestVerifierOptionsProxy(t *testing.T) {
 				t.Fatal(err)
 			}
 			got := ""
-			if u := VerifierOptions(cfg).Proxy; u != nil {
+			if u := mustVerifierOptions(t, cfg).Proxy; u != nil {
 				got = u.String()
 			}
 			if got != tc.want {
@@ -67,7 +73,7 @@ func TestVerifierOptionsTokenRealms(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := VerifierOptions(cfg).TokenRealms; !slices.Equal(got, tc.want) {
+			if got := mustVerifierOptions(t, cfg).TokenRealms; !slices.Equal(got, tc.want) {
 				t.Errorf("VerifierOptions().TokenRealms = %v, want %v", got, tc.want)
 			}
 		})
@@ -94,7 +100,7 @@ func TestVerifierOptionsRegistryCAs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := VerifierOptions(cfg).RegistryCAs; got != nil {
+	if got := mustVerifierOptions(t, cfg).RegistryCAs; got != nil {
 		t.Errorf("without certificateAuthorities: RegistryCAs = %v, want nil", got)
 	}
 	srv := httptest.NewTLSServer(http.NotFoundHandler())
@@ -107,7 +113,7 @@ func TestVerifierOptionsRegistryCAs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := VerifierOptions(cfg).RegistryCAs
+	got := mustVerifierOptions(t, cfg).RegistryCAs
 	if len(got) != 1 || got["harbor.corp.example:8443"] == nil {
 		t.Fatalf("RegistryCAs = %v, want a pool for harbor.corp.example:8443", got)
 	}
@@ -125,7 +131,7 @@ func TestVerifierOptionsMirrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := VerifierOptions(cfg).Mirrors
+	got := mustVerifierOptions(t, cfg).Mirrors
 	want := map[string][]verifier.Mirror{
 		"docker.io": {{Host: "mirror.corp.example", Prefix: "dockerhub"}},
 		"ghcr.io":   {{Host: "harbor.corp.example", Prefix: "ghcr-proxy"}, {Host: "backup-mirror.corp.example:5000"}},
@@ -138,14 +144,96 @@ func TestVerifierOptionsMirrors(t *testing.T) {
 			t.Errorf("VerifierOptions().Mirrors[%q] = %v, want %v", k, got[k], w)
 		}
 	}
-	if _, err := verifier.New(VerifierOptions(cfg)); err != nil {
+	if _, err := verifier.New(mustVerifierOptions(t, cfg)); err != nil {
 		t.Errorf("verifier.New: %v", err)
 	}
 	cfg, err = policy.ParseConfig([]byte(head))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := VerifierOptions(cfg).Mirrors; got != nil {
+	if got := mustVerifierOptions(t, cfg).Mirrors; got != nil {
 		t.Errorf("VerifierOptions().Mirrors without mirrors = %v, want nil", got)
+	}
+}
+
+func mustVerifierOptions(t *testing.T, cfg *policy.Config) verifier.Options {
+	t.Helper()
+	o, err := VerifierOptions(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+// TestCloudTransport: the exchanges with the clouds' token services use
+// registry.proxy, except for the node's metadata and credential endpoints;
+// without registry.proxy no proxy at all (not the environment's).
+func TestCloudTransport(t *testing.T) {
+	t.Setenv("HTTPS_PROXY", "http://env-proxy.example:3128")
+	proxy, _ := url.Parse("http://proxy.example:3128")
+	for _, c := range []struct {
+		proxy *url.URL
+		url   string
+		want  string
+	}{
+		{nil, "https://sts.eu-west-1.amazonaws.com/", ""},
+		{proxy, "https://sts.eu-west-1.amazonaws.com/", "http://proxy.example:3128"},
+		{proxy, "http://169.254.169.254/computeMetadata/v1/", ""},
+		{proxy, "http://169.254.170.23/v1/credentials", ""},
+		{proxy, "http://[fd00:ec2::23]/v1/credentials", "http://proxy.example:3128"},
+		{proxy, "http://[fe80::1]/", ""},
+		{proxy, "http://127.0.0.1:8080/", ""},
+		{proxy, "http://localhost:8080/", ""},
+	} {
+		tr := cloudTransport(c.proxy).(*http.Transport)
+		var got string
+		if tr.Proxy != nil {
+			req := httptest.NewRequest(http.MethodGet, c.url, nil)
+			u, err := tr.Proxy(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if u != nil {
+				got = u.String()
+			}
+		}
+		if got != c.want {
+			t.Errorf("proxy %v, %s: through %q, want %q", c.proxy, c.url, got, c.want)
+		}
+	}
+}
+
+// TestVerifierOptionsCloudCredentials: without registry.cloudCredentials
+// the gate's keychain is the docker keychain; with them, the docker
+// keychain then the cloud's (or an error naming a provider this binary
+// was built without).
+func TestVerifierOptionsCloudCredentials(t *testing.T) {
+	t.Parallel()
+	const head = "apiVersion: signgate.dev/v1alpha1\nkind: GateConfiguration\n"
+	cfg, err := policy.ParseConfig([]byte(head))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kc := mustVerifierOptions(t, cfg).Keychain; kc != authn.DefaultKeychain {
+		t.Fatalf("without cloudCredentials the keychain is %T, want the docker keychain", kc)
+	}
+	for _, p := range cloudhost.Names {
+		cfg, err := policy.ParseConfig([]byte(head + "registry: {cloudCredentials: [{provider: " + p + "}]}\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		o, err := VerifierOptions(cfg)
+		if !slices.Contains(cloudauth.Built(), p) {
+			if err == nil || !strings.Contains(err.Error(), "built without the "+p) {
+				t.Errorf("%s left out of the build: %v", p, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		if o.Keychain == authn.DefaultKeychain {
+			t.Errorf("%s: keychain is the docker keychain alone", p)
+		}
 	}
 }
