@@ -64,6 +64,16 @@ var scenarios = []struct {
 	{name: "registryRealmsAndMirrors", args: []string{
 		"--set-json", `config.registry.tokenRealms=[{"registry":"quay.io","realm":"auth.quay.io"}]`,
 		"--set-json", `config.registry.mirrors={"docker.io":["mirror.corp.example/dockerhub"]}`}},
+	// docs/helm.md's cloud registry credentials.
+	{name: "cloudCredentials", args: cloudCredentialsArgs},
+}
+
+// cloudCredentialsArgs enable the three clouds' workload identity as
+// docs/helm.md shows.
+var cloudCredentialsArgs = []string{
+	"--set-json", `config.registry.cloudCredentials=[{"provider":"ecr"},{"provider":"google"},{"provider":"azure","registries":["myregistry.azurecr.io"]}]`,
+	"--set", `serviceAccount.annotations.eks\.amazonaws\.com/role-arn=arn:aws:iam::123456789012:role/signgate`,
+	"--set-string", `podLabels.azure\.workload\.identity/use=true`,
 }
 
 // systemNamespaces are the default config.exemptNamespaces: typical system
@@ -594,6 +604,22 @@ func TestNetworkPolicy(t *testing.T) {
 	if !slices.Contains(np.Spec.PolicyTypes, networkingv1.PolicyTypeEgress) || len(np.Spec.Egress) != 3 {
 		t.Errorf("egress = %+v, want 3 rules (DNS, registries, API server)", np.Spec.Egress)
 	}
+
+	// With cloud credentials, a fourth rule reaches the node's metadata
+	// and credential endpoints, which the registries' rule excludes.
+	np = one[networkingv1.NetworkPolicy](t, render(t, cloudCredentialsArgs...), "NetworkPolicy")
+	if len(np.Spec.Egress) != 4 {
+		t.Fatalf("egress with cloudCredentials = %+v, want 4 rules", np.Spec.Egress)
+	}
+	var cidrs []string
+	for _, peer := range np.Spec.Egress[3].To {
+		cidrs = append(cidrs, peer.IPBlock.CIDR)
+	}
+	for _, want := range []string{"169.254.169.254/32", "169.254.169.252/32", "169.254.170.23/32"} {
+		if !slices.Contains(cidrs, want) {
+			t.Errorf("cloud credentials egress %v lacks %s", cidrs, want)
+		}
+	}
 }
 
 func TestConfigMapHoldsGateConfiguration(t *testing.T) {
@@ -631,6 +657,8 @@ func TestSchemaRejectsBadValues(t *testing.T) {
 		{"unknown registryCAs key", "registryCAs.existingSecret=x"},
 		{"tokenRealm without its realm", `config.registry.tokenRealms[0].registry=quay.io`},
 		{"mirrors of a registry not a list", `config.registry.mirrors.docker\.io=mirror.corp.example`},
+		{"unknown cloud credentials provider", "config.registry.cloudCredentials[0].provider=oracle"},
+		{"cloud credentials without provider", "config.registry.cloudCredentials[0].registries[0]=gcr.io"},
 		{"registry CA file with a relative path", `config.registry.certificateAuthorities.registry\.corp\.example=corp.pem`},
 		{"crds.install not a boolean", "crds.install=yes"},
 		{"unknown crds key", "crds.keep=true"},
