@@ -33,7 +33,7 @@ FUZZTIME ?= 5000x
 FUZZMINIMIZETIME ?= 200x
 
 .PHONY: all build test lint fmt vet staticcheck bench fuzz crds verify-crds \
-        e2e-tools sigstore-tools e2e demo registry load load-oversized image chart-check dogfood clean \
+        e2e-tools sigstore-tools e2e demo registry load load-oversized cloud-size image chart-check dogfood clean \
         test-stress stress-ng conformance
 
 all: build
@@ -79,7 +79,7 @@ staticcheck: $(STAMP)/staticcheck-$(STATICCHECK_VERSION)
 BENCH_COUNT ?= 5
 BENCH_BASE  ?=
 bench: $(STAMP)/benchstat-$(BENCHSTAT_VERSION)
-	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) ./verifier/... ./policy/... ./admission/... ./internal/audit/... | tee $(BIN)/bench.txt
+	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) ./verifier/... ./policy/... ./admission/... ./internal/audit/... ./internal/cloudauth/... | tee $(BIN)/bench.txt
 	$(BIN)/benchstat $(if $(BENCH_BASE),before=$(BENCH_BASE) after=$(BIN)/bench.txt,$(BIN)/bench.txt)
 
 ## load: signgate serve and PSA's webhook side by side under vegeta (e2e/load, build tag load);
@@ -94,6 +94,13 @@ load: build $(STAMP)/pod-security-webhook-$(KUBE_VERSION)
 OVERSIZED_FLAGS ?=
 load-oversized: build
 	$(GO) run -tags load ./e2e/load -oversized -o $(BIN)/oversized-report.md $(OVERSIZED_FLAGS)
+
+## cloud-size: the binary size and start-up (package initialisation) each cloud credential
+## provider adds, from builds with and without its build tag (docs/performance.md). Report:
+## bin/cloud-helpers.txt; docs/reports/cloud-helpers.txt is a copy. CLOUD_SIZE_RUNS starts per build.
+CLOUD_SIZE_RUNS ?= 30
+cloud-size:
+	$(GO) run -tags load ./e2e/cloudsize -runs $(CLOUD_SIZE_RUNS) -o $(BIN)/cloud-helpers.txt
 
 ## fuzz: every native fuzz target for $(FUZZTIME) inputs each, on the checked-in corpus.
 fuzz:
