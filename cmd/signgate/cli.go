@@ -99,7 +99,7 @@ configuration or input error; 3 undecided (registry trouble, retry).`,
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetVersionTemplate("signgate {{.Version}}\n")
-	root.AddCommand(newServeCmd(), newCheckCmd(), newAuditCmd(), newLintCmd(), newVerifyCmd(), newVerifyBundleCmd(), newProbeCmd(), newUninstallCmd(), newVersionCmd())
+	root.AddCommand(newServeCmd(), newCheckCmd(), newAuditCmd(), newLintCmd(), newConvertCmd(), newVerifyCmd(), newVerifyBundleCmd(), newProbeCmd(), newUninstallCmd(), newVersionCmd())
 	return root
 }
 

@@ -24,6 +24,7 @@ func TestHelpGolden(t *testing.T) {
 		{"check.txt", []string{"check", "--help"}},
 		{"audit.txt", []string{"audit", "--help"}},
 		{"lint.txt", []string{"lint", "--help"}},
+		{"convert.txt", []string{"convert", "--help"}},
 		{"verify.txt", []string{"verify", "--help"}},
 		{"verify-bundle.txt", []string{"verify-bundle", "--help"}},
 		{"serve.txt", []string{"serve", "--help"}},

@@ -86,7 +86,7 @@ type lintProblem struct {
 // stdout and a summary to stderr. A file that cannot be read is an input
 // error: exit 2 before anything is linted.
 func runLint(opts lintOptions, stdin io.Reader, stdout, stderr io.Writer) int {
-	in, err := readLintInputs(opts.Files, stdin)
+	in, err := readLintInputs(opts.Files, stdin, "lint")
 	if err != nil {
 		fmt.Fprintf(stderr, "signgate lint: %v\n", err)
 		return exitUsage
@@ -133,7 +133,7 @@ func runLint(opts lintOptions, stdin io.Reader, stdout, stderr io.Writer) int {
 // walks them) or "-" for stdin. A directory without a single *.yaml, *.yml
 // or *.json file is an error: a CI job whose path points at nothing must
 // not pass.
-func readLintInputs(paths []string, stdin io.Reader) ([]lintInput, error) {
+func readLintInputs(paths []string, stdin io.Reader, verb string) ([]lintInput, error) {
 	var out []lintInput
 	read := func(path string) error {
 		data, err := os.ReadFile(path)
@@ -167,7 +167,7 @@ func readLintInputs(paths []string, stdin io.Reader) ([]lintInput, error) {
 			return nil, err
 		}
 		if len(out) == n {
-			return nil, &inputError{At: source{File: p}, Err: errors.New("no *.yaml, *.yml or *.json files in this directory: nothing to lint")}
+			return nil, &inputError{At: source{File: p}, Err: errors.New("no *.yaml, *.yml or *.json files in this directory: nothing to " + verb)}
 		}
 	}
 	return out, nil

@@ -13,6 +13,7 @@ package convert
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -211,7 +212,7 @@ func leadingLines(doc []byte) int {
 // after a comment naming its source.
 func WriteYAML(w io.Writer, objs []Object) error {
 	for i, o := range objs {
-		b, err := yaml.Marshal(o.Obj)
+		b, err := manifest(o.Obj)
 		if err != nil {
 			return fmt.Errorf("%s: %w", o.From, err)
 		}
@@ -228,6 +229,24 @@ func WriteYAML(w io.Writer, objs []Object) error {
 		}
 	}
 	return nil
+}
+
+// manifest is obj as YAML to apply: without the empty status and
+// creation timestamp the typed objects carry.
+func manifest(obj any) ([]byte, error) {
+	js, err := json.Marshal(obj)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	if err := json.Unmarshal(js, &m); err != nil {
+		return nil, err
+	}
+	delete(m, "status")
+	if meta, ok := m["metadata"].(map[string]any); ok {
+		delete(meta, "creationTimestamp")
+	}
+	return yaml.Marshal(m)
 }
 
 func qualified(s Source) string {
