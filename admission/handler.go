@@ -297,7 +297,7 @@ func (h *Handler) record(req *admissionv1.AdmissionRequest, v verdict, d time.Du
 		slog.String("operation", string(req.Operation)),
 		slog.String("decision", decision),
 		slog.Any("images", v.images),
-		slog.Duration("duration", d),
+		slog.Float64("duration_seconds", d.Seconds()),
 	}
 	if !v.resp.Allowed && v.resp.Result != nil {
 		attrs = append(attrs, slog.String("reason", v.resp.Result.Message))

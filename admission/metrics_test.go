@@ -74,12 +74,15 @@ func TestOneLogLinePerAdmission(t *testing.T) {
 	if err := json.Unmarshal([]byte(lines[0]), &line); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"uid", "namespace", "kind", "operation", "decision", "images", "duration"} {
+	for _, k := range []string{"uid", "namespace", "kind", "operation", "decision", "images", "duration_seconds"} {
 		if _, ok := line[k]; !ok {
 			t.Errorf("log line lacks %q: %s", k, lines[0])
 		}
 	}
 	if line["decision"] != "denied" || line["uid"] != "u1" || line["kind"] != "Pod" {
 		t.Errorf("log line = %s", lines[0])
+	}
+	if _, ok := line["duration_seconds"].(float64); !ok {
+		t.Errorf("duration_seconds is %T, want a number (seconds): %s", line["duration_seconds"], lines[0])
 	}
 }

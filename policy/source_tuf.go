@@ -159,10 +159,10 @@ func (c *tufCache) fetchAll(ctx context.Context, wants []tufWant, timeout time.D
 				}
 				if e.data != nil {
 					c.log.Warn("TUF TrustRoot not refreshed: keeping the last trusted root", "trustroot", w.key.Name,
-						"mirror", w.key.Mirror, "age", now.Sub(e.fetched).Round(time.Second), "retry", e.next.Sub(now), "err", err)
+						"mirror", w.key.Mirror, "age_seconds", now.Sub(e.fetched).Round(time.Second).Seconds(), "retry_seconds", e.next.Sub(now).Seconds(), "err", err)
 				} else {
 					c.log.Error("TUF TrustRoot not fetched: the policies naming it are invalid", "trustroot", w.key.Name,
-						"mirror", w.key.Mirror, "retry", e.next.Sub(now), "err", err)
+						"mirror", w.key.Mirror, "retry_seconds", e.next.Sub(now).Seconds(), "err", err)
 				}
 				return nil
 			}

@@ -44,13 +44,16 @@ serving failed; 2 usage or configuration error.`,
 	cmd.MarkFlagFilename("kubeconfig")
 	cmd.MarkFlagDirname("policy-dir")
 	cmd.RegisterFlagCompletionFunc("log-format", cobra.FixedCompletions([]string{"json", "text"}, cobra.ShellCompDirectiveNoFileComp))
+	cmd.RegisterFlagCompletionFunc("log-level", cobra.FixedCompletions([]string{"debug", "info", "warn", "error"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
 
 // serve runs the server until ctx is done: exit 2 for bad configuration,
 // 1 when a port cannot be opened or serving fails.
 func serve(ctx context.Context, o serveOptions, stderr io.Writer) error {
-	log := newLogger(o.LogFormat, stderr)
+	level := logLevels[o.LogLevel]
+	log := newLogger(o.LogFormat, level, stderr)
+	defer routeLibraryLogs(log, level)()
 	applyMemoryLimit(log)
 	s, err := server.New(ctx, o.Options, log)
 	if err != nil {
@@ -66,9 +69,12 @@ func serve(ctx context.Context, o serveOptions, stderr io.Writer) error {
 	return nil
 }
 
-func newLogger(format string, w io.Writer) *slog.Logger {
+// newLogger is serve's logger: format json or text, records at level and
+// above.
+func newLogger(format string, level slog.Level, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
 	if format == "text" {
-		return slog.New(slog.NewTextHandler(w, nil))
+		return slog.New(slog.NewTextHandler(w, opts))
 	}
-	return slog.New(slog.NewJSONHandler(w, nil))
+	return slog.New(slog.NewJSONHandler(w, opts))
 }

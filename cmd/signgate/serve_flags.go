@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"time"
 
@@ -12,10 +13,20 @@ import (
 )
 
 // serveOptions are the flags of `signgate serve` (`signgate serve --help`;
-// docs/cli.md, docs/helm.md): the server's options and the log format.
+// docs/cli.md, docs/helm.md): the server's options, the log format and the
+// log level.
 type serveOptions struct {
 	server.Options
 	LogFormat string // json | text
+	LogLevel  string // debug | info | warn | error (logLevels)
+}
+
+// logLevels are the values of --log-level.
+var logLevels = map[string]slog.Level{
+	"debug": slog.LevelDebug,
+	"info":  slog.LevelInfo,
+	"warn":  slog.LevelWarn,
+	"error": slog.LevelError,
 }
 
 func (o *serveOptions) addFlags(fs *pflag.FlagSet) {
@@ -32,6 +43,8 @@ func (o *serveOptions) addFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.Profiling, "profiling", false, "also serve net/http/pprof's /debug/pprof/ on the metrics port (never on the webhook port)")
 	fs.BoolVar(&o.PodPullSecrets, "pod-pull-secrets", false, "read registries for each review with the pod's imagePullSecrets and its service account's (from the pod's namespace; needs get on Secrets and ServiceAccounts cluster-wide), ahead of the gate's own credentials")
 	fs.StringVar(&o.LogFormat, "log-format", "json", "log `FORMAT`: json or text")
+	fs.StringVar(&o.LogLevel, "log-level", "info", "log records at `LEVEL` and above: debug, info, warn or error; client-go's (klog's) lines included, "+
+		"at klog verbosity 4 with debug, else 0")
 	fs.StringVarP(&o.Namespace, "namespace", "n", defaultNamespace(), "the gate's own `NAMESPACE`, never evaluated; $POD_NAMESPACE when set")
 	fs.DurationVar(&o.ShutdownDelay, "shutdown-delay", 0, "after SIGTERM, keep answering for `DURATION` with /readyz failing and keep-alives off before the port closes, while Service endpoints update (in a cluster: 5s)")
 	fs.DurationVar(&o.Audit.Interval, "audit-interval", 0, "background audit: re-decide the running pods and workload templates every `DURATION` and after every policy change, and write PolicyReports (wgpolicyk8s.io/v1alpha2); one replica at a time (--audit-lease-name). 0: off")
@@ -48,6 +61,8 @@ func (o *serveOptions) validate() error {
 		return errors.New("--tls-cert-file and --tls-key-file are required")
 	case o.LogFormat != "json" && o.LogFormat != "text":
 		return fmt.Errorf("--log-format must be json or text, not %q", o.LogFormat)
+	case !validLogLevel(o.LogLevel):
+		return fmt.Errorf("--log-level must be debug, info, warn or error, not %q", o.LogLevel)
 	case o.Namespace == "":
 		return errors.New("--namespace must not be empty")
 	case o.ShutdownDelay < 0 || o.ShutdownDelay > time.Minute:
@@ -66,6 +81,11 @@ func (o *serveOptions) validate() error {
 		return fmt.Errorf("--audit-lease-duration %s: want at least 1s", o.Audit.LeaseDuration)
 	}
 	return nil
+}
+
+func validLogLevel(s string) bool {
+	_, ok := logLevels[s]
+	return ok
 }
 
 func defaultNamespace() string {

@@ -249,6 +249,7 @@ func TestServeBadInputExits2(t *testing.T) {
 	}{
 		{"no cert", []string{"--policy-dir", dir}, "--tls-cert-file and --tls-key-file are required"},
 		{"bad log format", []string{"--tls-cert-file", certFile, "--tls-key-file", keyFile, "--log-format", "xml"}, "--log-format must be json or text"},
+		{"bad log level", []string{"--tls-cert-file", certFile, "--tls-key-file", keyFile, "--log-level", "verbose"}, `--log-level must be debug, info, warn or error, not "verbose"`},
 		{"missing cert file", []string{"--tls-cert-file", filepath.Join(dir, "nope"), "--tls-key-file", keyFile, "--policy-dir", dir}, "nope"},
 		{"bad config", []string{"--tls-cert-file", certFile, "--tls-key-file", keyFile, "--policy-dir", dir, "--config", badConfig}, "unmatchedImages"},
 	}

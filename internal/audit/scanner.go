@@ -140,7 +140,7 @@ func (s *Scanner) scan(ctx context.Context, src ObjectSource) error {
 	}
 	s.Metrics.scan(true, start, counts)
 	s.Log.Info("background audit", "objects", len(objs), "namespaces", len(reports),
-		"fail", counts[resultFail], "warn", counts[resultWarn], "error", counts[resultError], "duration", time.Since(start).Round(time.Millisecond))
+		"fail", counts[resultFail], "warn", counts[resultWarn], "error", counts[resultError], "duration_seconds", time.Since(start).Round(time.Millisecond).Seconds())
 	return nil
 }
 

@@ -60,7 +60,7 @@ func (s *Server) drain(errc <-chan error) error {
 	if s.shutdownDelay <= 0 {
 		return nil
 	}
-	s.log.Info("shutting down: unready, still answering", "shutdownDelay", s.shutdownDelay)
+	s.log.Info("shutting down: unready, still answering", "shutdown_delay_seconds", s.shutdownDelay.Seconds())
 	s.webhook.SetKeepAlivesEnabled(false)
 	select {
 	case <-time.After(s.shutdownDelay):
