@@ -2,19 +2,34 @@ package admission
 
 import (
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/signgate/signgate/internal/imageref"
 	"github.com/signgate/signgate/verifier"
 )
 
+// MaxRegistryHosts bounds the registry label of
+// signgate_registry_request_duration_seconds: of the hosts given to
+// SetRegistryHosts, the first MaxRegistryHosts are labels; every other
+// host is "other".
+const MaxRegistryHosts = 64
+
+// registryOperations are the operations verifier.Observer reports; any
+// other is "other".
+var registryOperations = map[string]bool{"ping": true, "token": true, "manifest": true, "blob": true, "referrers": true, "tags": true}
+
 // Metrics are signgate's Prometheus metrics (docs/admission.md, "Metrics and logs"), registered on a
-// registry the caller owns. It implements verifier.Observer, and a nil
+// registry the caller owns. It implements verifier.Observer and
+// verifier.RegistryLatencyObserver, and a nil
 // *Metrics records nothing. Safe for concurrent use.
 type Metrics struct {
 	requests      *prometheus.CounterVec
 	duration      *prometheus.HistogramVec
+	registryTime  *prometheus.HistogramVec
+	registryHosts atomic.Pointer[map[string]struct{}] // the registry label's hosts; nil: none
 	cache         *prometheus.CounterVec
 	registry      *prometheus.CounterVec
 	verifications *prometheus.CounterVec
@@ -34,8 +49,15 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "signgate_admission_duration_seconds",
 			Help:    "Time to answer an AdmissionReview, from request to response.",
-			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 15, 20, 25, 30}, // to the webhook's 30s limit
 		}, []string{"webhook"}),
+		registryTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "signgate_registry_request_duration_seconds",
+			Help: "Registry HTTP request latency, from sending the request to the response headers or a transport error, " +
+				"by registry (a host the policies' image globs name literally, canonical, at most 64 of them; any other host is other) " +
+				"and operation (ping, token, manifest, blob, referrers, tags).",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 15, 20, 25, 30},
+		}, []string{"registry", "operation"}),
 		cache: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "signgate_cache_requests_total",
 			Help: "Cache lookups by cache (verdict, tag) and result (hit, miss).",
@@ -67,12 +89,67 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"policy", "mode", "result"}),
 		policies: newPolicyLabels(maxPolicyLabels),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.cache, m.registry, m.verifications, m.configReloads, m.panics, m.findings} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.registryTime, m.cache, m.registry, m.verifications, m.configReloads, m.panics, m.findings} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
 	}
+	// The series of closed label sets exist from start, at 0, so that
+	// rates and alerts on them have a series before the first event.
+	for _, r := range []string{"success", "failure"} {
+		m.configReloads.WithLabelValues(r)
+	}
+	for _, op := range []string{"verify", "resolve"} {
+		m.panics.WithLabelValues(op)
+	}
 	return m, nil
+}
+
+// SetRegistryHosts sets the hosts that label
+// signgate_registry_request_duration_seconds by registry: the first
+// MaxRegistryHosts distinct ones (canonical as internal/imageref.Host
+// gives them), replacing those of the previous call; requests to any
+// other host count as "other". The server calls it with the hosts of the
+// policies' globs whenever they are compiled.
+func (m *Metrics) SetRegistryHosts(hosts []string) {
+	if m == nil {
+		return
+	}
+	set := make(map[string]struct{}, min(len(hosts), MaxRegistryHosts))
+	for _, h := range hosts {
+		if len(set) == MaxRegistryHosts {
+			break
+		}
+		if h = imageref.Host(h); h != "" && h != "other" {
+			set[h] = struct{}{}
+		}
+	}
+	m.registryHosts.Store(&set)
+}
+
+// registryLabel is host's registry label: itself, canonical, when
+// SetRegistryHosts named it, else "other".
+func (m *Metrics) registryLabel(host string) string {
+	p := m.registryHosts.Load()
+	if p == nil {
+		return "other"
+	}
+	host = imageref.Host(host)
+	if _, ok := (*p)[host]; ok {
+		return host
+	}
+	return "other"
+}
+
+// RegistryRequestDuration implements verifier.RegistryLatencyObserver.
+func (m *Metrics) RegistryRequestDuration(host, operation string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	if !registryOperations[operation] {
+		operation = "other"
+	}
+	m.registryTime.WithLabelValues(m.registryLabel(host), operation).Observe(d.Seconds())
 }
 
 // CacheRequest implements verifier.Observer.
@@ -136,4 +213,7 @@ func (m *Metrics) observeFindings(list []Finding) {
 	}
 }
 
-var _ verifier.Observer = (*Metrics)(nil)
+var (
+	_ verifier.Observer                = (*Metrics)(nil)
+	_ verifier.RegistryLatencyObserver = (*Metrics)(nil)
+)

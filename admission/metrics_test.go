@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,6 +28,7 @@ func TestMetricNames(t *testing.T) {
 	m.Verification("verified")
 	m.ConfigReload("success")
 	m.Panic("verify")
+	m.RegistryRequestDuration("ghcr.io", "manifest", time.Millisecond)
 	m.observeAdmission("validate", "CREATE", "Pod", "allowed", 0)
 	m.observeFindings([]Finding{{Severity: SeverityWarn, Code: CodeNotVerified, Policy: "ClusterImagePolicy corp"}})
 	families, err := reg.Gather()
@@ -44,6 +46,7 @@ func TestMetricNames(t *testing.T) {
 		"signgate_config_reloads_total",
 		"signgate_panics_total",
 		"signgate_policy_findings_total",
+		"signgate_registry_request_duration_seconds",
 		"signgate_registry_requests_total",
 		"signgate_verifications_total",
 	}
@@ -55,6 +58,8 @@ func TestMetricNames(t *testing.T) {
 	nilMetrics.CacheRequest("tag", "miss")
 	nilMetrics.observeAdmission("mutate", "CREATE", "Pod", "allowed", 0)
 	nilMetrics.observeFindings([]Finding{{Severity: SeverityDeny, Code: CodeImageEmpty}})
+	nilMetrics.SetRegistryHosts([]string{"ghcr.io"})
+	nilMetrics.RegistryRequestDuration("ghcr.io", "blob", time.Second)
 }
 
 // TestOneLogLinePerAdmission: the boundary logs one line per review with

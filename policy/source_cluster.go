@@ -62,6 +62,10 @@ type ClusterOptions struct {
 	FetchTUF FetchTUF
 	// TUFTimeout bounds one fetch of a TUF repository. Default 30s.
 	TUFTimeout time.Duration
+	// OnCompile, when set, is called with the Summary of each
+	// compilation (every change and every Resync), from the Run
+	// goroutine, after the new view is in place (Snapshot returns it).
+	OnCompile func(Summary)
 }
 
 // ClusterSource serves trust policies from the cluster: informers for
@@ -270,6 +274,15 @@ func (s *ClusterSource) Run(ctx context.Context) error {
 	}
 }
 
+// Summary describes the current view: policies by state, the registry
+// hosts their globs name. Zero before the first compilation.
+func (s *ClusterSource) Summary() Summary {
+	if v := s.cur.Load(); v != nil {
+		return v.snap.trust.summary
+	}
+	return Summary{}
+}
+
 // Generation counts the compilations caused by a change (a policy, a
 // namespace, a TrustRoot or a Secret or ConfigMap they reference; a TUF
 // refresh), not the periodic Resync: a consumer that re-decides
@@ -357,6 +370,9 @@ func (s *ClusterSource) rebuild(ctx context.Context) {
 	}
 	slices.SortFunc(view.invalid, func(a, b *InvalidPolicyError) int { return strings.Compare(a.Policy, b.Policy) })
 	s.cur.Store(view)
+	if s.opts.OnCompile != nil {
+		s.opts.OnCompile(trust.summary)
+	}
 	s.once.Do(func() { close(s.ready) })
 }
 

@@ -40,6 +40,11 @@ type FileOptions struct {
 	TrustRoots map[string][]byte
 	// Logger receives reload errors and invalid policies. Default: discard.
 	Logger *slog.Logger
+	// OnCompile, when set, is called with the Summary of each new view,
+	// after it is in place (Snapshot returns it): from NewFileSource for
+	// the first, then from Reload when the directory changed. Calls do
+	// not overlap.
+	OnCompile func(Summary)
 }
 
 // FileSource serves trust policies from a directory of YAML files
@@ -108,6 +113,10 @@ func (s *FileSource) Ready() bool { return s.cur.Load() != nil }
 // InvalidPolicies lists the policies of the current view that did not
 // compile (their images are denied), sorted by policy.
 func (s *FileSource) InvalidPolicies() []*InvalidPolicyError { return s.cur.Load().invalid }
+
+// Summary describes the current view: policies by state, the registry
+// hosts their globs name.
+func (s *FileSource) Summary() Summary { return s.cur.Load().snap.trust.summary }
 
 // LastError is the error of the last reload, nil when it succeeded.
 func (s *FileSource) LastError() error {
@@ -191,6 +200,9 @@ func (s *FileSource) reload() (bool, error) {
 	slices.SortFunc(view.invalid, func(a, b *InvalidPolicyError) int { return strings.Compare(a.Policy, b.Policy) })
 	s.sum = sum
 	s.cur.Store(view)
+	if s.opts.OnCompile != nil {
+		s.opts.OnCompile(trust.summary)
+	}
 	s.log.Info("policy directory loaded", "dir", s.dir, "policies", len(objs.policies), "invalid", len(view.invalid))
 	return true, nil
 }

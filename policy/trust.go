@@ -133,6 +133,7 @@ func (p *compiledPolicy) matches(nsLabels labels.Set, names []string) bool {
 type trustSet struct {
 	cluster     []*compiledPolicy            // sorted by name
 	byNamespace map[string][]*compiledPolicy // ImagePolicies, sorted by name
+	summary     Summary
 }
 
 func (t *trustSet) requirements(namespace string, nsLabels map[string]string, repo imageref.Repo) []Requirement {

@@ -104,6 +104,7 @@ func (c *compiler) compile(objs []*policyObject) (*trustSet, []compileResult) {
 	for _, ps := range t.byNamespace {
 		sortPolicies(ps)
 	}
+	t.summary = c.summarize(results, t, st)
 	c.keys, c.roots = st.keys, st.roots
 	return t, results
 }

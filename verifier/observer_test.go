@@ -2,8 +2,10 @@ package verifier_test
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -62,5 +64,68 @@ func TestObserver(t *testing.T) {
 	defer obs.mu.Unlock()
 	if diff := cmp.Diff(want, obs.events); diff != "" {
 		t.Errorf("events (-want +got):\n%s", diff)
+	}
+}
+
+// latencyObserver is a countingObserver that also takes latencies
+// (verifier.RegistryLatencyObserver), as "latency/host/operation".
+type latencyObserver struct {
+	countingObserver
+	negative bool
+}
+
+func (o *latencyObserver) RegistryRequestDuration(host, op string, d time.Duration) {
+	o.add("latency/" + host + "/" + op)
+	if d < 0 {
+		o.mu.Lock()
+		o.negative = true
+		o.mu.Unlock()
+	}
+}
+
+// TestRegistryLatencyObserver: an Observer that is a
+// RegistryLatencyObserver gets one latency, with the host the request went
+// to, per registry request; a plain Observer keeps working (TestObserver).
+func TestRegistryLatencyObserver(t *testing.T) {
+	t.Parallel()
+	reg, alice, _ := signedApp(t)
+	obs := &latencyObserver{countingObserver: countingObserver{events: map[string]int{}}}
+	v := newVerifier(t, reg, verifier.Options{Observer: obs})
+	ref, err := verifier.ParseReference(reg.Host + "/team/app:v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := v.Resolve(t.Context(), ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Verify(t.Context(), got, newSet(t, 0, authority("alice", alice))); err != nil {
+		t.Fatal(err)
+	}
+	obs.mu.Lock()
+	defer obs.mu.Unlock()
+	requests, latencies := map[string]int{}, map[string]int{}
+	for e, n := range obs.events {
+		kind, rest, _ := strings.Cut(e, "/")
+		switch kind {
+		case "registry":
+			op, _, _ := strings.Cut(rest, "/")
+			requests[op] += n
+		case "latency":
+			host, op, _ := strings.Cut(rest, "/")
+			if host != reg.Host {
+				t.Errorf("latency for host %q, want %q", host, reg.Host)
+			}
+			latencies[op] += n
+		}
+	}
+	if len(requests) == 0 {
+		t.Fatal("no registry requests observed")
+	}
+	if diff := cmp.Diff(requests, latencies); diff != "" {
+		t.Errorf("latencies per operation differ from requests (-requests +latencies):\n%s", diff)
+	}
+	if obs.negative {
+		t.Error("a negative latency")
 	}
 }

@@ -71,6 +71,18 @@ type Observer interface {
 	Panic(op string)
 }
 
+// RegistryLatencyObserver is an Observer that also receives the latency of
+// each registry request. The Verifier checks for it by type assertion, so
+// an Observer written before it existed keeps working unchanged.
+type RegistryLatencyObserver interface {
+	// RegistryRequestDuration: host is the request URL's host[:port] as
+	// sent (a token realm's host for "token", a mirror's for a mirrored
+	// read), operation as for RegistryRequest, d the time from sending the
+	// request to its response headers or its transport error. Called once
+	// per RegistryRequest, just before it.
+	RegistryRequestDuration(host, operation string, d time.Duration)
+}
+
 // Options are the optional settings of a Verifier. The zero value is usable:
 // every field states its default.
 type Options struct {

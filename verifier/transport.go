@@ -73,6 +73,7 @@ func (v *Verifier) pullerBuilder(kc authn.Keychain) func() (*remote.Puller, erro
 		creds:       &credentialGuard{keychain: kc},
 		realms:      newRealmRules(append(DefaultTokenRealms(), o.TokenRealms...)),
 	}
+	rt.latency, _ = o.Observer.(RegistryLatencyObserver)
 	return func() (*remote.Puller, error) {
 		return remote.NewPuller(
 			remote.WithTransport(rt),
@@ -267,6 +268,7 @@ type registryTransport struct {
 	maxSig      int64       // manifests and referrers read for signature layouts (signatureData)
 	budget      *byteBudget // nil: bodies are not accounted
 	obs         Observer
+	latency     RegistryLatencyObserver // obs, when it is one; else nil
 	creds       *credentialGuard
 	realms      realmRules
 }
@@ -281,7 +283,11 @@ func (t *registryTransport) RoundTrip(req *http.Request) (*http.Response, error)
 		return nil, err
 	}
 	op := operation(req.URL.Path)
+	start := time.Now()
 	resp, err := t.base.RoundTrip(req)
+	if t.latency != nil {
+		t.latency.RegistryRequestDuration(req.URL.Host, op, time.Since(start))
+	}
 	if err != nil {
 		t.obs.RegistryRequest(op, 0)
 		if upgraded && notTLS(err) {

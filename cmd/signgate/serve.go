@@ -55,6 +55,7 @@ func serve(ctx context.Context, o serveOptions, stderr io.Writer) error {
 	log := newLogger(o.LogFormat, level, stderr)
 	defer routeLibraryLogs(log, level)()
 	applyMemoryLimit(log)
+	o.Version = versionString() // signgate_build_info
 	s, err := server.New(ctx, o.Options, log)
 	if err != nil {
 		return exitWith(exitUsage, err)

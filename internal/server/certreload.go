@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"time"
 )
 
 // certReloader serves the certificate from files, re-reading them when
@@ -42,6 +43,16 @@ func (c *certReloader) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, e
 		return nil, errors.New("no TLS certificate loaded")
 	}
 	return c.cert, nil
+}
+
+// notAfter is the expiry of the certificate loaded last; zero when none.
+func (c *certReloader) notAfter() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cert == nil || c.cert.Leaf == nil {
+		return time.Time{}
+	}
+	return c.cert.Leaf.NotAfter
 }
 
 func (c *certReloader) loaded() bool {

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"time"
 )
 
 // clientCAReloader holds the CAs of --client-ca-file, re-reading the file
@@ -21,9 +22,10 @@ type clientCAReloader struct {
 	file string
 	log  *slog.Logger
 
-	mu    sync.Mutex
-	pool  *x509.CertPool
-	stamp string // mtime and size of the file last read
+	mu       sync.Mutex
+	pool     *x509.CertPool
+	notAfter time.Time // the earliest NotAfter of pool's CAs
+	stamp    string    // mtime and size of the file last read
 }
 
 // newClientCAReloader reads file once: a missing or unusable file is an
@@ -89,23 +91,31 @@ func (c *clientCAReloader) reload() error {
 		return nil
 	}
 	c.stamp = stamp // a half-written file is retried when it changes again
-	pool, err := readClientCAs(c.file)
+	pool, notAfter, err := readClientCAs(c.file)
 	if err != nil {
 		return err
 	}
 	if c.pool != nil {
 		c.log.Info("client CAs reloaded", "file", c.file)
 	}
-	c.pool = pool
+	c.pool, c.notAfter = pool, notAfter
 	return nil
+}
+
+// expiry is the earliest NotAfter of the CAs loaded last.
+func (c *clientCAReloader) expiry() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.notAfter
 }
 
 // readClientCAs parses every CERTIFICATE block of file; at least one is
 // required, and one that does not parse is an error rather than skipped.
-func readClientCAs(file string) (*x509.CertPool, error) {
+// notAfter is the earliest of their NotAfter.
+func readClientCAs(file string) (_ *x509.CertPool, notAfter time.Time, _ error) {
 	data, err := os.ReadFile(file)
 	if err != nil {
-		return nil, fmt.Errorf("read --client-ca-file %s: %w", file, pathErrCause(err))
+		return nil, notAfter, fmt.Errorf("read --client-ca-file %s: %w", file, pathErrCause(err))
 	}
 	pool := x509.NewCertPool()
 	n := 0
@@ -119,15 +129,18 @@ func readClientCAs(file string) (*x509.CertPool, error) {
 		}
 		cert, err := x509.ParseCertificate(block.Bytes)
 		if err != nil {
-			return nil, fmt.Errorf("parse --client-ca-file %s: certificate %d: %w", file, n+1, err)
+			return nil, notAfter, fmt.Errorf("parse --client-ca-file %s: certificate %d: %w", file, n+1, err)
 		}
 		pool.AddCert(cert)
+		if n == 0 || cert.NotAfter.Before(notAfter) {
+			notAfter = cert.NotAfter
+		}
 		n++
 	}
 	if n == 0 {
-		return nil, fmt.Errorf("--client-ca-file %s: no PEM certificates", file)
+		return nil, notAfter, fmt.Errorf("--client-ca-file %s: no PEM certificates", file)
 	}
-	return pool, nil
+	return pool, notAfter, nil
 }
 
 // pathErrCause drops the operation and path an *fs.PathError repeats

@@ -52,6 +52,9 @@ type Options struct {
 	// Audit is the background audit (internal/audit); off when its
 	// Interval is 0. Needs a cluster (not PolicyDir).
 	Audit AuditOptions
+	// Version is the version signgate_build_info reports (`signgate
+	// version`'s); "" reports "unknown".
+	Version string
 }
 
 // AuditOptions configure the background audit: a rescan every Interval
@@ -97,15 +100,18 @@ func New(ctx context.Context, o Options, log *slog.Logger) (*Server, error) {
 	}
 	s.certs = certs
 	tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.GetCertificate}
+	expiry := certExpiryCollector{serving: certs.notAfter}
 	if o.ClientCAFile != "" {
 		cas, err := newClientCAReloader(o.ClientCAFile, log)
 		if err != nil {
 			return nil, err
 		}
 		cas.configure(tlsConfig)
+		expiry.clientCA = cas.expiry
 	}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		buildInfo(o.Version), expiry)
 	metrics, err := admission.NewMetrics(reg)
 	if err != nil {
 		return nil, err
@@ -120,12 +126,18 @@ func New(ctx context.Context, o Options, log *slog.Logger) (*Server, error) {
 		s.Close()
 		return nil, err
 	}
-	if s.policies, err = s.policySource(ctx, o); err != nil {
+	// Each compilation of the policies names the registry hosts that
+	// label registry request latency.
+	onCompile := func(sum policy.Summary) { metrics.SetRegistryHosts(sum.Hosts) }
+	if s.policies, err = s.policySource(ctx, o, onCompile); err != nil {
 		s.Close()
 		return nil, err
 	}
 	if ts, ok := s.policies.(trustRootStatuser); ok {
 		reg.MustRegister(newTrustRootCollector(ts.TrustRootStatus))
+	}
+	if ps, ok := s.policies.(summarizer); ok {
+		reg.MustRegister(policiesCollector{summary: ps.Summary})
 	}
 	gopts := admission.Options{Verifier: v, Policies: s.policies, Config: cfg, Namespace: o.Namespace}
 	if o.PodPullSecrets {

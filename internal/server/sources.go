@@ -36,12 +36,13 @@ func (s *Server) watchConfig(ctx context.Context, file string, m *admission.Metr
 	return w, nil
 }
 
-// policySource loads policies from --policy-dir, or from the cluster.
-func (s *Server) policySource(ctx context.Context, o Options) (policy.Source, error) {
+// policySource loads policies from --policy-dir, or from the cluster;
+// onCompile receives the summary of every compiled view.
+func (s *Server) policySource(ctx context.Context, o Options, onCompile func(policy.Summary)) (policy.Source, error) {
 	if o.PolicyDir == "" {
-		return s.clusterSource(ctx, o)
+		return s.clusterSource(ctx, o, onCompile)
 	}
-	src, err := policy.NewFileSource(o.PolicyDir, policy.FileOptions{GateNamespace: o.Namespace, Logger: s.log})
+	src, err := policy.NewFileSource(o.PolicyDir, policy.FileOptions{GateNamespace: o.Namespace, Logger: s.log, OnCompile: onCompile})
 	if err != nil {
 		return nil, err
 	}
@@ -51,7 +52,7 @@ func (s *Server) policySource(ctx context.Context, o Options) (policy.Source, er
 
 // clusterSource follows policies and namespaces in the cluster through
 // informers; /readyz stays false until their caches have synced.
-func (s *Server) clusterSource(ctx context.Context, o Options) (policy.Source, error) {
+func (s *Server) clusterSource(ctx context.Context, o Options, onCompile func(policy.Summary)) (policy.Source, error) {
 	rc, err := RESTConfig(o.Kubeconfig, "")
 	if err != nil {
 		return nil, err
@@ -65,7 +66,7 @@ func (s *Server) clusterSource(ctx context.Context, o Options) (policy.Source, e
 		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
 	tuf := &tufroot.Fetcher{}
-	src, err := policy.NewClusterSource(dyn, kube, o.Namespace, policy.ClusterOptions{Logger: s.log, FetchTUF: tuf.Fetch})
+	src, err := policy.NewClusterSource(dyn, kube, o.Namespace, policy.ClusterOptions{Logger: s.log, FetchTUF: tuf.Fetch, OnCompile: onCompile})
 	if err != nil {
 		return nil, err
 	}
