@@ -235,9 +235,24 @@ func (e *AnswerError) Problem() string {
 	return reasonUnusable
 }
 
+// CredentialError is an error of the gate's keychain (Options.Keychain)
+// that is not the registry's: credentials from the gate's cloud identity
+// that could not be obtained (internal/cloudauth). The operation is
+// undecided — retried, never a definite denial — with CredentialProblem as
+// its reason: a short phrase of signgate's own that follows the
+// registry's name and names the setting, never a token service's text.
+type CredentialError interface {
+	error
+	CredentialProblem() string
+}
+
 // classify turns a failed registry operation into one of the typed errors
 // above: the one place registry errors are classified.
 func classify(op, ref string, err error) error {
+	var cred CredentialError
+	if errors.As(err, &cred) {
+		return &UndecidedError{Op: op, Ref: ref, Reason: cred.CredentialProblem(), Err: err}
+	}
 	if rule := ruleProblem(err); rule != "" {
 		r := &RefusedError{Op: op, Ref: ref, Rule: rule, Err: err}
 		switch {

@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -320,10 +321,12 @@ func (k *Keychain) store(scope, name, host string, tok Token, err error) {
 	}
 	e.used = now
 	if err != nil {
-		e.err = fmt.Errorf("%s credentials for %s: %w (registry.cloudCredentials; docs/helm.md, \"Cloud registry credentials\")", name, host, err)
+		e.err = &ExchangeError{Provider: name, Host: host, Err: err}
 		e.retryAt = now.Add(k.failureHold)
 		if now.Before(e.token.Expires) {
-			k.log.Warn("cloud credential refresh failed; using the current one until it expires", "provider", name, "registry", host, "expires", e.token.Expires, "err", err)
+			k.log.Warn("cloud credential refresh failed; using the current one until it expires", "provider", name, "registry", host, "expires", e.token.Expires, "err", bounded(err))
+		} else {
+			k.log.Warn("cloud credential exchange failed; reads of this registry are undecided", "provider", name, "registry", host, "retry_seconds", k.failureHold.Seconds(), "err", bounded(err))
 		}
 		return
 	}
@@ -349,6 +352,41 @@ func (k *Keychain) evict() {
 		}
 	}
 	delete(k.entries, oldest)
+}
+
+// ExchangeError is a failed exchange of the gate's cloud identity for a
+// registry credential. The verifier reads it as a verifier.CredentialError:
+// the image is undecided (retried), and the denial names the provider and
+// the setting in signgate's words; the cloud's error is logged, not
+// shown to the tenant.
+type ExchangeError struct {
+	Provider string
+	Host     string
+	Err      error
+}
+
+func (e *ExchangeError) Error() string {
+	return fmt.Sprintf("%s credentials for %s: %v (registry.cloudCredentials; docs/helm.md, \"Cloud registry credentials\")", e.Provider, e.Host, e.Err)
+}
+
+func (e *ExchangeError) Unwrap() error { return e.Err }
+
+// CredentialProblem implements verifier.CredentialError: it follows the
+// registry's name in a denial.
+func (e *ExchangeError) CredentialProblem() string {
+	return "needs " + e.Provider + " credentials from the gate's workload identity (registry.cloudCredentials), which could not be obtained; the gate's log says why"
+}
+
+// maxLoggedError bounds a cloud's error text in the log.
+const maxLoggedError = 512
+
+// bounded is err's text on one line, at most maxLoggedError bytes.
+func bounded(err error) string {
+	s := strings.Join(strings.Fields(err.Error()), " ")
+	if len(s) > maxLoggedError {
+		s = s[:maxLoggedError] + "…"
+	}
+	return s
 }
 
 // RefreshAt is when a credential obtained at now and expiring at expires

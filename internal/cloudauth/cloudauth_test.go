@@ -190,6 +190,12 @@ func TestFailedRefresh(t *testing.T) {
 	if p.calls.Load() != calls+1 {
 		t.Fatalf("%d exchanges after the hold, want %d", p.calls.Load(), calls+1)
 	}
+	// The verifier reads it as a verifier.CredentialError: undecided, in
+	// signgate's words, without the cloud's text.
+	var ce interface{ CredentialProblem() string }
+	if !errors.As(err, &ce) || strings.Contains(ce.CredentialProblem(), "503") || !strings.Contains(ce.CredentialProblem(), "ecr credentials") {
+		t.Fatalf("error %v: not a credential problem in signgate's words", err)
+	}
 
 	p.fail.Store(false)
 	if _, err := password(t, k, ecrHost); err == nil {
