@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 
@@ -281,7 +282,7 @@ func (d document) problem(field, format string, args ...any) Problem {
 func (d document) unknown(path string, m map[string]any, known ...string) []Problem {
 	var keys []string
 	for k := range m {
-		if !contains(known, k) {
+		if !slices.Contains(known, k) {
 			keys = append(keys, k)
 		}
 	}
@@ -295,13 +296,4 @@ func (d document) unknown(path string, m map[string]any, known ...string) []Prob
 		out = append(out, d.problem(f, "not a field signgate knows how to convert; left out"))
 	}
 	return out
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

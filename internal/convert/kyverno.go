@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -51,7 +52,7 @@ func (k *kyverno) report(field, format string, args ...any) {
 // convertKyverno converts a ClusterPolicy or Policy.
 func convertKyverno(d document, o Options) ([]Object, []Problem) {
 	k := &kyverno{d: d, o: o, namespaced: d.Kind == "Policy"}
-	if !contains(kyvernoVersions, d.APIVersion) {
+	if !slices.Contains(kyvernoVersions, d.APIVersion) {
 		k.report("apiVersion", "%s is not a version this converter knows (%s); the policy is not converted", d.APIVersion, strings.Join(kyvernoVersions, ", "))
 		return nil, k.problems
 	}
@@ -190,7 +191,7 @@ func (k *kyverno) kinds(path string, res map[string]any) {
 		if j := strings.LastIndex(kind, "/"); j >= 0 {
 			kind = kind[j+1:]
 		}
-		if !contains(podKinds, kind) {
+		if !slices.Contains(podKinds, kind) {
 			k.report(fmt.Sprintf("%s.kinds[%d]", path, i), "signgate checks the images of pods and workload templates only, not of %s; the policy applies to pods", kyStr(kv))
 		}
 	}

@@ -3,6 +3,7 @@ package convert
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -51,7 +52,7 @@ func (c *pcConv) unknown(path string, m map[string]any, known ...string) {
 // policy.sigstore.dev; false means the object is not converted.
 func (c *pcConv) checkVersion(versions ...string) bool {
 	_, v, _ := strings.Cut(c.d.APIVersion, "/")
-	if contains(versions, v) {
+	if slices.Contains(versions, v) {
 		return true
 	}
 	c.report("apiVersion", "policy.sigstore.dev version %q is not one this converter knows (%s); the object is not converted", v, strings.Join(versions, ", "))
