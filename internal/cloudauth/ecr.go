@@ -74,14 +74,17 @@ func newECR(ctx context.Context, s Settings) (*ecrProvider, error) {
 
 func (p *ecrProvider) Name() string { return cloudhost.ECR }
 
-// Scope implements Provider: an ECR token serves one account in one
-// region.
+// Scope implements Provider: an ECR token serves one region.
 func (p *ecrProvider) Scope(host string) (string, bool) {
-	account, region, ok := cloudhost.ECRRegistry(host)
+	_, region, ok := cloudhost.ECRRegistry(host)
 	if !ok {
 		return "", false
 	}
-	return region + "/" + account, true
+	// An ECR authorization token is the gate's identity in a region: it
+	// serves every registry of the region the identity may read, whatever
+	// its account. One per region, not per account, also bounds the
+	// exchanges a tenant can cause by naming many accounts' hosts.
+	return region, true
 }
 
 func (p *ecrProvider) client(region string) *ecr.Client {

@@ -331,10 +331,10 @@ func TestECRScope(t *testing.T) {
 		host, key string
 		ok        bool
 	}{
-		{"123456789012.dkr.ecr.eu-west-1.amazonaws.com", "eu-west-1/123456789012", true},
-		{"210987654321.dkr.ecr.eu-west-1.amazonaws.com", "eu-west-1/210987654321", true},
-		{"123456789012.dkr.ecr.us-east-2.amazonaws.com", "us-east-2/123456789012", true},
-		{"123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn", "cn-north-1/123456789012", true},
+		{"123456789012.dkr.ecr.eu-west-1.amazonaws.com", "eu-west-1", true},
+		{"210987654321.dkr.ecr.eu-west-1.amazonaws.com", "eu-west-1", true}, // one token per region, any account
+		{"123456789012.dkr.ecr.us-east-2.amazonaws.com", "us-east-2", true},
+		{"123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn", "cn-north-1", true},
 		{"public.ecr.aws", "", false},
 		{"gcr.io", "", false},
 		{"myregistry.azurecr.io", "", false},
