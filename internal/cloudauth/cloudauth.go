@@ -50,7 +50,7 @@ type Provider interface {
 	Name() string
 	// Scope returns the key of the credential host needs: hosts with one
 	// key share one credential (Google's access token serves every host;
-	// an ECR token serves its account and region; an ACR token its
+	// an ECR token serves its region; an ACR token its
 	// registry). ok is false for hosts the provider does not serve.
 	Scope(host string) (key string, ok bool)
 	// Fetch exchanges the identity for a credential for host. ctx bounds
