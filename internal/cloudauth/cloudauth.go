@@ -17,6 +17,7 @@ package cloudauth
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -300,7 +301,7 @@ func (k *Keychain) token(ctx context.Context, p provider, scope, host string) (T
 	e = k.entries[scope]
 	switch {
 	case e == nil:
-		return Token{}, fmt.Errorf("%s credentials for %s: evicted while exchanged; retry", p.Name(), host)
+		return Token{}, &ExchangeError{Provider: p.Name(), Host: host, Err: errors.New("evicted from the cache while exchanged")}
 	case e.err == nil || k.clock.Now().Before(e.token.Expires):
 		return e.token, nil
 	default:

@@ -87,13 +87,20 @@ func (p *ecrProvider) Scope(host string) (string, bool) {
 	return region, true
 }
 
+// maxECRClients bounds the region clients kept: regions come from image
+// names, which tenants write; beyond the bound a client is built per
+// exchange (the keychain's cache makes those rare).
+const maxECRClients = 32
+
 func (p *ecrProvider) client(region string) *ecr.Client {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	c := p.clients[region]
 	if c == nil {
 		c = ecr.NewFromConfig(p.cfg, func(o *ecr.Options) { o.Region = region })
-		p.clients[region] = c
+		if len(p.clients) < maxECRClients {
+			p.clients[region] = c
+		}
 	}
 	return c
 }

@@ -382,3 +382,20 @@ func TestECRCABundle(t *testing.T) {
 		t.Fatalf("Fetch with AWS_CA_BUNDLE: %+v, %v", tok, err)
 	}
 }
+
+// Regions come from tenants' image names: the clients kept are bounded.
+func TestECRClientsBounded(t *testing.T) {
+	startECRFakes(t)
+	p := newTestECR(t, Settings{}).(*ecrProvider)
+	for i := range 2 * maxECRClients {
+		if p.client(fmt.Sprintf("xx-test-%d", i)) == nil {
+			t.Fatal("no client")
+		}
+	}
+	p.mu.Lock()
+	n := len(p.clients)
+	p.mu.Unlock()
+	if n > maxECRClients {
+		t.Fatalf("%d region clients kept, bound %d", n, maxECRClients)
+	}
+}

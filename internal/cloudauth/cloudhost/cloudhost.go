@@ -22,8 +22,10 @@ var Names = []string{ECR, Google, Azure}
 
 // ecrPattern is the private ECR registry host, as amazon-ecr-credential-
 // helper matches it: account ID, optional FIPS endpoint, region, and the
-// partition's domain.
-var ecrPattern = regexp.MustCompile(`^(\d{12})\.dkr[\.\-]ecr(-fips)?\.([a-z0-9][a-z0-9-]*)\.(amazonaws\.com(\.cn)?|sc2s\.sgov\.gov|c2s\.ic\.gov|cloud\.adc-e\.uk|csp\.hci\.ic\.gov)$`)
+// partition's domain. The region must have the shape of an AWS region
+// (us-east-1, us-gov-west-1, cn-north-1, us-isob-east-1): a host is written
+// by whoever writes a pod, and every region is an ECR client and a token.
+var ecrPattern = regexp.MustCompile(`^(\d{12})\.dkr[\.\-]ecr(-fips)?\.([a-z]{2}(?:-[a-z]+)+-[0-9]+)\.(amazonaws\.com(\.cn)?|sc2s\.sgov\.gov|c2s\.ic\.gov|cloud\.adc-e\.uk|csp\.hci\.ic\.gov)$`)
 
 // ECRRegistry splits a private ECR host into its account ID and region.
 func ECRRegistry(host string) (account, region string, ok bool) {
