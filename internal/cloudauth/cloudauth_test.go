@@ -51,22 +51,43 @@ func (p *fakeProvider) Fetch(ctx context.Context, host string) (Token, error) {
 
 const ecrHost = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
 
-func password(t *testing.T, k *Keychain, host string) (string, error) {
+// resolveAuth resolves host through k: its credentials, or nil when k
+// answers anonymous.
+func resolveAuth(t *testing.T, k *Keychain, host string) (*authn.AuthConfig, error) {
 	t.Helper()
 	reg, err := name.NewRegistry(host)
 	if err != nil {
 		t.Fatal(err)
 	}
 	a, err := k.ResolveContext(t.Context(), reg)
-	if err != nil {
-		return "", err
-	}
-	if a == authn.Anonymous {
-		return "anonymous", nil
+	if err != nil || a == authn.Anonymous {
+		return nil, err
 	}
 	cfg, err := authn.Authorization(t.Context(), a)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return cfg, nil
+}
+
+// mustResolveAuth is resolveAuth failing the test on an error.
+func mustResolveAuth(t *testing.T, k *Keychain, host string) *authn.AuthConfig {
+	t.Helper()
+	cfg, err := resolveAuth(t, k, host)
+	if err != nil {
+		t.Fatalf("resolve %s: %v", host, err)
+	}
+	return cfg
+}
+
+func password(t *testing.T, k *Keychain, host string) (string, error) {
+	t.Helper()
+	cfg, err := resolveAuth(t, k, host)
+	if err != nil {
+		return "", err
+	}
+	if cfg == nil {
+		return "anonymous", nil
 	}
 	return cfg.Password, nil
 }

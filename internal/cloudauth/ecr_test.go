@@ -19,8 +19,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
-
 	"github.com/signgate/signgate/internal/cloudauth/cloudhost"
 )
 
@@ -234,21 +232,9 @@ func TestECRKeychain(t *testing.T) {
 	f := startECRFakes(t)
 	p := newTestECR(t, Settings{})
 	k := NewWith([]Provider{p}, Options{})
-	reg, err := name.NewRegistry(testECRHost)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
 	for i := range 2 {
-		a, err := k.ResolveContext(ctx, reg)
-		if err != nil {
-			t.Fatalf("resolve %d: %v", i, err)
-		}
-		cfg, err := a.Authorization()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if cfg.Username != "AWS" || cfg.Password != testECRPassword {
+		cfg := mustResolveAuth(t, k, testECRHost)
+		if cfg == nil || cfg.Username != "AWS" || cfg.Password != testECRPassword {
 			t.Errorf("resolve %d: %q/%q; want AWS/%q", i, cfg.Username, cfg.Password, testECRPassword)
 		}
 	}
@@ -259,10 +245,7 @@ func TestECRKeychain(t *testing.T) {
 		t.Errorf("Provider(%s) = %q", testECRHost, got)
 	}
 	// Other hosts are anonymous.
-	other, _ := name.NewRegistry("gcr.io")
-	if a, err := k.ResolveContext(ctx, other); err != nil {
-		t.Fatal(err)
-	} else if cfg, _ := a.Authorization(); cfg.Username != "" || cfg.Password != "" {
+	if cfg := mustResolveAuth(t, k, "gcr.io"); cfg != nil {
 		t.Errorf("gcr.io got credentials %q", cfg.Username)
 	}
 }

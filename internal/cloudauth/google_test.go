@@ -21,7 +21,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	testingclock "k8s.io/utils/clock/testing"
 )
 
@@ -206,19 +205,8 @@ func TestGoogleKeychain(t *testing.T) {
 	resolve := func(wantPassword string) {
 		t.Helper()
 		for _, host := range []string{"europe-docker.pkg.dev", "gcr.io"} {
-			reg, err := name.NewRegistry(host)
-			if err != nil {
-				t.Fatal(err)
-			}
-			a, err := k.ResolveContext(context.Background(), reg)
-			if err != nil {
-				t.Fatalf("%s: %v", host, err)
-			}
-			cfg, err := a.Authorization()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if cfg.Username != "oauth2accesstoken" || cfg.Password != wantPassword {
+			cfg := mustResolveAuth(t, k, host)
+			if cfg == nil || cfg.Username != "oauth2accesstoken" || cfg.Password != wantPassword {
 				t.Errorf("%s at %v: %s/%s, want oauth2accesstoken/%s", host, fc.Now(), cfg.Username, cfg.Password, wantPassword)
 			}
 		}
